@@ -1,0 +1,67 @@
+"""The ``bench`` command line: a thin Typer group; each verb lives in ``bench/commands``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from bench import __version__
+from bench.commands import datasets as datasets_cmd
+from bench.commands.generate import generate_cmd
+from bench.errors import BenchError
+
+app = typer.Typer(
+    name="bench",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="carbench: generate degraded test sets, run restoration methods, score, report.",
+)
+app.add_typer(datasets_cmd.app, name="datasets")
+app.command("generate")(generate_cmd)
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit"),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if version:
+        typer.echo(f"carbench {__version__}")
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (callable from tests)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BenchError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 1
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", getattr(e, "code", 0))
+        return int(code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted; re-run the same command to resume", err=True)
+        return 130
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

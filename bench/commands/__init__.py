@@ -1,0 +1,1 @@
+"""One module per CLI verb: parse, call the library, print."""

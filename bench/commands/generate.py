@@ -1,0 +1,63 @@
+"""``bench generate``."""
+
+from __future__ import annotations
+
+import typer
+
+from bench.commands.common import (
+    BackendOpt,
+    DataRootOpt,
+    DatasetOpt,
+    DegradationOpt,
+    JobsOpt,
+    OnErrorOpt,
+    ProtocolOpt,
+    SuiteOpt,
+    WorkspaceOpt,
+    plan,
+    workspace,
+)
+from bench.datasets import resolve
+from bench.generate import generate
+from bench.protocols import get_protocol
+
+
+def generate_cmd(
+    dataset: DatasetOpt = None,
+    protocol: ProtocolOpt = None,
+    suite: SuiteOpt = None,
+    degradation: DegradationOpt = None,
+    jobs: JobsOpt = 1,
+    backend: BackendOpt = "threading",
+    on_error: OnErrorOpt = "skip",
+    workspace_dir: WorkspaceOpt = None,
+    data_root: DataRootOpt = None,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace."""
+    ws = workspace(workspace_dir)
+    names, proto_name, degs = plan(dataset, protocol, suite, degradation)
+    proto = get_protocol(proto_name)
+    failures = 0
+    for name in names:
+        ds = resolve(name, ws.root, data_root)
+        s = generate(
+            ws, ds, proto, degs, jobs=jobs, backend=backend, on_error=on_error, progress=progress
+        )
+        ids = ", ".join(d.id for d in degs)
+        if s.done == 0 and not s.failed:
+            typer.echo(
+                f"{ds.name}/{proto.name}: nothing to do, all {s.skipped} image x "
+                f"degradation pairs already generated ({ids})"
+            )
+        else:
+            typer.echo(
+                f"{ds.name}/{proto.name}: generated {s.done}, already present {s.skipped}, "
+                f"failed images {len(s.failed)} ({ids})"
+            )
+        for msg in s.failed:
+            typer.echo(f"  failed: {msg}", err=True)
+        failures += len(s.failed)
+        typer.echo(f"  sets under {ws.set_dir(ds.name, proto.name)}")
+    if failures:
+        typer.echo(f"{failures} image(s) failed and were skipped (see above)", err=True)

@@ -1,0 +1,171 @@
+"""Reading test images strictly and writing outputs atomically.
+
+Reading accepts 8-bit RGB and gray (also palette and bilevel images, converted losslessly, and
+an alpha channel that is fully opaque). Everything else is refused with a message naming the
+file: 16-bit or float samples, real transparency, CMYK and other colour spaces, corrupt or
+truncated files, images smaller than 8x8.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from bench.errors import DiskFullError, ImageError
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".ppm", ".pgm", ".webp")
+MIN_SIZE = 8
+
+
+@dataclass
+class LoadedImage:
+    """A validated uint8 image with the sha256 of the file it came from."""
+
+    pixels: np.ndarray  # HxWx3 RGB or HxW gray, uint8
+    file_sha256: str
+    note: str = ""  # lossless conversion applied, if any
+
+
+def _high_bit_depth(im: Image.Image) -> bool:
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        return True
+    rawmodes = [t[3][0] if isinstance(t[3], tuple) else t[3] for t in getattr(im, "tile", [])]
+    return any(isinstance(r, str) and ("16" in r or "48" in r or "64" in r) for r in rawmodes)
+
+
+def decode_image_bytes(data: bytes, path: str | Path) -> tuple[np.ndarray, str]:
+    """Decode and validate image bytes; return (uint8 pixels, note on conversion)."""
+    if not data:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        if _high_bit_depth(im):
+            raise ImageError(
+                path,
+                f"{_depth_name(im)} samples (mode {im.mode}); carbench needs "
+                "8-bit RGB or gray ground truth - convert it to 8 bit first",
+            )
+        im.load()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image file Pillow can read (unknown format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(path, f"image too large to decode safely ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(path, f"corrupt or truncated image ({e})") from None
+    note = ""
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        alpha = im.convert("RGBA").getchannel("A") if mode in ("P", "PA") else im.getchannel("A")
+        if alpha.getextrema() != (255, 255):
+            raise ImageError(
+                path,
+                "has an alpha channel with transparent pixels; flatten it onto "
+                "a background first (compression benchmarks need opaque images)",
+            )
+        im, note = im.convert("L" if mode == "LA" else "RGB"), "opaque alpha channel dropped"
+    elif mode == "P":
+        im, note = im.convert("RGB"), "palette expanded to RGB"
+    elif mode == "1":
+        im, note = im.convert("L"), "bilevel expanded to 8-bit gray"
+    elif mode == "CMYK":
+        raise ImageError(path, "CMYK image; convert it to RGB with a colour-managed tool first")
+    elif mode not in ("RGB", "L"):
+        raise ImageError(path, f"unsupported image mode {mode}; carbench needs 8-bit RGB or gray")
+    pixels = np.asarray(im)
+    h, w = pixels.shape[:2]
+    if h < MIN_SIZE or w < MIN_SIZE:
+        raise ImageError(
+            path, f"image is {w}x{h} pixels; carbench needs at least {MIN_SIZE}x{MIN_SIZE}"
+        )
+    return pixels, note
+
+
+def _depth_name(im: Image.Image) -> str:
+    return "32-bit float" if im.mode == "F" else ("32-bit integer" if im.mode == "I" else "16-bit")
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    """Read and validate one image file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(path, "is a directory, not an image") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied (cannot read the file)") from None
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    pixels, note = decode_image_bytes(data, path)
+    return LoadedImage(pixels, hashlib.sha256(data).hexdigest(), note)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    try:
+        entries = sorted(folder.iterdir())
+    except PermissionError:
+        raise ImageError(folder, "permission denied (cannot list the folder)") from None
+    except FileNotFoundError:
+        raise ImageError(folder, "folder not found") from None
+    except NotADirectoryError:
+        raise ImageError(folder, "is not a folder") from None
+    return [
+        p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    ]
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file + rename; never leaves a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DiskFullError(
+                f"{path}: disk full while writing ({e.strerror}); nothing "
+                "already written was lost - free space and re-run to resume"
+            ) from None
+        raise
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """Deterministic PNG bytes of a uint8 image (same input, same bytes)."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def write_png_atomic(path: str | Path, pixels: np.ndarray) -> bytes:
+    """Write a PNG atomically and return its bytes."""
+    data = encode_png(pixels)
+    write_bytes_atomic(path, data)
+    return data

@@ -1,0 +1,44 @@
+"""The on-disk workspace layout (default ``./bench-workspace``, or ``BENCH_WORKSPACE``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get("BENCH_WORKSPACE", "bench-workspace"))
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    def set_dir(self, dataset: str, protocol: str) -> Path:
+        return self.root / "sets" / dataset / protocol
+
+    def gt_dir(self, dataset: str, protocol: str) -> Path:
+        """Ground truths changed by the protocol (resized, converted)."""
+        return self.set_dir(dataset, protocol) / "gt"
+
+    def degradation_dir(self, dataset: str, protocol: str, degradation: str) -> Path:
+        return self.set_dir(dataset, protocol) / degradation
+
+    def record_dir(self, dataset: str, protocol: str, degradation: str) -> Path:
+        return self.degradation_dir(dataset, protocol, degradation) / ".records"
+
+    def manifest_path(self, dataset: str, protocol: str, degradation: str) -> Path:
+        return self.degradation_dir(dataset, protocol, degradation) / "manifest.parquet"
+
+    def rel(self, path: Path) -> str:
+        """Path relative to the workspace when inside it (portable), else absolute."""
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def resolve(self, stored: str) -> Path:
+        p = Path(stored)
+        return p if p.is_absolute() else self.root / p

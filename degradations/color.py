@@ -1,0 +1,20 @@
+"""Colour conversions used by the protocols and metrics (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# MATLAB rgb2ycbcr / BT.601 studio range: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+
+
+def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 studio-range luma (16-235) of a uint8 RGB image, as float64 (not rounded)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb_to_y expects an HxWx3 image, got shape {rgb.shape}")
+    return rgb.astype(np.float64) @ _Y_WEIGHTS + 16.0
+
+
+def rgb_to_y_uint8(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 studio-range luma rounded to uint8, as MATLAB/KAIR do for uint8 input."""
+    return np.clip(np.round(rgb_to_y(rgb)), 0, 255).astype(np.uint8)

@@ -1,0 +1,93 @@
+"""Double JPEG: QF1 -> decode -> drop the first ``dy`` rows and ``dx`` columns -> QF2.
+
+Aligned is shift (0, 0). FBCNN's non-aligned test uses (4, 4); the CODiff supplementary's
+"remove the first eight rows and columns" is (8, 8), which keeps the luma grid aligned but moves
+the 16-pixel 4:2:0 chroma MCU grid (see notes in the README). The ground truth is cropped the
+same way as the intermediate image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+from degradations.base import Degradation, DegradedImage
+from degradations.jpeg import (
+    _PIL_SUBSAMPLING,
+    check_quality,
+    decode_jpeg,
+    decode_jpeg_pil,
+    encode_jpeg,
+    libjpeg_version,
+)
+
+
+@dataclass(frozen=True)
+class DoubleJpeg(Degradation):
+    """Id ``jpeg2-q10-q30`` (aligned), ``jpeg2-q10-q30-s4x4`` (rows x columns dropped)."""
+
+    q1: int
+    q2: int
+    dy: int = 0
+    dx: int = 0
+    chroma: str = "420"
+
+    kind: ClassVar[str] = "jpeg2"
+    bitstream_ext: ClassVar[str] = ".jpg"
+
+    def __post_init__(self) -> None:
+        check_quality(self.q1)
+        check_quality(self.q2)
+        for name, v in (("rows", self.dy), ("columns", self.dx)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(
+                    f"double-JPEG shift ({name}) must be a non-negative integer, got {v!r}"
+                )
+        if self.chroma not in _PIL_SUBSAMPLING:
+            raise ValueError(f"jpeg2 chroma must be one of 420, 422, 444, got {self.chroma!r}")
+
+    @property
+    def id(self) -> str:
+        shift = f"-s{self.dy}x{self.dx}" if (self.dy, self.dx) != (0, 0) else ""
+        chroma = "" if self.chroma == "420" else f"-{self.chroma}"
+        return f"jpeg2-q{self.q1}-q{self.q2}{shift}{chroma}"
+
+    def check_image(self, shape: tuple[int, ...]) -> None:
+        h, w = shape[:2]
+        if h - self.dy < 8 or w - self.dx < 8:
+            raise ValueError(
+                f"a shift of {self.dy}x{self.dx} (rows x columns) leaves {h - self.dy}x{w - self.dx} "
+                f"pixels of a {h}x{w} image; at least 8x8 must remain"
+            )
+
+    def apply(self, gt: np.ndarray) -> DegradedImage:
+        self.check_image(gt.shape)
+        first = decode_jpeg_pil(encode_jpeg(gt, self.q1, self.chroma))
+        if self.dy or self.dx:
+            first = first.crop((self.dx, self.dy, first.width, first.height))
+            gt = np.ascontiguousarray(gt[self.dy :, self.dx :])
+        data = encode_jpeg(first, self.q2, self.chroma)
+        return DegradedImage(data, decode_jpeg(data), gt, gt_changed=bool(self.dy or self.dx))
+
+    def params(self) -> dict:
+        return {
+            "qf1": self.q1,
+            "qf2": self.q2,
+            "shift_rows": self.dy,
+            "shift_cols": self.dx,
+            "grid": self.grid(),
+            "chroma": self.chroma,
+        }
+
+    def grid(self) -> str:
+        """``aligned``, ``luma-aligned`` (chroma MCU grid moved) or ``misaligned``."""
+        if self.dy % 8 or self.dx % 8:
+            return "misaligned"
+        mcu_h, mcu_w = {"420": (16, 16), "422": (8, 16), "444": (8, 8)}[self.chroma]
+        return "aligned" if self.dy % mcu_h == 0 and self.dx % mcu_w == 0 else "luma-aligned"
+
+    def encoder(self) -> str:
+        return f"Pillow {Image.__version__} / {libjpeg_version()}"

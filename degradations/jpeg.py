@@ -1,0 +1,156 @@
+"""JPEG through libjpeg-turbo (Pillow's bundled build), byte-identical to OpenCV ``imencode``.
+
+Settings are those of the papers' test scripts: baseline, accurate integer DCT ("islow"),
+standard Annex K Huffman tables (no optimisation), IJG quality scaling clamped to 255, chroma
+4:2:0 unless asked otherwise, 1-component JPEG for gray images.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image, features
+
+from degradations.base import Degradation, DegradedImage
+from degradations.color import rgb_to_y_uint8
+
+CHROMA_MODES = ("420", "422", "444", "gray")
+_PIL_SUBSAMPLING = {"444": 0, "422": 1, "420": 2}
+
+# ITU-T T.81 Annex K tables K.1 (luminance) and K.2 (chrominance), natural (row-major) order.
+ANNEX_K_LUMA = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=np.int64,
+)
+ANNEX_K_CHROMA = np.full((8, 8), 99, dtype=np.int64)
+ANNEX_K_CHROMA[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
+
+
+def check_quality(qf: int) -> int:
+    """Validate a JPEG quality factor (integer 1-100) and return it."""
+    if isinstance(qf, bool) or not isinstance(qf, (int, np.integer)) or not 1 <= int(qf) <= 100:
+        raise ValueError(f"JPEG quality factor must be an integer from 1 to 100, got {qf!r}")
+    return int(qf)
+
+
+def ijg_quant_tables(qf: int, baseline: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Luma and chroma quantisation tables (8x8, natural order) of the IJG quality scaling.
+
+    scale = 5000/QF below 50, else 200 - 2 QF; entry = (base * scale + 50) // 100, at least 1
+    and, for baseline JPEG, at most 255.
+    """
+    qf = check_quality(qf)
+    scale = 5000 // qf if qf < 50 else 200 - 2 * qf
+    hi = 255 if baseline else 32767
+    return tuple(np.clip((t * scale + 50) // 100, 1, hi) for t in (ANNEX_K_LUMA, ANNEX_K_CHROMA))
+
+
+def _as_pil(img: np.ndarray | Image.Image) -> Image.Image:
+    return img if isinstance(img, Image.Image) else Image.fromarray(np.ascontiguousarray(img))
+
+
+def encode_jpeg(img: np.ndarray | Image.Image, qf: int, chroma: str = "420") -> bytes:
+    """Encode a uint8 RGB (HxWx3) or gray (HxW) image as baseline JPEG.
+
+    ``chroma`` is the subsampling of colour images (420, 422, 444); gray images always give a
+    1-component file. Output equals ``cv2.imencode('.jpg', bgr, [IMWRITE_JPEG_QUALITY, qf])``
+    (with the matching sampling-factor flag for 422/444).
+    """
+    qf = check_quality(qf)
+    if chroma not in _PIL_SUBSAMPLING:
+        raise ValueError(f"chroma subsampling must be one of 420, 422, 444, got {chroma!r}")
+    pil = _as_pil(img)
+    if pil.mode not in ("RGB", "L"):
+        raise ValueError(f"encode_jpeg expects an RGB or gray uint8 image, got mode {pil.mode}")
+    buf = io.BytesIO()
+    opts = {"quality": qf, "optimize": False, "progressive": False}
+    if pil.mode == "RGB":
+        opts["subsampling"] = _PIL_SUBSAMPLING[chroma]
+    pil.save(buf, "JPEG", **opts)
+    return buf.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode JPEG bytes to uint8 RGB (3 components) or gray (1 component), libjpeg defaults."""
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        if im.mode not in ("RGB", "L"):
+            im = im.convert("RGB")
+        return np.asarray(im)
+
+
+def decode_jpeg_pil(data: bytes) -> Image.Image:
+    """Decode JPEG bytes to a loaded Pillow image (no numpy copy)."""
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def read_quant_tables(data: bytes) -> list[np.ndarray]:
+    """Quantisation tables stored in a JPEG file, as 8x8 arrays in natural order."""
+    with Image.open(io.BytesIO(data)) as im:
+        tables = im.quantization
+    return [np.asarray(tables[k], dtype=np.int64).reshape(8, 8) for k in sorted(tables)]
+
+
+def libjpeg_version() -> str:
+    """Version string of the libjpeg(-turbo) inside Pillow."""
+    turbo = features.check_feature("libjpeg_turbo")
+    version = features.version("jpg") or "unknown"
+    return f"{'libjpeg-turbo' if turbo else 'libjpeg'} {version}"
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """Gray (HxW) as is; colour converted to BT.601 studio-range Y rounded to uint8."""
+    return img if img.ndim == 2 else rgb_to_y_uint8(img)
+
+
+@dataclass(frozen=True)
+class Jpeg(Degradation):
+    """Single JPEG at quality ``q`` (id ``jpeg-q10``; ``jpeg-q10-444``; ``jpeg-q10-gray``).
+
+    With chroma ``gray`` a colour ground truth is converted to BT.601 Y first and scored as gray.
+    """
+
+    q: int
+    chroma: str = "420"
+
+    kind: ClassVar[str] = "jpeg"
+    bitstream_ext: ClassVar[str] = ".jpg"
+
+    def __post_init__(self) -> None:
+        check_quality(self.q)
+        if self.chroma not in CHROMA_MODES:
+            raise ValueError(
+                f"jpeg chroma must be one of {', '.join(CHROMA_MODES)}, got {self.chroma!r}"
+            )
+
+    @property
+    def id(self) -> str:
+        return f"jpeg-q{self.q}" + ("" if self.chroma == "420" else f"-{self.chroma}")
+
+    def apply(self, gt: np.ndarray) -> DegradedImage:
+        gt_changed = False
+        if self.chroma == "gray" and gt.ndim == 3:
+            gt, gt_changed = to_gray(gt), True
+        chroma = "420" if self.chroma == "gray" else self.chroma
+        data = encode_jpeg(gt, self.q, chroma)
+        return DegradedImage(data, decode_jpeg(data), gt, gt_changed)
+
+    def params(self) -> dict:
+        return {"qf": self.q, "chroma": self.chroma}
+
+    def encoder(self) -> str:
+        return f"Pillow {Image.__version__} / {libjpeg_version()}"
