@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -82,6 +83,12 @@ def registry() -> dict[str, DatasetInfo]:
         if isinstance(names, dict):  # {pattern: "{:04d}", start: 801, stop: 900}
             names = [names["pattern"].format(i) for i in range(names["start"], names["stop"] + 1)]
         checksums = _read_checksums(name)
+        sha = (e.get("source") or {}).get("sha256")
+        if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+            raise BenchError(
+                f"datasets.yaml: {name}: source.sha256 must be 64 lowercase hex "
+                f"digits in quotes, got {sha!r}"
+            )
         out[name] = DatasetInfo(
             name=name,
             description=e.get("description", ""),

@@ -113,16 +113,16 @@ def _process_image(task: _ImageTask) -> tuple[int, str | None]:
                 "width": w,
                 "height": h,
                 "channels": 1 if out.decoded.ndim == 2 else out.decoded.shape[2],
-                "source": str(task.source),
+                "source_path": str(task.source),
                 "source_sha256": loaded.file_sha256,
                 "source_note": loaded.note,
-                "gt": ws.rel(gt_path),
+                "gt_path": ws.rel(gt_path),
                 "gt_sha256": gt_sha,
-                "bitstream": ws.rel(bitstream),
+                "bitstream_path": ws.rel(bitstream),
                 "bitstream_sha256": _sha256(out.bitstream),
                 "bytes": len(out.bitstream),
                 "bpp": len(out.bitstream) * 8 / (w * h),
-                "decoded": None,
+                "decoded_path": None,
                 "encoder": deg.encoder(),
                 "carbench": carbench_version(),
                 **{f"param_{k}": v for k, v in deg.params().items()},
@@ -130,11 +130,14 @@ def _process_image(task: _ImageTask) -> tuple[int, str | None]:
             }
             if out.gt_changed:
                 dgt = ddir / "gt" / f"{image_id}.png"
-                rec["gt"], rec["gt_sha256"] = ws.rel(dgt), _sha256(write_png_atomic(dgt, out.gt))
+                rec["gt_path"], rec["gt_sha256"] = (
+                    ws.rel(dgt),
+                    _sha256(write_png_atomic(dgt, out.gt)),
+                )
             if deg.stores_decoded:
                 dec = ddir / "decoded" / f"{image_id}.png"
                 write_png_atomic(dec, out.decoded)
-                rec["decoded"] = ws.rel(dec)
+                rec["decoded_path"] = ws.rel(dec)
             write_bytes_atomic(
                 _record_path(ws, task.dataset, proto.name, deg.id, image_id),
                 json.dumps(rec, sort_keys=True).encode(),
@@ -196,7 +199,7 @@ def generate(
             summary.done += done
             if err is not None:
                 summary.failed.append(err)
-                log.error("%s", err)
+                log.debug("failed: %s", err)
                 if fail_fast:
                     raise BenchError(err)
     finally:

@@ -24,6 +24,14 @@ from bench.errors import DiskFullError, ImageError
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".ppm", ".pgm", ".webp")
 MIN_SIZE = 8
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8", "JPEG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"RIFF", "WebP"),
+]
 
 
 @dataclass
@@ -60,6 +68,9 @@ def decode_image_bytes(data: bytes, path: str | Path) -> tuple[np.ndarray, str]:
     except ImageError:
         raise
     except UnidentifiedImageError:
+        fmt = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+        if fmt:
+            raise ImageError(path, f"corrupt image ({fmt} signature, unreadable data)") from None
         raise ImageError(path, "not an image file Pillow can read (unknown format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(path, f"image too large to decode safely ({e})") from None

@@ -28,9 +28,15 @@ def registry_path() -> Path:
     )
 
 
-@functools.cache
 def load_registry_file(path: str | None = None) -> dict:
+    """The parsed registry (cached per file path and modification time)."""
     p = Path(path) if path else registry_path()
+    return _load(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+@functools.cache
+def _load(path: str, _mtime: int) -> dict:
+    p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -59,8 +59,8 @@ class DoubleJpeg(Degradation):
         h, w = shape[:2]
         if h - self.dy < 8 or w - self.dx < 8:
             raise ValueError(
-                f"a shift of {self.dy}x{self.dx} (rows x columns) leaves {h - self.dy}x{w - self.dx} "
-                f"pixels of a {h}x{w} image; at least 8x8 must remain"
+                f"a shift of {self.dy}x{self.dx} (rows x columns) leaves "
+                f"{h - self.dy}x{w - self.dx} pixels of a {h}x{w} image; at least 8x8 must remain"
             )
 
     def apply(self, gt: np.ndarray) -> DegradedImage:

@@ -28,6 +28,9 @@ from degradations.base import Degradation, DegradedImage
 BPG_CHROMA = ("420", "422", "444")
 BPG_COLOR_SPACES = ("ycbcr", "rgb", "ycgco", "ycbcr_bt709", "ycbcr_bt2020")
 BPG_ENCODERS = ("x265", "jctvc")
+# Accurate rounding and full chroma interpolation in swscale's RGB<->YCbCr: without them the
+# round trip alone costs about 0.5 dB (astronaut QP 30: 34.72 dB vs 35.25 dB).
+_SWS_FLAGS = "accurate_rnd+full_chroma_int"
 
 
 class CodecNotFoundError(RuntimeError):
@@ -219,7 +222,7 @@ class Hevc(Degradation):
                     "-i",
                     "-",
                     "-vf",
-                    "scale=out_color_matrix=bt601:out_range=full",
+                    "scale=out_color_matrix=bt601:out_range=full:flags=" + _SWS_FLAGS,
                     "-pix_fmt",
                     pix_fmt,
                     "-color_range",
@@ -250,7 +253,7 @@ class Hevc(Degradation):
                     "-i",
                     str(stream),
                     "-vf",
-                    "scale=in_color_matrix=bt601:in_range=full",
+                    "scale=in_color_matrix=bt601:in_range=full:flags=" + _SWS_FLAGS,
                     "-f",
                     "rawvideo",
                     "-pix_fmt",

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything carbench and its tests need: Debian tools (ffmpeg + libx265) and a
+# virtual environment in .venv with the package (editable) and its Python dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(ffmpeg)
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+# pyiqa needs torchvision; on x86_64 the matching pair is torch 2.14.1 + torchvision 0.29.1.
+.venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1'
+.venv/bin/python -m pip install -q -e '.[dev]'
+# openai-clip (CLIP-IQA) imports pkg_resources, removed in setuptools 81.
+.venv/bin/python -m pip install -q 'setuptools<81'
+echo "setup: done ($(.venv/bin/bench --version))"
