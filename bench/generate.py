@@ -1,16 +1,16 @@
 """``bench generate``: degraded test sets with a manifest per (dataset, protocol, degradation).
 
-Work is per image: the source is read and prepared once, then every requested degradation is
-applied. Each (image, degradation) ends with a small JSON record written after its files, all
-through temp file + rename, so a killed run resumes where it stopped and a re-run does no work.
-``manifest.parquet`` is rebuilt from the records at the end.
+Work is per image: the source is read and prepared once, then every pending degradation is
+applied. Workers write bitstreams (and ground truths or decoded PNGs where needed) through
+temp file + rename and return one record per (image, degradation); the calling process appends
+the records to the set's journal. A killed run therefore resumes where it stopped, a re-run
+does no work, and ``manifest.parquet`` is rebuilt from the journal at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,13 +19,15 @@ from pathlib import Path
 import pandas as pd
 
 from bench.datasets import Dataset
-from bench.errors import BenchError, DiskFullError, ImageError
+from bench.errors import BenchError, ImageError
 from bench.imageio import read_image, write_bytes_atomic, write_png_atomic
+from bench.journal import JournalWriter, read_journal
 from bench.parallel import run_tasks
 from bench.protocols import Protocol
 from bench.provenance import carbench_version
 from bench.workspace import Workspace
 from degradations import Degradation
+from degradations.base import as_array, image_shape
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,6 @@ class GenerateSummary:
     failed: list[str] = field(default_factory=list)  # one message per failed image
     manifests: list[Path] = field(default_factory=list)
 
-    @property
-    def total(self) -> int:
-        return self.done + self.skipped
-
 
 @dataclass(frozen=True)
 class _ImageTask:
@@ -53,70 +51,67 @@ class _ImageTask:
     degradations: tuple[Degradation, ...]
 
 
-def _record_path(ws: Workspace, dataset: str, protocol: str, deg: str, image: str) -> Path:
-    return ws.record_dir(dataset, protocol, deg) / f"{image}.json"
+def _journal_dir(ws: Workspace, dataset: str, protocol: str) -> Path:
+    return ws.set_dir(dataset, protocol) / ".journal"
 
 
-def pending(
-    ws: Workspace, ds: Dataset, protocol: Protocol, degradations: Sequence[Degradation]
-) -> dict[Path, list[Degradation]]:
-    """Per source image, the degradations without a finished record."""
-    todo: dict[Path, list[Degradation]] = {}
-    for deg in degradations:
-        rec_dir = ws.record_dir(ds.name, protocol.name, deg.id)
-        present = {p.stem for p in rec_dir.glob("*.json")} if rec_dir.is_dir() else set()
-        for src in ds.images:
-            if src.stem not in present:
-                todo.setdefault(src, []).append(deg)
-    return todo
+def finished_records(ws: Workspace, dataset: str, protocol: str) -> dict[tuple[str, str], dict]:
+    """Journal records of a set by (degradation, image); the last one wins."""
+    return {
+        (r["degradation"], r["image"]): r for r in read_journal(_journal_dir(ws, dataset, protocol))
+    }
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _process_image(task: _ImageTask) -> tuple[int, str | None]:
-    """Produce every pending degradation of one image. Returns (pairs done, error or None)."""
+def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
+    """Produce every pending degradation of one image. Returns (records, error or None)."""
     ws = Workspace(task.root)
     image_id, proto = task.source.stem, task.protocol
+    records: list[dict] = []
     try:
         loaded = read_image(task.source)
         try:
-            gt, gt_changed = proto.prepare(loaded.pixels)
+            gt, gt_changed = proto.prepare(loaded.image)
         except ValueError as e:
             raise ImageError(task.source, str(e)) from None
         if gt_changed:
             gt_path = ws.gt_dir(task.dataset, proto.name) / f"{image_id}.png"
-            if gt_path.exists():
-                gt_sha = _sha256(gt_path.read_bytes())
-            else:
-                gt_sha = _sha256(write_png_atomic(gt_path, gt))
+            gt_sha = _sha256(write_png_atomic(gt_path, as_array(gt)))
         else:
             gt_path, gt_sha = task.source, loaded.file_sha256
-        done = 0
+        shape = image_shape(gt)
+        gt_rel = ws.rel(gt_path)
+        common = {
+            "dataset": task.dataset,
+            "protocol": proto.name,
+            "image": image_id,
+            "source_path": str(task.source),
+            "source_sha256": loaded.file_sha256,
+            "source_note": loaded.note,
+            "carbench": carbench_version(),
+        }
         for deg in task.degradations:
             try:
-                deg.check_image(gt.shape)
+                deg.check_image(shape)
                 out = deg.apply(gt)
             except ValueError as e:
                 raise ImageError(task.source, f"{deg.id}: {e}") from None
             ddir = ws.degradation_dir(task.dataset, proto.name, deg.id)
             bitstream = ddir / f"{image_id}{deg.bitstream_ext}"
             write_bytes_atomic(bitstream, out.bitstream)
-            h, w = out.decoded.shape[:2]
+            out_shape = image_shape(out.gt)
+            h, w = out_shape[:2]
             rec = {
-                "dataset": task.dataset,
-                "protocol": proto.name,
+                **common,
                 "degradation": deg.id,
                 "kind": deg.kind,
-                "image": image_id,
                 "width": w,
                 "height": h,
-                "channels": 1 if out.decoded.ndim == 2 else out.decoded.shape[2],
-                "source_path": str(task.source),
-                "source_sha256": loaded.file_sha256,
-                "source_note": loaded.note,
-                "gt_path": ws.rel(gt_path),
+                "channels": 1 if len(out_shape) == 2 else out_shape[2],
+                "gt_path": gt_rel,
                 "gt_sha256": gt_sha,
                 "bitstream_path": ws.rel(bitstream),
                 "bitstream_sha256": _sha256(out.bitstream),
@@ -124,37 +119,29 @@ def _process_image(task: _ImageTask) -> tuple[int, str | None]:
                 "bpp": len(out.bitstream) * 8 / (w * h),
                 "decoded_path": None,
                 "encoder": deg.encoder(),
-                "carbench": carbench_version(),
                 **{f"param_{k}": v for k, v in deg.params().items()},
                 **{f"extra_{k}": v for k, v in (out.extra or {}).items()},
             }
             if out.gt_changed:
                 dgt = ddir / "gt" / f"{image_id}.png"
-                rec["gt_path"], rec["gt_sha256"] = (
-                    ws.rel(dgt),
-                    _sha256(write_png_atomic(dgt, out.gt)),
-                )
+                rec["gt_path"] = ws.rel(dgt)
+                rec["gt_sha256"] = _sha256(write_png_atomic(dgt, as_array(out.gt)))
             if deg.stores_decoded:
                 dec = ddir / "decoded" / f"{image_id}.png"
                 write_png_atomic(dec, out.decoded)
                 rec["decoded_path"] = ws.rel(dec)
-            write_bytes_atomic(
-                _record_path(ws, task.dataset, proto.name, deg.id, image_id),
-                json.dumps(rec, sort_keys=True).encode(),
-            )
-            done += 1
-        return done, None
+            records.append(rec)
+        return records, None
     except (ImageError, RuntimeError) as e:
-        return 0, str(e)
+        return records, str(e)
 
 
-def write_manifest(ws: Workspace, dataset: str, protocol: str, deg: str) -> Path | None:
-    """Rebuild ``manifest.parquet`` of one degraded set from its records."""
-    rec_dir = ws.record_dir(dataset, protocol, deg)
-    records = [json.loads(p.read_text()) for p in sorted(rec_dir.glob("*.json"))]
+def write_manifest(ws: Workspace, degradation: str, records: list[dict]) -> Path | None:
+    """Write ``manifest.parquet`` of one degraded set from its records."""
     if not records:
         return None
-    path = ws.manifest_path(dataset, protocol, deg)
+    r0 = records[0]
+    path = ws.manifest_path(r0["dataset"], r0["protocol"], degradation)
     buf = io.BytesIO()
     pd.DataFrame.from_records(records).sort_values("image").to_parquet(buf, index=False)
     write_bytes_atomic(path, buf.getvalue())
@@ -182,46 +169,40 @@ def generate(
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
     summary = GenerateSummary()
-    todo = pending(ws, ds, protocol, degradations)
-    n_pairs = len(ds.images) * len(degradations)
-    summary.skipped = n_pairs - sum(len(v) for v in todo.values())
-    tasks = [_ImageTask(ws.root, ds.name, protocol, src, tuple(degs)) for src, degs in todo.items()]
-    fail_fast = on_error == "fail"
+    done = finished_records(ws, ds.name, protocol.name)
+    tasks = []
+    for src in ds.images:
+        todo = tuple(d for d in degradations if (d.id, src.stem) not in done)
+        summary.skipped += len(degradations) - len(todo)
+        if todo:
+            tasks.append(_ImageTask(ws.root, ds.name, protocol, src, todo))
+    manifests = [ws.manifest_path(ds.name, protocol.name, d.id) for d in degradations]
+    if not tasks and all(m.exists() for m in manifests):
+        summary.manifests = manifests
+        return summary
     try:
-        for done, err in run_tasks(
-            _process_image,
-            tasks,
-            jobs=jobs,
-            backend=backend,
-            desc=f"{ds.name}/{protocol.name}",
-            progress=progress,
-        ):
-            summary.done += done
-            if err is not None:
-                summary.failed.append(err)
-                log.debug("failed: %s", err)
-                if fail_fast:
-                    raise BenchError(err)
+        with JournalWriter(_journal_dir(ws, ds.name, protocol.name)) as journal:
+            for records, err in run_tasks(
+                _process_image,
+                tasks,
+                jobs=jobs,
+                backend=backend,
+                desc=f"{ds.name}/{protocol.name}",
+                progress=progress,
+            ):
+                journal.write(records)
+                for r in records:
+                    done[(r["degradation"], r["image"])] = r
+                summary.done += len(records)
+                if err is not None:
+                    summary.failed.append(err)
+                    log.debug("failed: %s", err)
+                    if on_error == "fail":
+                        raise BenchError(err)
     finally:
-        if tasks or not all(
-            ws.manifest_path(ds.name, protocol.name, d.id).exists() for d in degradations
-        ):
-            for deg in degradations:
-                path = write_manifest(ws, ds.name, protocol.name, deg.id)
-                if path is not None:
-                    summary.manifests.append(path)
-        else:
-            summary.manifests = [
-                ws.manifest_path(ds.name, protocol.name, d.id) for d in degradations
-            ]
+        for deg in degradations:
+            recs = [r for (d, _), r in done.items() if d == deg.id]
+            path = write_manifest(ws, deg.id, recs)
+            if path is not None:
+                summary.manifests.append(path)
     return summary
-
-
-__all__ = [
-    "DiskFullError",
-    "GenerateSummary",
-    "generate",
-    "pending",
-    "read_manifest",
-    "write_manifest",
-]

@@ -9,6 +9,7 @@ truncated files, images smaller than 8x8.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import os
@@ -36,11 +37,16 @@ _MAGIC = [
 
 @dataclass
 class LoadedImage:
-    """A validated uint8 image with the sha256 of the file it came from."""
+    """A validated, decoded image (Pillow mode RGB or L) and the sha256 of its file."""
 
-    pixels: np.ndarray  # HxWx3 RGB or HxW gray, uint8
+    image: Image.Image
     file_sha256: str
     note: str = ""  # lossless conversion applied, if any
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """HxWx3 RGB or HxW gray uint8 array."""
+        return np.asarray(self.image)
 
 
 def _high_bit_depth(im: Image.Image) -> bool:
@@ -50,8 +56,8 @@ def _high_bit_depth(im: Image.Image) -> bool:
     return any(isinstance(r, str) and ("16" in r or "48" in r or "64" in r) for r in rawmodes)
 
 
-def decode_image_bytes(data: bytes, path: str | Path) -> tuple[np.ndarray, str]:
-    """Decode and validate image bytes; return (uint8 pixels, note on conversion)."""
+def decode_image_bytes(data: bytes, path: str | Path) -> tuple[Image.Image, str]:
+    """Decode and validate image bytes; return (RGB or L image, note on any conversion)."""
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
     try:
@@ -95,13 +101,12 @@ def decode_image_bytes(data: bytes, path: str | Path) -> tuple[np.ndarray, str]:
         raise ImageError(path, "CMYK image; convert it to RGB with a colour-managed tool first")
     elif mode not in ("RGB", "L"):
         raise ImageError(path, f"unsupported image mode {mode}; carbench needs 8-bit RGB or gray")
-    pixels = np.asarray(im)
-    h, w = pixels.shape[:2]
+    w, h = im.size
     if h < MIN_SIZE or w < MIN_SIZE:
         raise ImageError(
             path, f"image is {w}x{h} pixels; carbench needs at least {MIN_SIZE}x{MIN_SIZE}"
         )
-    return pixels, note
+    return im, note
 
 
 def _depth_name(im: Image.Image) -> str:
@@ -119,8 +124,8 @@ def read_image(path: str | Path) -> LoadedImage:
         raise ImageError(path, "permission denied (cannot read the file)") from None
     except FileNotFoundError:
         raise ImageError(path, "file not found") from None
-    pixels, note = decode_image_bytes(data, path)
-    return LoadedImage(pixels, hashlib.sha256(data).hexdigest(), note)
+    image, note = decode_image_bytes(data, path)
+    return LoadedImage(image, hashlib.sha256(data).hexdigest(), note)
 
 
 def list_images(folder: str | Path) -> list[Path]:

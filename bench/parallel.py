@@ -1,7 +1,8 @@
-"""Running independent tasks with joblib (threads by default), with a progress bar."""
+"""Running independent tasks on threads or processes (joblib), with a progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -27,9 +28,16 @@ def run_tasks(
     bar = tqdm(
         total=len(tasks), desc=desc, unit="img", disable=not progress or not tasks, leave=False
     )
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
         if jobs == 1 or backend == "sequential" or len(tasks) <= 1:
             results: Iterator[R] = map(fn, tasks)
+        elif backend == "threading":  # a plain pool: less per-task overhead than joblib's
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
+            stack.callback(pool.shutdown, cancel_futures=True)
+            results = (f.result() for f in as_completed([pool.submit(fn, t) for t in tasks]))
         else:
             from joblib import Parallel, delayed
 
@@ -39,5 +47,3 @@ def run_tasks(
         for r in results:
             bar.update(1)
             yield r
-    finally:
-        bar.close()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 from bench.errors import BenchError
+from degradations.base import ImageLike, as_array, as_pil, image_shape
 from degradations.color import rgb_to_y_uint8
 
 
@@ -24,16 +24,20 @@ class Protocol:
     color: str  # "rgb": force RGB, "keep": as stored, "gray": BT.601 studio-range Y (rounded)
     resize_multiple: int = 0  # Lanczos-resize down to a multiple of this (0: never)
 
-    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Return (ground truth, whether it differs from the stored image)."""
-        gt, changed = pixels, False
-        if self.color == "rgb" and gt.ndim == 2:
-            gt, changed = np.repeat(gt[:, :, None], 3, axis=2), True
-        elif self.color == "gray" and gt.ndim == 3:
-            gt, changed = rgb_to_y_uint8(gt), True
+    def prepare(self, img: ImageLike) -> tuple[ImageLike, bool]:
+        """Return (ground truth, whether it differs from the stored image).
+
+        An unchanged image is returned as given (numpy or Pillow), so nothing is copied.
+        """
+        gt, changed = img, False
+        shape = image_shape(gt)
+        if self.color == "rgb" and len(shape) == 2:
+            gt, changed = as_pil(gt).convert("RGB"), True  # CODiff: PIL .convert("RGB")
+        elif self.color == "gray" and len(shape) == 3:
+            gt, changed = rgb_to_y_uint8(as_array(gt)), True
         m = self.resize_multiple
         if m:
-            h, w = gt.shape[:2]
+            h, w = shape[:2]
             th, tw = h - h % m, w - w % m
             if th == 0 or tw == 0:
                 raise ValueError(
@@ -41,8 +45,7 @@ class Protocol:
                     f"{m} and needs at least {m}x{m}"
                 )
             if (th, tw) != (h, w):
-                gt = np.asarray(Image.fromarray(gt).resize((tw, th), Image.Resampling.LANCZOS))
-                changed = True
+                gt, changed = as_pil(gt).resize((tw, th), Image.Resampling.LANCZOS), True
         return gt, changed
 
 

@@ -33,11 +33,11 @@ class Workspace:
 
     def rel(self, path: Path) -> str:
         """Path relative to the workspace when inside it (portable), else absolute."""
-        path = Path(path).resolve()
-        try:
-            return str(path.relative_to(self.root.resolve()))
+        try:  # paths built from the root (the hot path): no filesystem access
+            return str(Path(path).relative_to(self.root))
         except ValueError:
-            return str(path)
+            pass
+        return os.path.abspath(path)
 
     def resolve(self, stored: str) -> Path:
         p = Path(stored)

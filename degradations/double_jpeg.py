@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape
 from degradations.jpeg import (
     _PIL_SUBSAMPLING,
     check_quality,
@@ -63,14 +63,14 @@ class DoubleJpeg(Degradation):
                 f"{h - self.dy}x{w - self.dx} pixels of a {h}x{w} image; at least 8x8 must remain"
             )
 
-    def apply(self, gt: np.ndarray) -> DegradedImage:
-        self.check_image(gt.shape)
+    def apply(self, gt: ImageLike) -> DegradedImage:
+        self.check_image(image_shape(gt))
         first = decode_jpeg_pil(encode_jpeg(gt, self.q1, self.chroma))
         if self.dy or self.dx:
             first = first.crop((self.dx, self.dy, first.width, first.height))
-            gt = np.ascontiguousarray(gt[self.dy :, self.dx :])
+            gt = np.ascontiguousarray(as_array(gt)[self.dy :, self.dx :])
         data = encode_jpeg(first, self.q2, self.chroma)
-        return DegradedImage(data, decode_jpeg(data), gt, gt_changed=bool(self.dy or self.dx))
+        return DegradedImage(data, gt, gt_changed=bool(self.dy or self.dx), decoder=decode_jpeg)
 
     def params(self) -> dict:
         return {

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array
 
 BPG_CHROMA = ("420", "422", "444")
 BPG_COLOR_SPACES = ("ycbcr", "rgb", "ycgco", "ycbcr_bt709", "ycbcr_bt2020")
@@ -128,7 +128,8 @@ class Bpg(Degradation):
             parts.append(f"m{self.level}")
         return "-".join(parts)
 
-    def apply(self, gt: np.ndarray) -> DegradedImage:
+    def apply(self, gt: ImageLike) -> DegradedImage:
+        gt = as_array(gt)
         enc, dec = bpg_paths()
         with tempfile.TemporaryDirectory(prefix="carbench-bpg-") as tmp:
             src, bpg, out = Path(tmp, "in.png"), Path(tmp, "out.bpg"), Path(tmp, "out.png")
@@ -157,7 +158,7 @@ class Bpg(Degradation):
             _run([dec, "-o", str(out), str(bpg)], "bpgdec")
             with Image.open(out) as im:
                 decoded = np.asarray(im.convert("L" if gt.ndim == 2 else "RGB"))
-            return DegradedImage(bpg.read_bytes(), decoded, gt)
+            return DegradedImage(bpg.read_bytes(), gt, _decoded=decoded)
 
     def params(self) -> dict:
         return {
@@ -196,7 +197,8 @@ class Hevc(Degradation):
     def id(self) -> str:
         return f"hevc-qp{self.qp}" + ("" if self.chroma == "420" else f"-{self.chroma}")
 
-    def apply(self, gt: np.ndarray) -> DegradedImage:
+    def apply(self, gt: ImageLike) -> DegradedImage:
+        gt = as_array(gt)
         ffmpeg = os.environ.get("BENCH_FFMPEG", "ffmpeg")
         gray = gt.ndim == 2
         padded, (ph, pw) = _pad_even(gt) if self.chroma != "444" else (gt, (0, 0))
@@ -265,7 +267,7 @@ class Hevc(Degradation):
             data = stream.read_bytes()
         decoded = np.frombuffer(raw, np.uint8).reshape(padded.shape)[: gt.shape[0], : gt.shape[1]]
         return DegradedImage(
-            data, np.ascontiguousarray(decoded), gt, extra={"pad_rows": ph, "pad_cols": pw}
+            data, gt, extra={"pad_rows": ph, "pad_cols": pw}, _decoded=np.ascontiguousarray(decoded)
         )
 
     def params(self) -> dict:

@@ -7,6 +7,7 @@ standard Annex K Huffman tables (no optimisation), IJG quality scaling clamped t
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import ClassVar
@@ -14,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image, features
 
-from degradations.base import Degradation, DegradedImage
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, as_pil
 from degradations.color import rgb_to_y_uint8
 
 CHROMA_MODES = ("420", "422", "444", "gray")
@@ -57,11 +58,7 @@ def ijg_quant_tables(qf: int, baseline: bool = True) -> tuple[np.ndarray, np.nda
     return tuple(np.clip((t * scale + 50) // 100, 1, hi) for t in (ANNEX_K_LUMA, ANNEX_K_CHROMA))
 
 
-def _as_pil(img: np.ndarray | Image.Image) -> Image.Image:
-    return img if isinstance(img, Image.Image) else Image.fromarray(np.ascontiguousarray(img))
-
-
-def encode_jpeg(img: np.ndarray | Image.Image, qf: int, chroma: str = "420") -> bytes:
+def encode_jpeg(img: ImageLike, qf: int, chroma: str = "420") -> bytes:
     """Encode a uint8 RGB (HxWx3) or gray (HxW) image as baseline JPEG.
 
     ``chroma`` is the subsampling of colour images (420, 422, 444); gray images always give a
@@ -71,7 +68,7 @@ def encode_jpeg(img: np.ndarray | Image.Image, qf: int, chroma: str = "420") -> 
     qf = check_quality(qf)
     if chroma not in _PIL_SUBSAMPLING:
         raise ValueError(f"chroma subsampling must be one of 420, 422, 444, got {chroma!r}")
-    pil = _as_pil(img)
+    pil = as_pil(img)
     if pil.mode not in ("RGB", "L"):
         raise ValueError(f"encode_jpeg expects an RGB or gray uint8 image, got mode {pil.mode}")
     buf = io.BytesIO()
@@ -105,6 +102,7 @@ def read_quant_tables(data: bytes) -> list[np.ndarray]:
     return [np.asarray(tables[k], dtype=np.int64).reshape(8, 8) for k in sorted(tables)]
 
 
+@functools.cache
 def libjpeg_version() -> str:
     """Version string of the libjpeg(-turbo) inside Pillow."""
     turbo = features.check_feature("libjpeg_turbo")
@@ -112,9 +110,10 @@ def libjpeg_version() -> str:
     return f"{'libjpeg-turbo' if turbo else 'libjpeg'} {version}"
 
 
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """Gray (HxW) as is; colour converted to BT.601 studio-range Y rounded to uint8."""
-    return img if img.ndim == 2 else rgb_to_y_uint8(img)
+def to_gray(img: ImageLike) -> ImageLike:
+    """Gray as is; colour converted to BT.601 studio-range Y rounded to uint8."""
+    arr = as_array(img)
+    return img if arr.ndim == 2 else rgb_to_y_uint8(arr)
 
 
 @dataclass(frozen=True)
@@ -141,13 +140,12 @@ class Jpeg(Degradation):
     def id(self) -> str:
         return f"jpeg-q{self.q}" + ("" if self.chroma == "420" else f"-{self.chroma}")
 
-    def apply(self, gt: np.ndarray) -> DegradedImage:
+    def apply(self, gt: ImageLike) -> DegradedImage:
         gt_changed = False
-        if self.chroma == "gray" and gt.ndim == 3:
+        if self.chroma == "gray" and as_array(gt).ndim == 3:
             gt, gt_changed = to_gray(gt), True
         chroma = "420" if self.chroma == "gray" else self.chroma
-        data = encode_jpeg(gt, self.q, chroma)
-        return DegradedImage(data, decode_jpeg(data), gt, gt_changed)
+        return DegradedImage(encode_jpeg(gt, self.q, chroma), gt, gt_changed, decoder=decode_jpeg)
 
     def params(self) -> dict:
         return {"qf": self.q, "chroma": self.chroma}

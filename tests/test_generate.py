@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,15 +17,18 @@ import skimage.data
 from conftest import run_cli
 from PIL import Image
 
+from bench.generate import finished_records
+from bench.workspace import Workspace
+
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    """Every file except records/manifests (which hold provenance such as paths)."""
+    """Every file except journals/manifests (which hold provenance such as paths)."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".records" not in p.parts and p.suffix != ".parquet"
+        if p.is_file() and ".journal" not in p.parts and p.suffix != ".parquet"
     }
 
 
@@ -169,12 +171,12 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     )
     rec_root = killed / "sets" / "src" / "fbcnn"
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(rec_root.rglob("*.json"))) < 20:
-        time.sleep(0.01)
+    while time.time() < deadline and len(list(rec_root.glob("jpeg-q95/*.jpg"))) < 5:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(list(rec_root.rglob("*.json")))
-    assert 20 <= n_before < 24 * 7, "the kill should land mid-run"
+    n_before = len(finished_records(Workspace(killed), "src", "fbcnn"))
+    assert 5 * 7 <= n_before < 24 * 7, "the kill should land mid-run"
     assert run_cli(*args, "-w", killed) == 0
     assert run_cli(*args, "-w", tmp_path / "clean") == 0
     assert _tree(killed) == _tree(tmp_path / "clean")
@@ -185,6 +187,6 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
 
 def test_records_are_json_with_provenance(ws):
     assert run_cli("generate", "-w", ws, "-g", "jpeg-q10-444") == 0
-    rec = json.loads((ws / "sets/sample/codiff/jpeg-q10-444/.records/coffee.json").read_text())
+    rec = finished_records(Workspace(ws), "sample", "codiff")[("jpeg-q10-444", "coffee")]
     assert rec["param_chroma"] == "444" and rec["carbench"].startswith("0.1.0")
     assert len(rec["bitstream_sha256"]) == 64 and rec["source_sha256"] == rec["gt_sha256"]

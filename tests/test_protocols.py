@@ -22,6 +22,7 @@ RESIZED_LIVE1 = {
 def test_codiff_resize_matches_pil_lanczos(coffee):
     img = coffee[:397, :589]
     gt, changed = get_protocol("codiff").prepare(img)
+    gt = np.asarray(gt)
     assert changed and gt.shape == (392, 584, 3)
     ref = np.asarray(Image.fromarray(img).resize((584, 392), Image.LANCZOS))
     assert np.array_equal(gt, ref)
@@ -31,6 +32,7 @@ def test_codiff_keeps_multiples_of_8_and_makes_gray_rgb(coffee, camera):
     gt, changed = get_protocol("codiff").prepare(coffee)
     assert gt is coffee and not changed
     gt, changed = get_protocol("codiff").prepare(camera)
+    gt = np.asarray(gt)
     assert changed and gt.shape == (512, 512, 3) and np.array_equal(gt[..., 1], camera)
 
 
