@@ -176,7 +176,7 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n_before = len(finished_records(Workspace(killed), "src", "fbcnn"))
-    assert 5 * 7 <= n_before < 24 * 7, "the kill should land mid-run"
+    assert 7 <= n_before < 24 * 7, "the kill should land mid-run"
     assert run_cli(*args, "-w", killed) == 0
     assert run_cli(*args, "-w", tmp_path / "clean") == 0
     assert _tree(killed) == _tree(tmp_path / "clean")
