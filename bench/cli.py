@@ -9,7 +9,11 @@ import typer
 
 from bench import __version__
 from bench.commands import datasets as datasets_cmd
+from bench.commands import weights as weights_cmd
 from bench.commands.generate import generate_cmd
+from bench.commands.metrics import metrics_cmd
+from bench.commands.report import report_cmd
+from bench.commands.run import run_cmd
 from bench.errors import BenchError
 
 app = typer.Typer(
@@ -20,7 +24,11 @@ app = typer.Typer(
     help="carbench: generate degraded test sets, run restoration methods, score, report.",
 )
 app.add_typer(datasets_cmd.app, name="datasets")
+app.add_typer(weights_cmd.app, name="weights")
 app.command("generate")(generate_cmd)
+app.command("run")(run_cmd)
+app.command("report")(report_cmd)
+app.command("metrics")(metrics_cmd)
 
 
 @app.callback()

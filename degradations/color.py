@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 # MATLAB rgb2ycbcr / BT.601 studio range: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255
-_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 studio-range luma (16-235) of a uint8 RGB image, as float64 (not rounded)."""
+    """BT.601 studio-range luma (16-235) of a uint8 RGB image, as float64 (not rounded).
+
+    Operation order as in KAIR/BasicSR (dot product, then /255, then +16), so that rounding
+    afterwards gives the same integers as their ``rgb2ycbcr`` on uint8 input.
+    """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"rgb_to_y expects an HxWx3 image, got shape {rgb.shape}")
-    return rgb.astype(np.float64) @ _Y_WEIGHTS + 16.0
+    return rgb.astype(np.float64) @ _Y_WEIGHTS / 255.0 + 16.0
 
 
 def rgb_to_y_uint8(rgb: np.ndarray) -> np.ndarray:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
+
+# One weight cache for the whole session, set before anything imports pyiqa (which fixes its
+# cache folder at import time). It only ever holds stand-in weights built by the tests.
+os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="carbench-test-cache-")
+os.environ["TORCH_HOME"] = os.path.join(os.environ["BENCH_CACHE"], "torch")
+os.environ["HF_HOME"] = os.path.join(os.environ["BENCH_CACHE"], "huggingface")
+os.environ.pop("BENCH_WEIGHTS_MIRROR", None)
 
 
 def _data_root() -> Path | None:
@@ -22,6 +30,7 @@ def _isolate_env(monkeypatch, tmp_path):
     monkeypatch.setenv("BENCH_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.delenv("BENCH_DATASETS_YAML", raising=False)
     monkeypatch.delenv("BENCH_DATASETS_MIRROR", raising=False)
+    monkeypatch.delenv("BENCH_WEIGHTS_MIRROR", raising=False)
 
 
 @pytest.fixture
@@ -68,3 +77,29 @@ def run_cli(*args: str) -> int:
     from bench.cli import main
 
     return main([str(a) for a in args])
+
+
+@pytest.fixture(scope="session")
+def standin_weights() -> Path:
+    """LPIPS and DISTS runnable offline: the real head files from the lpips and dists-pytorch
+    wheels, plus AlexNet/VGG16 trunks from a seeded random init saved under torchvision's
+    file names. Values computed with these are meaningless and never reported."""
+    import torch
+    import torchvision
+
+    from bench.metrics import weights as W
+
+    root = W.cache_root()
+    for metric in ("lpips", "dists"):
+        head = [wf for wf in W.METRIC_WEIGHTS[metric] if wf.wheel][0]
+        W.fetch_file(head, root)  # copied from the installed wheel, sha256 prefix checked
+    torch.manual_seed(0)
+    trunks = {
+        "alexnet-owt-7be5be79.pth": torchvision.models.alexnet(),
+        "vgg16-397923af.pth": torchvision.models.vgg16(),
+    }
+    for name, model in trunks.items():
+        path = root / "torch" / "hub" / "checkpoints" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
+    return root

@@ -1,0 +1,21 @@
+"""``bench metrics``: every metric with direction, kind, variant id and weight status."""
+
+from __future__ import annotations
+
+import typer
+
+from bench.metrics.registry import DEFAULT_VARIANT, METRICS
+from bench.metrics.weights import METRIC_WEIGHTS, cache_root, missing_files
+
+
+def metrics_cmd() -> None:
+    """List metrics: name[:variant], direction, FR/NR, decimals, weights, description."""
+    typer.echo(f"weight cache: {cache_root()}")
+    for m in METRICS:
+        default = " (default)" if DEFAULT_VARIANT[m.name] == m.variant else ""
+        if m.name not in METRIC_WEIGHTS:
+            weights = "none needed"
+        else:
+            miss = missing_files(m.name)
+            weights = "present" if not miss else f"missing {len(miss)} file(s)"
+        typer.echo(f"{m.id:<18} {m.arrow} {m.kind}  {weights:<18} {m.description}{default}")

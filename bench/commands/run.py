@@ -1,0 +1,109 @@
+"""``bench run``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import methods
+from bench.commands.common import (
+    DataRootOpt,
+    DatasetOpt,
+    DegradationOpt,
+    JobsOpt,
+    OnErrorOpt,
+    ProtocolOpt,
+    SuiteOpt,
+    WorkspaceOpt,
+    plan,
+    workspace,
+)
+from bench.datasets import resolve
+from bench.metrics.registry import parse_metrics
+from bench.metrics.runner import MetricRunner
+from bench.metrics.scorers import pick_device
+from bench.protocols import get_protocol
+from bench.run import run
+
+
+def split_methods(text: str) -> list[str]:
+    """``codiff,fbcnn:qf=10,mode=x,jpeg`` -> [codiff, fbcnn:qf=10,mode=x, jpeg]."""
+    out: list[str] = []
+    for tok in filter(None, (t.strip() for t in text.split(","))):
+        if "=" in tok and ":" not in tok and out:
+            out[-1] += "," + tok
+        else:
+            out.append(tok)
+    return out
+
+
+def run_cmd(
+    methods_opt: Annotated[
+        str, typer.Option("--methods", "-m", help="Comma-separated methods, e.g. jpeg,fbcnn:qf=10")
+    ] = "jpeg",
+    dataset: DatasetOpt = None,
+    protocol: ProtocolOpt = None,
+    suite: SuiteOpt = None,
+    degradation: DegradationOpt = None,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            help="psnr,ssim,psnrb | all | available "
+            "(variants: psnr:y, ssim:box8, psnrb:swinir, psnr:y@4)",
+        ),
+    ] = "psnr,ssim,psnrb",
+    device: Annotated[str | None, typer.Option(help="cuda | mps | cpu [auto]")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32 | fp16 | bf16")] = "fp32",
+    jobs: JobsOpt = 1,
+    on_error: OnErrorOpt = "skip",
+    workspace_dir: WorkspaceOpt = None,
+    data_root: DataRootOpt = None,
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Generate what is missing, restore, score with the metric runner, append to the store."""
+    ws = workspace(workspace_dir)
+    names, proto_name, degs = plan(dataset, protocol, suite, degradation)
+    proto = get_protocol(proto_name)
+    adapters = [methods.get(m) for m in split_methods(methods_opt)]
+    datasets = [resolve(n, ws.root, data_root) for n in names]
+    specs, lenient = parse_metrics(metrics)
+    dev = pick_device(device)
+    runner = MetricRunner(specs, dev, lenient=lenient, cache_dir=ws.root / "cache" / "metrics")
+    for metric_id, reason in runner.skipped.items():
+        typer.echo(f"skipped metric {metric_id}: {reason}", err=True)
+    typer.echo(f"metrics: {', '.join(s.id for s in runner.specs) or 'none'} on {dev}")
+    try:
+        results = run(
+            ws,
+            datasets,
+            proto,
+            degs,
+            adapters,
+            runner,
+            device=dev,
+            dtype=dtype,
+            jobs=jobs,
+            on_error=on_error,
+            progress=progress,
+        )
+    finally:
+        runner.close()
+    failures = 0
+    for label, s in results:
+        if s.scored or s.skipped:
+            state = (
+                "nothing to do (all in the store)"
+                if not s.scored
+                else f"scored {s.scored} image(s), {s.rows} rows"
+            )
+            typer.echo(
+                f"{label}: {state}"
+                + (f", {s.skipped} already done" if s.scored and s.skipped else "")
+            )
+        for msg in s.failed:
+            typer.echo(f"  failed: {msg}", err=True)
+        failures += len(s.failed)
+    if failures:
+        typer.echo(f"{failures} item(s) failed and were skipped (see above)", err=True)

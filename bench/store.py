@@ -1,0 +1,58 @@
+"""The result store: append-only parquet parts under ``WORKSPACE/results``.
+
+One row per (dataset, protocol, degradation, method, image, metric variant) with its value and
+provenance. Parts are written atomically and never rewritten, so a crash loses at most the rows
+in flight, stores from several machines merge by copying the part files, and the latest row
+per key wins when loading.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from bench.imageio import write_bytes_atomic
+
+KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]
+
+
+class ResultStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.root.glob("part-*.parquet")) if self.root.is_dir() else []
+
+    def append(self, rows: list[dict]) -> Path | None:
+        """Write rows as a new part; returns its path (None when there is nothing to write)."""
+        if not rows:
+            return None
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:10]}.parquet"
+        buf = io.BytesIO()
+        pd.DataFrame.from_records(rows).to_parquet(buf, index=False)
+        path = self.root / name
+        write_bytes_atomic(path, buf.getvalue())
+        return path
+
+    def load(self, **filters: str | list[str]) -> pd.DataFrame:
+        """All rows (latest per key), optionally filtered by column values."""
+        parts = self.parts()
+        if not parts:
+            return pd.DataFrame(columns=[*KEY, "metric", "value"])
+        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        for col, want in filters.items():
+            if want is None:
+                continue
+            df = df[df[col].isin([want] if isinstance(want, str) else list(want))]
+        if "created" in df:
+            df = df.sort_values("created", kind="stable")
+        return df.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+
+    def done_keys(self, **filters) -> set[tuple[str, str]]:
+        """(image, variant) pairs already stored for the filtered slice."""
+        df = self.load(**filters)
+        return set(zip(df["image"], df["variant"], strict=True))
