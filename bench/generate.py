@@ -180,6 +180,7 @@ def generate(
     if not tasks and all(m.exists() for m in manifests):
         summary.manifests = manifests
         return summary
+    failure: BaseException | None = None
     try:
         with JournalWriter(_journal_dir(ws, ds.name, protocol.name)) as journal:
             for records, err in run_tasks(
@@ -199,10 +200,17 @@ def generate(
                     log.debug("failed: %s", err)
                     if on_error == "fail":
                         raise BenchError(err)
+    except BaseException as e:
+        failure = e
+        raise
     finally:
-        for deg in degradations:
-            recs = [r for (d, _), r in done.items() if d == deg.id]
-            path = write_manifest(ws, deg.id, recs)
-            if path is not None:
-                summary.manifests.append(path)
+        try:
+            for deg in degradations:
+                recs = [r for (d, _), r in done.items() if d == deg.id]
+                path = write_manifest(ws, deg.id, recs)
+                if path is not None:
+                    summary.manifests.append(path)
+        except BenchError:
+            if failure is None:
+                raise  # otherwise keep the first error; the journal has every finished pair
     return summary

@@ -7,11 +7,14 @@ ignored on reading, so at worst the work behind it is redone (with identical res
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from bench.errors import DiskFullError
 
 
 def read_journal(folder: Path) -> Iterator[dict]:
@@ -40,16 +43,27 @@ class JournalWriter:
         lines = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
         if not lines:
             return
-        if self._file is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
-            self._file = open(self.folder / name, "ab")  # noqa: SIM115 - closed in close()
-        self._file.write(lines)
-        self._file.flush()
+        try:
+            if self._file is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+                self._file = open(self.folder / name, "ab")  # noqa: SIM115 - closed in close()
+            self._file.write(lines)
+            self._file.flush()
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise DiskFullError(
+                    f"{self.folder}: disk full while recording finished work "
+                    f"({e.strerror}); free space and re-run to resume"
+                ) from None
+            raise
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # a torn last line is ignored by read_journal
             self._file = None
 
     def __enter__(self) -> JournalWriter:

@@ -190,3 +190,35 @@ def test_records_are_json_with_provenance(ws):
     rec = finished_records(Workspace(ws), "sample", "codiff")[("jpeg-q10-444", "coffee")]
     assert rec["param_chroma"] == "444" and rec["carbench"].startswith("0.1.0")
     assert len(rec["bitstream_sha256"]) == 64 and rec["source_sha256"] == rec["gt_sha256"]
+
+
+def test_disk_full_mid_run_loses_nothing_and_resumes(tmp_path, capsys):
+    """A real 500 KiB tmpfs as workspace: the run stops with a clear message, what was
+    finished stays recorded, and after the disk grows a re-run completes identically."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(mnt)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr.decode().strip())
+    src = tmp_path / "sample"
+    src.mkdir()
+    for name in SAMPLE:
+        Image.fromarray(getattr(skimage.data, name)()).save(src / f"{name}.png")
+    try:
+        args = ["generate", "-d", src, "-g", "jpeg:q=90,95", "-p", "fbcnn", "--no-progress"]
+        assert run_cli(*args, "-w", mnt) == 1
+        assert "disk full while" in capsys.readouterr().err
+        finished = finished_records(Workspace(mnt), "sample", "fbcnn")
+        assert 0 < len(finished) < 8
+        for rec in finished.values():  # every recorded file is complete
+            assert len((mnt / rec["bitstream_path"]).read_bytes()) == rec["bytes"]
+        assert not list(mnt.rglob("*.tmp"))
+        subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)
+        assert run_cli(*args, "-w", mnt) == 0
+        assert f"already present {len(finished)}" in capsys.readouterr().out
+        assert run_cli(*args, "-w", tmp_path / "clean") == 0
+        assert _tree(mnt) == _tree(tmp_path / "clean")
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
