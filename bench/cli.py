@@ -31,8 +31,9 @@ app.command("report")(report_cmd)
 app.command("metrics")(metrics_cmd)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _main(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging"),
     version: bool = typer.Option(False, "--version", help="Print the version and exit"),
 ) -> None:
@@ -42,6 +43,9 @@ def _main(
     )
     if version:
         typer.echo(f"carbench {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
