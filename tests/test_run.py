@@ -192,3 +192,14 @@ def test_report_empty_store(ws, capsys):
 def test_bad_names(ws, bad, capsys):
     assert run_cli("run", "-w", ws, bad, "--no-progress") == 1
     assert "unknown" in capsys.readouterr().err
+
+
+def test_summary_sorts_naturally():
+    from reports.tables import summarize
+
+    rows = [{"dataset": "d", "protocol": "p", "degradation": deg, "method": "jpeg",
+             "metric": "psnr", "variant": "psnr:rgb", "value": v}
+            for deg, v in [("jpeg-q10", 1.0), ("jpeg-q5", 2.0), ("jpeg-q5", 4.0)]]
+    out = summarize(pd.DataFrame(rows))
+    assert list(out.degradation) == ["jpeg-q5", "jpeg-q10"]
+    assert list(out["mean"]) == [3.0, 1.0] and list(out.n) == [2, 1]
