@@ -88,11 +88,12 @@ def standin_weights() -> Path:
     import torchvision
 
     from bench.metrics import weights as W
+    from bench.weights import cache_root, fetch_file
 
-    root = W.cache_root()
+    root = cache_root()
     for metric in ("lpips", "dists"):
         head = [wf for wf in W.METRIC_WEIGHTS[metric] if wf.wheel][0]
-        W.fetch_file(head, root)  # copied from the installed wheel, sha256 prefix checked
+        fetch_file(head, root)  # copied from the installed wheel, sha256 prefix checked
     torch.manual_seed(0)
     trunks = {
         "alexnet-owt-7be5be79.pth": torchvision.models.alexnet(),

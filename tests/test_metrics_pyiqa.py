@@ -16,6 +16,7 @@ from bench.metrics import weights as W
 from bench.metrics.registry import parse_metric
 from bench.metrics.runner import MetricRunner
 from bench.metrics.scorers import build_scorer
+from bench.weights import cache_root, present
 from degradations import Jpeg
 
 
@@ -50,7 +51,7 @@ def test_lpips_head_comes_from_the_wheel_and_trunk_is_flagged(standin_weights):
         len(problems) == 1
         and "alexnet-owt-7be5be79.pth: sha256 does not start with 7be5be79" in problems[0]
     )
-    head = W.present(W.METRIC_WEIGHTS["lpips"][1])
+    head = present(W.METRIC_WEIGHTS["lpips"][1], cache_root())
     assert W.sha256_file(head).startswith("df73285e")
 
 

@@ -197,9 +197,18 @@ def test_bad_names(ws, bad, capsys):
 def test_summary_sorts_naturally():
     from reports.tables import summarize
 
-    rows = [{"dataset": "d", "protocol": "p", "degradation": deg, "method": "jpeg",
-             "metric": "psnr", "variant": "psnr:rgb", "value": v}
-            for deg, v in [("jpeg-q10", 1.0), ("jpeg-q5", 2.0), ("jpeg-q5", 4.0)]]
+    rows = [
+        {
+            "dataset": "d",
+            "protocol": "p",
+            "degradation": deg,
+            "method": "jpeg",
+            "metric": "psnr",
+            "variant": "psnr:rgb",
+            "value": v,
+        }
+        for deg, v in [("jpeg-q10", 1.0), ("jpeg-q5", 2.0), ("jpeg-q5", 4.0)]
+    ]
     out = summarize(pd.DataFrame(rows))
     assert list(out.degradation) == ["jpeg-q5", "jpeg-q10"]
     assert list(out["mean"]) == [3.0, 1.0] and list(out.n) == [2, 1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from bench.metrics.registry import DEFAULT_VARIANT, METRICS
-from bench.metrics.weights import METRIC_WEIGHTS, cache_root, missing_files
+from bench.metrics.weights import METRIC_WEIGHTS, missing_files
+from bench.weights import cache_root
 
 
 def metrics_cmd() -> None:

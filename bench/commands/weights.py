@@ -6,6 +6,7 @@ import typer
 
 from bench.errors import BenchError
 from bench.metrics import weights as W
+from bench.weights import cache_root, present
 
 app = typer.Typer(help="Metric weight files: list, fetch, verify, where.", no_args_is_help=True)
 
@@ -15,8 +16,8 @@ def list_cmd() -> None:
     """Every weight file, its source and whether it is in the cache."""
     for metric, files in W.METRIC_WEIGHTS.items():
         for wf in files:
-            state = "present" if W.present(wf) else "missing"
-            src = f"hf:{wf.hf[0]}/{wf.hf[1]}" if wf.hf else wf.url
+            state = "present" if present(wf, cache_root()) else "missing"
+            src = wf.source()
             typer.echo(f"{metric:<8} {state:<8} {wf.name:<38} {src}")
 
 
@@ -48,4 +49,4 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
 @app.command("where")
 def where_cmd() -> None:
     """The cache folder (set BENCH_CACHE to move it)."""
-    typer.echo(str(W.cache_root()))
+    typer.echo(str(cache_root()))

@@ -17,7 +17,8 @@ from bench import __version__
 from bench.errors import WeightsMissingError
 from bench.metrics import fullref
 from bench.metrics.registry import MetricSpec
-from bench.metrics.weights import cache_root, missing_files
+from bench.metrics.weights import missing_files
+from bench.weights import cache_root
 
 
 @dataclass
