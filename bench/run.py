@@ -114,7 +114,7 @@ def run_method_on_set(
             try:
                 gt = read_image(ws.resolve(rec["gt_path"])).pixels
                 out_path = output_path(ws, method, ds.name, protocol.name, deg.id, image)
-                restore_s = float("nan")
+                restore_s = peak_mb = float("nan")
                 if method.saves_outputs and out_path.exists():
                     out = read_image(out_path).pixels
                 else:
@@ -126,8 +126,10 @@ def run_method_on_set(
                         _params(rec),
                     )
                     t0 = time.perf_counter()
+                    _reset_peak(method.device)
                     out = method.restore(sample)
                     restore_s = time.perf_counter() - t0
+                    peak_mb = _peak_mb(method.device)
                     if method.saves_outputs:
                         write_png_atomic(out_path, out)
                 missing = wanted - have.get(image, set())
@@ -155,6 +157,7 @@ def run_method_on_set(
                         "implementation": s.implementation,
                         "metric_seconds": s.seconds,
                         "restore_seconds": restore_s,
+                        "peak_mem_mb": peak_mb,
                         "bpp": rec.get("bpp"),
                         "gt_sha256": rec["gt_sha256"],
                         "method_weights_sha256": method.weights_sha256(),
@@ -169,6 +172,41 @@ def run_method_on_set(
         flush()
         bar.close()
     return summary
+
+
+def _reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_mb(device: str) -> float:
+    """Peak memory of the restore: CUDA allocator peak, or the process's max RSS on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def expected_kinds(ds: Dataset, protocol: Protocol) -> set[str]:
+    """Which image kinds (``rgb``/``gray``) a dataset yields under a protocol."""
+    if protocol.color == "rgb":
+        return {"rgb"}
+    if protocol.color == "gray":
+        return {"gray"}
+    if ds.info is not None:
+        return {ds.info.color}
+    kinds = set()
+    for p in ds.images[:50]:
+        try:
+            kinds.add("gray" if read_image(p).image.mode == "L" else "rgb")
+        except ImageError:
+            continue
+    return kinds or {"rgb"}
 
 
 def run_info(device: str, dtype: str, seed: int | None = None) -> dict:
@@ -201,6 +239,9 @@ def run(
     """Generate missing sets, then restore and score every (method, dataset, degradation)."""
     store = ResultStore(ws.root / "results")
     info = run_info(device, dtype)
+    kinds = set().union(*(expected_kinds(ds, protocol) for ds in datasets))
+    for method in methods:  # every missing weight file is reported before any work
+        method.load(device, dtype, kinds=tuple(sorted(kinds)))
     results = []
     for ds in datasets:
         gen = generate(
@@ -209,7 +250,6 @@ def run(
         for msg in gen.failed:
             results.append((f"generate {ds.name}", RunSummary(failed=[msg])))
     for method in methods:
-        method.load(device, dtype)
         for ds in datasets:
             for deg in degradations:
                 s = run_method_on_set(

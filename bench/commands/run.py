@@ -20,11 +20,13 @@ from bench.commands.common import (
     workspace,
 )
 from bench.datasets import resolve
+from bench.errors import BenchError
 from bench.metrics.registry import parse_metrics
 from bench.metrics.runner import MetricRunner
 from bench.metrics.scorers import pick_device
 from bench.protocols import get_protocol
 from bench.run import run
+from methods.torch_utils import DTYPES
 
 
 def split_methods(text: str) -> list[str]:
@@ -56,6 +58,7 @@ def run_cmd(
     ] = "psnr,ssim,psnrb",
     device: Annotated[str | None, typer.Option(help="cuda | mps | cpu [auto]")] = None,
     dtype: Annotated[str, typer.Option(help="fp32 | fp16 | bf16")] = "fp32",
+    tile: Annotated[int, typer.Option(help="Tile size for tiled inference (0: whole image)")] = 0,
     jobs: JobsOpt = 1,
     on_error: OnErrorOpt = "skip",
     workspace_dir: WorkspaceOpt = None,
@@ -66,7 +69,11 @@ def run_cmd(
     ws = workspace(workspace_dir)
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)
     proto = get_protocol(proto_name)
+    if dtype not in DTYPES:
+        raise BenchError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     adapters = [methods.get(m) for m in split_methods(methods_opt)]
+    for a in adapters:
+        a.tile = tile
     datasets = [resolve(n, ws.root, data_root) for n in names]
     specs, lenient = parse_metrics(metrics)
     dev = pick_device(device)

@@ -1,0 +1,176 @@
+"""DnCNN-3 - Zhang et al., "Beyond a Gaussian Denoiser", TIP 2017: one blind model for
+Gaussian denoising, super-resolution and JPEG deblocking (gray).
+
+Upstream: the original MatConvNet release cszn/DnCNN:model/DnCNN3.mat (@e93b278) and KAIR's
+PyTorch conversion dncnn3.pth (cszn/KAIR:models/network_dncnn.py @fc1732f, MIT). carbench's
+network uses KAIR's parameter names (``model.0`` ... ``model.38``: 20 convolutions with ReLUs,
+batch norm folded in) and reads either file. Output = input - predicted residual, rounded to
+uint8 (MATLAB im2uint8). Colour input is deblocked on BT.601 Y with Cb/Cr kept (KAIR's
+main_test_dncnn3_deblocking.py); the published numbers are on gray images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.weights import WeightFile
+from methods.base import Capabilities, Method, Sample
+from methods.tiling import tiled
+from methods.torch_utils import (
+    load_state_dict_file,
+    sha256_of,
+    strict_load,
+    to_tensor,
+    to_uint8,
+    torch_dtype,
+)
+
+DEPTH, WIDTH = 20, 64
+
+
+def build_dncnn(in_nc: int = 1, out_nc: int = 1, nc: int = WIDTH, nb: int = DEPTH):
+    """DnCNN(in_nc, out_nc, nc, nb, act 'R') without batch norm; forward returns x - f(x)."""
+    import torch.nn as nn
+
+    layers: list = [nn.Conv2d(in_nc, nc, 3, 1, 1), nn.ReLU(inplace=True)]
+    for _ in range(nb - 2):
+        layers += [nn.Conv2d(nc, nc, 3, 1, 1), nn.ReLU(inplace=True)]
+    layers.append(nn.Conv2d(nc, out_nc, 3, 1, 1))
+
+    class DnCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return x - self.model(x)
+
+    return DnCNN()
+
+
+def read_matconvnet(path: Path) -> dict:
+    """State dict (KAIR names) from the MatConvNet simplenn file DnCNN3.mat (MATLAB v7.3).
+
+    MATLAB stores conv kernels as H x W x in x out in column-major order; HDF5 readers see the
+    reversed axes (out, in, W, H), so the kernel becomes (out, in, H, W) by swapping the last
+    two. MatConvNet correlates (no kernel flip), like torch.
+    """
+    import h5py
+    import torch
+
+    def text(ds) -> str:
+        return "".join(chr(c) for c in np.asarray(ds).ravel())
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise BenchError(f"{path}: not a MATLAB v7.3 (HDF5) file ({e})") from None
+    with f:
+        layers = [f[ref] for ref in np.asarray(f["net/layers"]).ravel()]
+        convs = [lay for lay in layers if text(lay["type"]) == "conv"]
+        if len(convs) != DEPTH:
+            raise BenchError(f"{path}: expected {DEPTH} conv layers, found {len(convs)}")
+        sd = {}
+        for i, lay in enumerate(convs):
+            w_ref, b_ref = np.asarray(lay["weights"]).ravel()
+            w = np.asarray(f[w_ref], dtype=np.float32)
+            b = np.asarray(f[b_ref], dtype=np.float32).ravel()
+            if w.ndim == 3:  # last layer: MATLAB 3x3x64(x1), trailing singleton dropped
+                w = w[None]
+            w = np.ascontiguousarray(w.transpose(0, 1, 3, 2))
+            sd[f"model.{2 * i}.weight"] = torch.from_numpy(w)
+            sd[f"model.{2 * i}.bias"] = torch.from_numpy(b.copy())
+    return sd
+
+
+class DnCNN3(Method):
+    name = "dncnn3"
+    description = "DnCNN-3 (TIP 2017), one blind model; JPEG deblocking of gray images"
+    group = "cnn"
+    paper = "https://arxiv.org/abs/1608.03981"
+    capabilities = Capabilities()
+    weights = {
+        "mat": [
+            WeightFile(
+                "DnCNN3.mat",
+                "https://github.com/cszn/DnCNN/raw/master/model/DnCNN3.mat",
+                "3962377d522b6728417e364bf7a589cf34ddfb592af0bd9769e53f8123d17677",
+                2_771_543,
+                licence="MIT (cszn/DnCNN)",
+            )
+        ],
+        "pth": [
+            WeightFile(
+                "dncnn3.pth",
+                "https://github.com/cszn/KAIR/releases/download/v1.0/dncnn3.pth",
+                licence="MIT (cszn/KAIR)",
+            )
+        ],
+    }
+
+    def build_network(self, variant: str | None = None):
+        return build_dncnn()
+
+    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
+        super().load(device, dtype)
+        variant = self.options.get("variant")
+        if variant is None:  # whichever release is present, the MatConvNet original first
+            variant = "mat"
+            try:
+                self.weight_paths("mat")
+            except BenchError:
+                try:
+                    self.weight_paths("pth")
+                    variant = "pth"
+                except BenchError:
+                    pass  # report the original release as the one to fetch
+        (path,) = self.weight_paths(variant)
+        sd = read_matconvnet(path) if variant == "mat" else load_state_dict_file(path)
+        net = self.build_network()
+        strict_load(net, sd, str(path))
+        import torch
+
+        self._net = net.eval().to(device=device, dtype=torch_dtype(dtype))
+        if device == "cpu":
+            self._net = self._net.to(memory_format=torch.channels_last)
+        self._weights_sha = sha256_of([path])
+
+    def _deblock(self, y: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = to_tensor(y, self.device, torch_dtype(self.dtype))
+        if self.device == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            return to_uint8(tiled(self._net, x, self.tile, overlap=min(32, self.tile // 4)))
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        img = sample.decoded
+        if img.ndim == 2:
+            return self._deblock(img)
+        ycc = _rgb_to_ycbcr(img)
+        y = np.clip(np.round(ycc[..., 0]), 0, 255).astype(np.uint8)
+        ycc[..., 0] = self._deblock(y)
+        return _ycbcr_to_rgb(ycc)
+
+
+def _rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB rgb2ycbcr (BT.601 studio range) on uint8 RGB, float64 0-255 scale."""
+    m = (
+        np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
+        / 255.0
+    )
+    return rgb.astype(np.float64) @ m.T + np.array([16.0, 128.0, 128.0])
+
+
+def _ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """MATLAB ycbcr2rgb, rounded to uint8."""
+    m = (
+        np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
+        / 255.0
+    )
+    rgb = (ycc - np.array([16.0, 128.0, 128.0])) @ np.linalg.inv(m).T
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

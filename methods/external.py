@@ -1,0 +1,66 @@
+"""``external``: outputs produced elsewhere, scored like any method.
+
+``--methods external:NAME=DIR`` matches files in DIR to image ids (file stems). DIR may contain
+``{degradation}`` or ``{qf}`` (also ``{qf1}``, ``{qf2}``, ``{qp}``) to point at one folder per
+degradation, e.g. ``external:FBCNN=results/LIVE1_color_fbcnn_color/{qf}``. The store records
+NAME as the method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError, ImageError
+from bench.imageio import IMAGE_EXTENSIONS, read_image
+from methods.base import Method, Sample
+
+
+class External(Method):
+    name = "external"
+    description = "Restored images made elsewhere (a folder per degradation), matched by image id"
+    group = "external"
+    saves_outputs = False
+
+    def __init__(self, **options: str) -> None:
+        if len(options) != 1:
+            raise BenchError("use external:NAME=DIR, e.g. external:FBCNN=results/{qf}")
+        super().__init__(**options)
+        ((self.label, folder),) = options.items()
+        self.template = folder
+
+    @property
+    def id(self) -> str:
+        return self.label
+
+    def folder_for(self, sample: Sample) -> Path:
+        fields = {"degradation": sample.degradation, **{k: v for k, v in sample.params.items()}}
+        try:
+            return Path(self.template.format(**fields))
+        except KeyError as e:
+            raise BenchError(
+                f"external {self.label}: {self.template!r} uses {{{e.args[0]}}}, "
+                f"which {sample.degradation} does not have"
+            ) from None
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        folder = self.folder_for(sample)
+        if not folder.is_dir():
+            raise ImageError(folder, f"folder of {self.label} outputs not found")
+        hits = [
+            p for p in (folder / f"{sample.image}{ext}" for ext in IMAGE_EXTENSIONS) if p.is_file()
+        ]
+        if not hits:
+            raise ImageError(
+                folder / f"{sample.image}.png", f"no {self.label} output for image {sample.image}"
+            )
+        out = read_image(hits[0]).pixels
+        if out.ndim != sample.decoded.ndim:
+            raise ImageError(
+                hits[0],
+                f"has {1 if out.ndim == 2 else out.shape[2]} channel(s); "
+                f"the degraded input has "
+                f"{1 if sample.decoded.ndim == 2 else 3}",
+            )
+        return out
