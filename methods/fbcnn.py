@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.errors import WeightsMissingError
 from bench.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
@@ -187,7 +188,14 @@ class Fbcnn(Method):
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         super().load(device, dtype)
         variants = sorted({self._variant_for(k == "gray") for k in kinds})
-        paths = {v: self.weight_paths(v) for v in variants}  # all missing files named at once
+        paths, missing = {}, []
+        for v in variants:  # name every missing file of every needed variant at once
+            try:
+                paths[v] = self.weight_paths(v)
+            except WeightsMissingError as e:
+                missing.append(str(e))
+        if missing:
+            raise WeightsMissingError("\n".join(missing))
         digests = []
         for v, (path,) in paths.items():
             net = self.build_network(v)

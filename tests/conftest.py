@@ -31,6 +31,7 @@ def _isolate_env(monkeypatch, tmp_path):
     monkeypatch.delenv("BENCH_DATASETS_YAML", raising=False)
     monkeypatch.delenv("BENCH_DATASETS_MIRROR", raising=False)
     monkeypatch.delenv("BENCH_WEIGHTS_MIRROR", raising=False)
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "weights"))
 
 
 @pytest.fixture
@@ -39,6 +40,24 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("BENCH_DATA_ROOT not set (real test sets unavailable)")
     return root
+
+
+@pytest.fixture
+def manifests(data_root) -> Path:
+    """../shared/manifests (beside the data folder)."""
+    folder = data_root.parent / "manifests"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    return folder
+
+
+@pytest.fixture
+def dncnn3_weights(data_root) -> Path:
+    """The original DnCNN-3 release (../shared/weights/dncnn3)."""
+    folder = data_root.parent / "weights" / "dncnn3"
+    if not (folder / "DnCNN3.mat").is_file():
+        pytest.skip(f"{folder}/DnCNN3.mat not found")
+    return folder
 
 
 @pytest.fixture

@@ -1,43 +1,94 @@
-"""``bench weights list|fetch|verify|where`` for metric weights."""
+"""``bench weights list|fetch|verify|where`` for metric and method weights."""
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+import methods
 from bench.errors import BenchError
-from bench.metrics import weights as W
-from bench.weights import cache_root, present
+from bench.metrics import weights as MW
+from bench.weights import cache_root, fetch_file, hash_ok, present
+from methods.base import weights_dir
 
-app = typer.Typer(help="Metric weight files: list, fetch, verify, where.", no_args_is_help=True)
+app = typer.Typer(
+    help="Weight files of metrics and methods: list, fetch, verify, where.", no_args_is_help=True
+)
+
+
+def _method_files(name: str, variant: str | None = None):
+    cls = methods.get_class(name)
+    variants = [variant] if variant else list(cls.weights)
+    return [(v, wf) for v in variants for wf in cls.weights.get(v, [])]
+
+
+def _all_names() -> list[str]:
+    with_weights = [n for n in sorted(methods.registry()) if methods.get_class(n).weights]
+    return list(MW.METRIC_WEIGHTS) + with_weights
 
 
 @app.command("list")
 def list_cmd() -> None:
-    """Every weight file, its source and whether it is in the cache."""
-    for metric, files in W.METRIC_WEIGHTS.items():
+    """Every weight file, its source and whether it is present."""
+    for metric, files in MW.METRIC_WEIGHTS.items():
         for wf in files:
             state = "present" if present(wf, cache_root()) else "missing"
-            src = wf.source()
-            typer.echo(f"{metric:<8} {state:<8} {wf.name:<38} {src}")
+            typer.echo(f"metric {metric:<8} {state:<8} {wf.name:<36} {wf.source()}")
+    root = weights_dir()
+    for name in _all_names()[len(MW.METRIC_WEIGHTS) :]:
+        for variant, wf in _method_files(name):
+            hit = any(p.is_file() for p in (root / name / wf.relpath, root / wf.relpath))
+            typer.echo(
+                f"method {name}:{variant:<12} {'present' if hit else 'missing':<8} "
+                f"{wf.name:<36} {wf.source()}"
+            )
 
 
 @app.command("fetch")
 def fetch_cmd(
-    names: list[str] = typer.Argument(None, help="Metrics [all with weights]"),
+    names: list[str] = typer.Argument(None, help="Metrics and/or methods [all]"),
     mirror: str = typer.Option(None, help="Base URL of a mirror [BENCH_WEIGHTS_MIRROR]"),
 ) -> None:
-    """Download (or copy from installed wheels) and verify, then write the cache manifest."""
-    for name in names or list(W.METRIC_WEIGHTS):
-        paths = W.fetch(name, mirror=mirror)
+    """Download (or copy from installed wheels) and verify sha256; methods go to
+    BENCH_WEIGHTS_DIR/<method>/, metrics to the carbench cache."""
+    mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
+    for name in names or _all_names():
+        if name in MW.METRIC_WEIGHTS:
+            paths = MW.fetch(name, mirror=mirror)
+        else:
+            method, _, variant = name.partition(":")
+            root = weights_dir() / method
+            paths = [
+                fetch_file(wf, root, mirror) for _, wf in _method_files(method, variant or None)
+            ]
         typer.echo(f"{name}: {len(paths)} file(s) ready")
+        for p in paths:
+            typer.echo(f"  {p}")
 
 
 @app.command("verify")
 def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
-    """Check presence and sha256 of each metric's files."""
+    """Check presence and sha256 of each file."""
     bad = 0
-    for name in names or list(W.METRIC_WEIGHTS):
-        problems = W.verify(name)
+    for name in names or _all_names():
+        if name in MW.METRIC_WEIGHTS:
+            problems = MW.verify(name)
+        else:
+            problems, seen, missing, root = [], set(), set(), weights_dir()
+            for variant, wf in _method_files(name):
+                p = next(
+                    (c for c in (root / name / wf.relpath, root / wf.relpath) if c.is_file()), None
+                )
+                if p is None:
+                    typer.echo(f"  {name}:{variant} {wf.name}: not present ({wf.source()})")
+                    missing.add(variant)
+                    continue
+                seen.add(variant)
+                if not hash_ok(p, wf.sha256):
+                    problems.append(f"{p}: sha256 does not start with {wf.sha256}")
+            if not seen - missing:
+                problems.append(f"{name}: no variant has all its files")
         typer.echo(f"{name}: {'OK' if not problems else 'PROBLEMS'}")
         for p in problems:
             typer.echo(f"  {p}", err=True)
@@ -48,5 +99,6 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
 
 @app.command("where")
 def where_cmd() -> None:
-    """The cache folder (set BENCH_CACHE to move it)."""
-    typer.echo(str(cache_root()))
+    """Folders: metric cache (BENCH_CACHE) and method weights (BENCH_WEIGHTS_DIR)."""
+    typer.echo(f"metrics: {cache_root()}")
+    typer.echo(f"methods: {weights_dir()}")

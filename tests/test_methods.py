@@ -1,0 +1,233 @@
+"""Method adapters: official checkpoint layouts, loading, restoring real images end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+import methods
+from bench.errors import BenchError, WeightsMissingError
+from degradations import Jpeg
+from methods.base import Sample
+from methods.dncnn import read_matconvnet
+from methods.tiling import tile_starts, tiled
+
+# manifest file -> (method, variant); every official layout carbench implements
+MANIFESTS = {
+    "fbcnn-color.json": ("fbcnn", "color"),
+    "fbcnn-gray.json": ("fbcnn", "gray"),
+    "fbcnn-gray-double.json": ("fbcnn", "gray-double"),
+    "dncnn3.json": ("dncnn3", None),
+}
+
+
+@pytest.mark.parametrize("manifest", sorted(MANIFESTS))
+def test_network_matches_official_manifest(manifests, manifest):
+    man = json.loads((manifests / manifest).read_text())
+    name, variant = MANIFESTS[manifest]
+    with torch.device("meta"):  # no memory, no weights
+        net = methods.get(name).build_network(variant)
+    shapes = {k: list(v.shape) for k, v in net.state_dict().items()}
+    assert shapes == man["shapes"]
+    assert list(shapes) == list(man["shapes"])  # same order as the official state dict
+    assert sum(p.numel() for p in net.parameters()) == man["param_count"]
+    assert sorted(k for k, _ in net.named_buffers()) == sorted(man["buffers"])
+
+
+def _sample(img: np.ndarray, qf: int = 10) -> Sample:
+    return Sample("x", Jpeg(qf).apply(img).decoded, None, f"jpeg-q{qf}", {"qf": qf})
+
+
+@pytest.fixture(scope="module")
+def fbcnn_checkpoint(tmp_path_factory):
+    """fbcnn_color.pth in the official format (plain fp32 state dict) from a seeded init."""
+    folder = tmp_path_factory.mktemp("w") / "fbcnn"
+    folder.mkdir()
+    torch.manual_seed(0)
+    net = methods.get("fbcnn").build_network("color")
+    torch.save(net.state_dict(), folder / "fbcnn_color.pth")
+    return folder.parent
+
+
+def test_fbcnn_end_to_end_with_official_format(fbcnn_checkpoint, monkeypatch, coffee):
+    """Load path, odd size (padding to 8 inside, crop back), QF override, tiling, dtype.
+    Random weights: the values are not quality results."""
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(fbcnn_checkpoint))
+    img = coffee[:77, :101]
+    m = methods.get("fbcnn")
+    m.load("cpu", "fp32", kinds=("rgb",))
+    out = m.restore(_sample(img))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert len(m.weights_sha256()) == 64
+    assert 0 <= m.predict_qf(_sample(img)) <= 100
+    fixed = methods.get("fbcnn:qf=90")
+    fixed.load("cpu", "fp32", kinds=("rgb",))
+    assert fixed.id == "fbcnn:qf=90"
+    assert not np.array_equal(fixed.restore(_sample(img)), out)
+    m.tile = 48
+    tiled_out = m.restore(_sample(img))
+    assert tiled_out.shape == img.shape
+    bf = methods.get("fbcnn")
+    bf.load("cpu", "bf16", kinds=("rgb",))
+    assert np.abs(bf.restore(_sample(img)).astype(int) - out).mean() < 3
+
+
+def test_fbcnn_missing_weights_say_what_and_where(monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(WeightsMissingError) as e:
+        methods.get("fbcnn").load("cpu", "fp32", kinds=("rgb", "gray"))
+    msg = str(e.value)
+    assert (
+        "fbcnn_color.pth: get https://github.com/jiaxi-jiang/FBCNN/releases/download/v1.0/"
+        "fbcnn_color.pth, 287,755,111 bytes, sha256 8b0e4ef2" in msg
+    )
+    assert (
+        "fbcnn_gray.pth" in msg and str(tmp_path / "nothing" / "fbcnn" / "fbcnn_color.pth") in msg
+    )
+
+
+def test_wrong_layout_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "w" / "fbcnn"
+    folder.mkdir(parents=True)
+    gray = methods.get("fbcnn").build_network("gray").state_dict()
+    torch.save(gray, folder / "fbcnn_color.pth")
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+    with pytest.raises(
+        BenchError,
+        match=r"fbcnn_color.pth: not the expected checkpoint layout: 3 shape mismatch"
+        r".*m_head.weight: file \(64, 1, 3, 3\) vs network \(64, 3, 3, 3\)",
+    ):
+        methods.get("fbcnn").load(kinds=("rgb",))
+
+
+def test_fbcnn_bad_option():
+    with pytest.raises(BenchError, match="fbcnn:qf must be an integer 1-100"):
+        methods.get("fbcnn:qf=0")
+
+
+def test_dncnn3_matconvnet_and_kair_files_agree(dncnn3_weights, tmp_path, monkeypatch, camera):
+    """The original .mat and a dncnn3.pth written in KAIR's layout give identical outputs."""
+    sd = read_matconvnet(dncnn3_weights / "DnCNN3.mat")
+    (tmp_path / "w" / "dncnn3").mkdir(parents=True)
+    torch.save(sd, tmp_path / "w" / "dncnn3" / "dncnn3.pth")
+    img = camera[100:228, 50:210]
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(dncnn3_weights))
+    a = methods.get("dncnn3")
+    a.load()
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+    b = methods.get("dncnn3:variant=pth")
+    b.load()
+    sa, sb = a.restore(_sample(img)), b.restore(_sample(img))
+    assert np.array_equal(sa, sb)
+    assert a.weights_sha256() == "3962377d522b6728417e364bf7a589cf34ddfb592af0bd9769e53f8123d17677"
+
+
+def test_dncnn3_colour_runs_on_y(dncnn3_weights, monkeypatch, coffee):
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(dncnn3_weights))
+    m = methods.get("dncnn3")
+    m.load()
+    img = coffee[:96, :120]
+    s = _sample(img)
+    out = m.restore(s)
+    assert out.shape == img.shape
+    from bench.metrics.fullref import psnr
+
+    assert psnr(out, img) > psnr(s.decoded, img)
+
+
+def test_tiling_utility():
+    assert tile_starts(10, 4, 1) == [0, 3, 6]
+    assert tile_starts(384, 384, 96) == [0]
+    assert tile_starts(1000, 384, 96) == [0, 288, 576, 616]
+    x = torch.rand(1, 3, 70, 90)
+    for blend in ("uniform", "gaussian"):
+        assert torch.allclose(tiled(lambda t: t * 2, x, 32, 8, blend), x * 2, atol=1e-6)
+    with pytest.raises(ValueError, match="overlap must be in"):
+        tiled(lambda t: t, x, 32, 32)
+
+
+def test_external_published_fbcnn(ws, data_root, capsys):
+    """The authors' released FBCNN outputs scored through `external`: the per-image PSNR of
+    the authors' log (bikes 26.39, building2 23.38, buildings 25.99, caps 31.66,
+    carnivaldolls 27.85)."""
+    pub = data_root / "published/FBCNN/LIVE1_color_fbcnn_color/{qf}"
+    assert (
+        run_cli(
+            "run",
+            "-w",
+            ws,
+            "--methods",
+            f"external:FBCNN={pub}",
+            "-d",
+            "LIVE1",
+            "-p",
+            "fbcnn",
+            "-g",
+            "jpeg-q10",
+            "--metrics",
+            "psnr",
+            "--data-root",
+            data_root,
+            "--no-progress",
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "no FBCNN output for image woman" in err and "24 item(s) failed" in err
+    from bench.store import ResultStore
+
+    df = ResultStore(ws / "results").load(method="FBCNN").set_index("image")
+    assert {k: f"{v:.2f}" for k, v in df.value.items()} == {
+        "bikes": "26.39",
+        "building2": "23.38",
+        "buildings": "25.99",
+        "caps": "31.66",
+        "carnivaldolls": "27.85",
+    }
+
+
+def test_weights_fetch_over_http(dncnn3_weights, tmp_path, monkeypatch, capsys):
+    """`bench weights fetch dncnn3` from a local mirror: the real file passes the sha256
+    check; a corrupted copy is refused and deleted."""
+    www = tmp_path / "www"
+    www.mkdir()
+    data = (dncnn3_weights / "DnCNN3.mat").read_bytes()
+    (www / "DnCNN3.mat").write_bytes(data)
+    handler = type(
+        "H",
+        (http.server.SimpleHTTPRequestHandler,),
+        {
+            "log_message": lambda *a: None,
+            "__init__": lambda self, *a, **k: http.server.SimpleHTTPRequestHandler.__init__(
+                self, *a, directory=str(www), **k
+            ),
+        },
+    )
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    mirror = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+        assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 0
+        got = (tmp_path / "w" / "dncnn3" / "DnCNN3.mat").read_bytes()
+        assert hashlib.sha256(got).hexdigest().startswith("3962377d")
+        (www / "DnCNN3.mat").write_bytes(data[:-10] + b"corrupted!")
+        monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w2"))
+        assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 1
+        assert "sha256 does not start with 3962377d" in capsys.readouterr().err
+        assert not list((tmp_path / "w2" / "dncnn3").iterdir())
+    finally:
+        httpd.shutdown()
+
+
+def test_run_stops_before_work_without_weights(ws, capsys):
+    assert run_cli("run", "-w", ws, "--methods", "jpeg,fbcnn", "--no-progress") == 1
+    assert "method fbcnn (color) cannot run, weight file(s) missing" in capsys.readouterr().err
+    assert not (ws / "sets").exists()
