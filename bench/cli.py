@@ -10,6 +10,7 @@ import typer
 from bench import __version__
 from bench.commands import datasets as datasets_cmd
 from bench.commands import weights as weights_cmd
+from bench.commands.check import check_cmd
 from bench.commands.generate import generate_cmd
 from bench.commands.metrics import metrics_cmd
 from bench.commands.report import report_cmd
@@ -29,6 +30,7 @@ app.command("generate")(generate_cmd)
 app.command("run")(run_cmd)
 app.command("report")(report_cmd)
 app.command("metrics")(metrics_cmd)
+app.command("check")(check_cmd)
 
 
 @app.callback(invoke_without_command=True)

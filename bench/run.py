@@ -115,16 +115,13 @@ def run_method_on_set(
                 gt = read_image(ws.resolve(rec["gt_path"])).pixels
                 out_path = output_path(ws, method, ds.name, protocol.name, deg.id, image)
                 restore_s = peak_mb = float("nan")
+                sample = Sample(
+                    image, None, ws.resolve(rec["bitstream_path"]), deg.id, _params(rec)
+                )
                 if method.saves_outputs and out_path.exists():
                     out = read_image(out_path).pixels
                 else:
-                    sample = Sample(
-                        image,
-                        _decoded(ws, rec),
-                        ws.resolve(rec["bitstream_path"]),
-                        deg.id,
-                        _params(rec),
-                    )
+                    sample.decoded = _decoded(ws, rec)
                     t0 = time.perf_counter()
                     _reset_peak(method.device)
                     out = method.restore(sample)
@@ -132,6 +129,8 @@ def run_method_on_set(
                     peak_mb = _peak_mb(method.device)
                     if method.saves_outputs:
                         write_png_atomic(out_path, out)
+                src = out_path if method.saves_outputs else method.output_source(sample)
+                src_rel = ws.rel(src) if src is not None else None
                 missing = wanted - have.get(image, set())
                 scores = runner.score(out, gt, pixel_sha256(out), rec["gt_sha256"], only=missing)
             except (ImageError, BenchError, ValueError) as e:
@@ -158,6 +157,7 @@ def run_method_on_set(
                         "metric_seconds": s.seconds,
                         "restore_seconds": restore_s,
                         "peak_mem_mb": peak_mb,
+                        "output_path": src_rel,
                         "bpp": rec.get("bpp"),
                         "gt_sha256": rec["gt_sha256"],
                         "method_weights_sha256": method.weights_sha256(),

@@ -25,7 +25,7 @@ class Sample:
     """One degraded image as a method sees it."""
 
     image: str  # image id
-    decoded: np.ndarray  # the decoded degraded image, uint8 HxWx3 or HxW
+    decoded: np.ndarray | None  # the decoded degraded image, uint8 HxWx3 or HxW
     bitstream_path: Path  # the stored bitstream (.jpg, .bpg, .hevc)
     degradation: str  # canonical id, e.g. jpeg-q10
     params: dict = field(default_factory=dict)  # degradation parameters (qf, qf1, qf2, qp, ...)
@@ -129,3 +129,7 @@ class Method:
 
     def restore(self, sample: Sample) -> np.ndarray:
         raise NotImplementedError
+
+    def output_source(self, sample: Sample) -> Path | None:
+        """Where an existing output file for ``sample`` lies (external outputs), if any."""
+        return None

@@ -27,15 +27,14 @@ class External(Method):
         if len(options) != 1:
             raise BenchError("use external:NAME=DIR, e.g. external:FBCNN=results/{qf}")
         super().__init__(**options)
-        ((self.label, folder),) = options.items()
-        self.template = folder
+        ((self.label, self.template),) = options.items()
 
     @property
     def id(self) -> str:
         return self.label
 
     def folder_for(self, sample: Sample) -> Path:
-        fields = {"degradation": sample.degradation, **{k: v for k, v in sample.params.items()}}
+        fields = {"degradation": sample.degradation, **sample.params}
         try:
             return Path(self.template.format(**fields))
         except KeyError as e:
@@ -44,23 +43,29 @@ class External(Method):
                 f"which {sample.degradation} does not have"
             ) from None
 
+    def output_source(self, sample: Sample) -> Path | None:
+        folder = self.folder_for(sample)
+        return next(
+            (
+                p
+                for p in (folder / f"{sample.image}{ext}" for ext in IMAGE_EXTENSIONS)
+                if p.is_file()
+            ),
+            None,
+        )
+
     def restore(self, sample: Sample) -> np.ndarray:
         folder = self.folder_for(sample)
         if not folder.is_dir():
             raise ImageError(folder, f"folder of {self.label} outputs not found")
-        hits = [
-            p for p in (folder / f"{sample.image}{ext}" for ext in IMAGE_EXTENSIONS) if p.is_file()
-        ]
-        if not hits:
+        hit = self.output_source(sample)
+        if hit is None:
             raise ImageError(
                 folder / f"{sample.image}.png", f"no {self.label} output for image {sample.image}"
             )
-        out = read_image(hits[0]).pixels
+        out = read_image(hit).pixels
         if out.ndim != sample.decoded.ndim:
-            raise ImageError(
-                hits[0],
-                f"has {1 if out.ndim == 2 else out.shape[2]} channel(s); "
-                f"the degraded input has "
-                f"{1 if sample.decoded.ndim == 2 else 3}",
-            )
+            have = 1 if out.ndim == 2 else out.shape[2]
+            want = 1 if sample.decoded.ndim == 2 else 3
+            raise ImageError(hit, f"has {have} channel(s); the degraded input has {want}")
         return out

@@ -4,14 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg)
+# ffmpeg + libx265: HEVC-intra degradations; TeX Live: LaTeX tables are compiled in the tests;
+# chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks.
+APT_PACKAGES=(ffmpeg texlive-latex-base texlive-latex-recommended texlive-latex-extra
+              chromium poppler-utils fonts-dejavu-core)
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  echo "setup: installing Debian packages: ${missing[*]}"
+  echo "setup: installing Debian packages (${missing[*]} missing)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${APT_PACKAGES[@]}" >/dev/null
 fi
 
 PY="${PYTHON:-python3}"

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
-from conftest import run_cli
 from PIL import Image
 
 from bench.datasets import fetch, get_info, pixel_sha256, registry, resolve, verify
 from bench.download import DownloadError, download
 from bench.errors import BenchError
+from conftest import run_cli
 
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]
 

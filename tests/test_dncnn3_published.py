@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from conftest import run_cli
 
 PUBLISHED = {  # (dataset, QF): (PSNR, SSIM)

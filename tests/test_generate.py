@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
-from conftest import run_cli
 from PIL import Image
 
 from bench.generate import finished_records
 from bench.workspace import Workspace
+from conftest import run_cli
 
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]
 

@@ -10,10 +10,10 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 
 import methods
 from bench.errors import BenchError, WeightsMissingError
+from conftest import run_cli
 from degradations import Jpeg
 from methods.base import Sample
 from methods.dncnn import read_matconvnet

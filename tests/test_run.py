@@ -6,9 +6,9 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from bench.store import ResultStore
+from conftest import run_cli
 
 # JPEG rows (no restoration) of the FBCNN tables, PSNR | SSIM | PSNR-B, OpenCV encoding.
 # Gray (Classic5, LIVE1_gray): read digit by digit from the authors' table figure

@@ -11,24 +11,28 @@ from bench.commands.common import WorkspaceOpt, workspace
 from bench.errors import BenchError
 from bench.imageio import write_bytes_atomic
 from bench.store import ResultStore
-from reports import summarize
-
-FORMATS = ("csv",)
+from reports.build import FORMATS, render_report
+from reports.presets import PRESETS
 
 
 def report_cmd(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", "-f", help=" | ".join(FORMATS))] = "csv",
+    table: Annotated[str, typer.Option("--table", "-t", help=" | ".join(PRESETS))] = "auto",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file [stdout]")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d")] = None,
+    method: Annotated[list[str] | None, typer.Option("--method", "-m")] = None,
+    standalone: Annotated[bool, typer.Option(help="LaTeX: a complete document")] = False,
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
-    """Tables from the result store: one row per (dataset, protocol, degradation, method,
-    metric) with the mean over images and the image count."""
+    """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
+    metric) with the mean over images and the image count; LaTeX/Markdown/HTML: paper layout."""
     if fmt not in FORMATS:
         raise BenchError(f"unknown report format {fmt!r}; available: {', '.join(FORMATS)}")
-    df = ResultStore(workspace(workspace_dir).root / "results").load()
-    if df.empty:
+    ws = workspace(workspace_dir)
+    rows = ResultStore(ws.root / "results").load(dataset=dataset, method=method)
+    if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")
-    text = summarize(df).to_csv(index=False, float_format="%.6f")
+    text = render_report(rows, fmt, table, ws, standalone)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -1,0 +1,600 @@
+"""PromptCIR - Li et al., "PromptCIR: Blind Compressed Image Restoration with Prompt Learning",
+NTIRE 2024 blind JPEG enhancement challenge winner (arXiv 2404.17433).
+
+Upstream: lbc12345/PromptCIR-NTIRE24 (model.py and test_model.py @3506b1a, Apache-2.0; the
+checkpoints carry no separate terms). The network below is carbench's own implementation of
+``MyModel(decoder=True)`` with the upstream parameter names, so the released checkpoints load
+with strict key matching: a Restormer-style 4-level U-Net whose levels 1-2 are HAT-style hybrid
+attention groups (shifted-window self-attention + channel attention + overlapping
+cross-attention) and whose decoder mixes in per-pixel combinations of learned prompt bases.
+
+Protocol as in the authors' test script: input RGB in [0,1], residual output; mirror padding at
+the bottom/right to ``(floor(h/32)+1)*32`` (a flipped copy appended, so the edge row/column
+repeats), then cropped back; square tiles of ``min(384, H, W)`` with overlap 96 and uniform
+averaging, clamped to [0,1]; self-ensemble of the two checkpoints x {identity, H/W transpose}
+(4 passes, each clamped, averaged), x255, rounded. ``promptcir:ensemble=off`` runs
+``model_best.pth`` alone without the transpose (1 pass). ``bench run --tile N`` sets the tile
+size (rounded down to a multiple of 32, overlap N/4).
+
+Deviation where upstream fails: its tiling crashes or leaves gaps when the padded image's
+shorter side is <= 96 (overlap >= tile); there the overlap becomes a quarter of the tile. Images
+smaller than the padding are extended by repeated mirroring. The network is colour only: a gray
+image is replicated to three channels and the mean of the restored channels is returned.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from bench.errors import BenchError, WeightsMissingError
+from bench.weights import WeightFile
+from methods.base import Capabilities, Method, Sample, weights_dir
+from methods.tiling import tiled
+from methods.torch_utils import (
+    load_state_dict_file,
+    sha256_of,
+    strict_load,
+    to_tensor,
+    to_uint8,
+    torch_dtype,
+)
+
+DRIVE_FOLDER = "https://drive.google.com/drive/folders/1oxOVDK845rikuwWiMICHUv5nFGJjA7pV"
+TILE = 384  # upstream tile; overlap is a quarter of it (96)
+PAD_MULTIPLE = 32  # three 2x downsamplings, then 16-px windows at level 2
+WINDOW = 16
+DIM = 48
+DEPTHS = (4, 6, 6, 8)  # blocks at levels 1-4
+HEADS = (1, 2, 4, 8)
+REFINE_BLOCKS = 4
+FFN_EXPANSION = 2.66
+NUM_TASKS = 7  # the seven training quality factors
+CONV_SCALE = 0.01  # weight of the channel-attention branch in a hybrid block
+# prompt bank per decoder level: (feature channels, bases, prompt channels)
+PROMPTS = {3: (8 * DIM, 16, 320), 2: (4 * DIM, 32, 128), 1: (2 * DIM, 64, 64)}
+
+
+def _rel_index_self(ws: int):
+    """Index into the (2ws-1)^2 bias table for every (query, key) pair of a ws x ws window."""
+    import torch
+
+    yy, xx = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
+    y, x = yy.flatten(), xx.flatten()
+    dy = y[:, None] - y[None, :] + ws - 1
+    dx = x[:, None] - x[None, :] + ws - 1
+    return dy * (2 * ws - 1) + dx
+
+
+def _rel_index_overlap(ws: int, ows: int):
+    """Index into the (ws+ows-1)^2 bias table for ws x ws queries against ows x ows keys.
+
+    Kept exactly as trained (HAT's offset): some entries are negative and address the table
+    from its end, which ``_bias`` reproduces with a modulo."""
+    import torch
+
+    qy, qx = (
+        t.flatten() for t in torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
+    )
+    ky, kx = (
+        t.flatten() for t in torch.meshgrid(torch.arange(ows), torch.arange(ows), indexing="ij")
+    )
+    dy = ky[None, :] - qy[:, None] + ws - ows + 1
+    dx = kx[None, :] - qx[:, None] + ws - ows + 1
+    return dy * (ws + ows - 1) + dx
+
+
+def _bias(table, index):
+    """Relative position bias (heads, Nq, Nk) gathered from a (entries, heads) table."""
+    flat = index.reshape(-1) % table.shape[0]
+    return table[flat].reshape(*index.shape, -1).permute(2, 0, 1)
+
+
+def _to_windows(x, ws: int):
+    """(B, H, W, C) -> (B * nW, ws * ws, C), windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, ws * ws, c)
+
+
+def _from_windows(win, ws: int, h: int, w: int):
+    """Inverse of ``_to_windows``."""
+    c = win.shape[-1]
+    x = win.reshape(-1, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, h, w, c)
+
+
+def _shift_mask(h: int, w: int, ws: int, shift: int, device, dtype):
+    """Additive mask (nW, ws*ws, ws*ws) keeping shifted windows from mixing wrapped regions."""
+    import torch
+
+    def bands(n: int):
+        lab = torch.zeros(n, dtype=torch.long, device=device)
+        lab[n - ws : n - shift] = 1
+        lab[n - shift :] = 2
+        return lab
+
+    region = (3 * bands(h)[:, None] + bands(w)[None, :])[None, :, :, None]
+    win = _to_windows(region, ws)[..., 0]  # nW, ws*ws
+    differs = win[:, None, :] != win[:, :, None]
+    return torch.zeros(differs.shape, device=device, dtype=dtype).masked_fill(differs, -100.0)
+
+
+@functools.cache
+def _network_class():
+    """The network classes, built once on first use (keeps torch out of module import)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def last(x):  # (B, C, H, W) -> (B, H, W, C)
+        return x.permute(0, 2, 3, 1)
+
+    def first(x):  # (B, H, W, C) -> (B, C, H, W)
+        return x.permute(0, 3, 1, 2)
+
+    class ChannelNorm(nn.Module):
+        """LayerNorm over the channels of a (B, C, H, W) map (Restormer's WithBias norm)."""
+
+        def __init__(self, ch: int) -> None:
+            super().__init__()
+            self.body = nn.LayerNorm(ch)
+
+        def forward(self, x):
+            return first(self.body(last(x)))
+
+    class GatedFFN(nn.Module):
+        """Gated depthwise-conv feed-forward: GELU(a) * b of a 3x3 depthwise expansion."""
+
+        def __init__(self, ch: int, bias: bool) -> None:
+            super().__init__()
+            hidden = int(ch * FFN_EXPANSION)
+            self.project_in = nn.Conv2d(ch, 2 * hidden, 1, bias=bias)
+            self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, 1, 1, groups=2 * hidden, bias=bias)
+            self.project_out = nn.Conv2d(hidden, ch, 1, bias=bias)
+
+        def forward(self, x):
+            gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+            return self.project_out(F.gelu(gate) * value)
+
+    class TransposedAttention(nn.Module):
+        """Multi-head attention across channels (C x C maps per head, cosine similarity
+        scaled by a learned temperature)."""
+
+        def __init__(self, ch: int, heads: int) -> None:
+            super().__init__()
+            self.heads = heads
+            self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+            self.qkv = nn.Conv2d(ch, 3 * ch, 1, bias=False)
+            self.qkv_dwconv = nn.Conv2d(3 * ch, 3 * ch, 3, 1, 1, groups=3 * ch, bias=False)
+            self.project_out = nn.Conv2d(ch, ch, 1, bias=False)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            q, k, v = (
+                t.reshape(b, self.heads, c // self.heads, h * w)
+                for t in self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+            )
+            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+            attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+            return self.project_out((attn @ v).reshape(b, c, h, w))
+
+    class RestormerBlock(nn.Module):
+        def __init__(self, ch: int, heads: int) -> None:
+            super().__init__()
+            self.norm1 = ChannelNorm(ch)
+            self.attn = TransposedAttention(ch, heads)
+            self.norm2 = ChannelNorm(ch)
+            self.ffn = GatedFFN(ch, bias=False)
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.ffn(self.norm2(x))
+
+    def restormer_stack(ch: int, heads: int, n: int):
+        return nn.Sequential(*[RestormerBlock(ch, heads) for _ in range(n)])
+
+    class SqueezeExcite(nn.Module):
+        """RCAN channel attention: rescale channels by a bottleneck of their means."""
+
+        def __init__(self, ch: int, squeeze: int = 16) -> None:
+            super().__init__()
+            self.attention = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                nn.Conv2d(ch, ch // squeeze, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(ch // squeeze, ch, 1),
+                nn.Sigmoid(),
+            )
+
+        def forward(self, x):
+            return x * self.attention(x)
+
+    class ConvBranch(nn.Module):
+        """Conv - GELU - conv with channel attention (HAT's CAB, compress ratio 3)."""
+
+        def __init__(self, ch: int) -> None:
+            super().__init__()
+            self.cab = nn.Sequential(
+                nn.Conv2d(ch, ch // 3, 3, 1, 1),
+                nn.GELU(),
+                nn.Conv2d(ch // 3, ch, 3, 1, 1),
+                SqueezeExcite(ch),
+            )
+
+        def forward(self, x):
+            return self.cab(x)
+
+    class WindowAttention(nn.Module):
+        """Self-attention inside ws x ws windows with a learned relative position bias."""
+
+        def __init__(self, ch: int, heads: int) -> None:
+            super().__init__()
+            self.heads = heads
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * WINDOW - 1) ** 2, heads)
+            )
+            self.qkv = nn.Linear(ch, 3 * ch)
+            self.proj = nn.Linear(ch, ch)
+
+        def forward(self, tokens, rel_index, mask=None):
+            n_win, n, c = tokens.shape
+            qkv = self.qkv(tokens).reshape(n_win, n, 3, self.heads, c // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            bias = _bias(self.relative_position_bias_table, rel_index)[None]
+            if mask is not None:  # (nW, n, n) per window, repeated over the batch
+                bias = (bias + mask[:, None]).repeat(n_win // mask.shape[0], 1, 1, 1)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+            return self.proj(out.transpose(1, 2).reshape(n_win, n, c))
+
+    class HybridBlock(nn.Module):
+        """(Shifted) window attention + scaled channel-attention conv branch, then a gated
+        FFN; works on (B, H, W, C) maps."""
+
+        def __init__(self, ch: int, heads: int, shift: int) -> None:
+            super().__init__()
+            self.shift = shift
+            self.norm1 = nn.LayerNorm(ch)
+            self.attn = WindowAttention(ch, heads)
+            self.conv_block = ConvBranch(ch)
+            self.norm2 = nn.LayerNorm(ch)
+            self.ffn = GatedFFN(ch, bias=True)
+
+        def forward(self, x, rel_index, mask):
+            _, h, w, _ = x.shape
+            y = self.norm1(x)
+            local = last(self.conv_block(first(y)))
+            if self.shift:
+                y = torch.roll(y, (-self.shift, -self.shift), dims=(1, 2))
+            y = self.attn(_to_windows(y, WINDOW), rel_index, mask if self.shift else None)
+            y = _from_windows(y, WINDOW, h, w)
+            if self.shift:
+                y = torch.roll(y, (self.shift, self.shift), dims=(1, 2))
+            x = x + y + local * CONV_SCALE
+            return x + last(self.ffn(first(self.norm2(x))))
+
+    class OverlapCrossAttention(nn.Module):
+        """ws x ws query windows attending to enlarged (1.5 ws) overlapping key/value windows
+        (zero-padded at the border), then a gated FFN; works on (B, H, W, C) maps."""
+
+        def __init__(self, ch: int, heads: int) -> None:
+            super().__init__()
+            self.heads = heads
+            self.outer = WINDOW + WINDOW // 2
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((WINDOW + self.outer - 1) ** 2, heads)
+            )
+            self.norm1 = nn.LayerNorm(ch)
+            self.qkv = nn.Linear(ch, 3 * ch)
+            self.proj = nn.Linear(ch, ch)
+            self.norm2 = nn.LayerNorm(ch)
+            self.ffn = GatedFFN(ch, bias=True)
+
+        def forward(self, x, rel_index):
+            b, h, w, c = x.shape
+            d, area = c // self.heads, self.outer**2
+            qkv = self.qkv(self.norm1(x))
+            q = _to_windows(qkv[..., :c], WINDOW)  # B*nW, ws*ws, C
+            kv = F.unfold(
+                first(qkv[..., c:]),
+                self.outer,
+                padding=(self.outer - WINDOW) // 2,
+                stride=WINDOW,
+            )  # B, 2C * outer^2, nW
+            kv = kv.reshape(b, 2, c, area, -1).permute(1, 0, 4, 3, 2).reshape(2, -1, area, c)
+            q = q.reshape(q.shape[0], -1, self.heads, d).transpose(1, 2)
+            k, v = (t.reshape(t.shape[0], area, self.heads, d).transpose(1, 2) for t in kv)
+            bias = _bias(self.relative_position_bias_table, rel_index)[None].to(q.dtype)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            out = _from_windows(out.transpose(1, 2).reshape(-1, WINDOW * WINDOW, c), WINDOW, h, w)
+            x = self.proj(out) + x
+            return x + last(self.ffn(first(self.norm2(x))))
+
+    class HybridStack(nn.Module):
+        def __init__(self, ch: int, heads: int, depth: int) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList(
+                [HybridBlock(ch, heads, WINDOW // 2 if i % 2 else 0) for i in range(depth)]
+            )
+            self.overlap_attn = OverlapCrossAttention(ch, heads)
+
+        def forward(self, x, rel_self, rel_overlap):
+            _, h, w, _ = x.shape
+            mask = _shift_mask(h, w, WINDOW, WINDOW // 2, x.device, x.dtype)
+            for blk in self.blocks:
+                x = blk(x, rel_self, mask)
+            return self.overlap_attn(x, rel_overlap)
+
+    class HybridGroup(nn.Module):
+        """Residual hybrid attention group: blocks + overlapping attention + 3x3 conv, plus
+        the input. (B, C, H, W) in and out."""
+
+        def __init__(self, ch: int, heads: int, depth: int) -> None:
+            super().__init__()
+            self.residual_group = HybridStack(ch, heads, depth)
+            self.conv = nn.Conv2d(ch, ch, 3, 1, 1)
+
+        def forward(self, x, rel_self, rel_overlap):
+            y = self.residual_group(last(x), rel_self, rel_overlap)
+            return self.conv(first(y)) + x
+
+    class Resample(nn.Module):
+        """3x3 conv then pixel (un)shuffle: halves (down) or doubles (up) the resolution."""
+
+        def __init__(self, ch: int, down: bool) -> None:
+            super().__init__()
+            if down:
+                self.body = nn.Sequential(
+                    nn.Conv2d(ch, ch // 2, 3, 1, 1, bias=False), nn.PixelUnshuffle(2)
+                )
+            else:
+                self.body = nn.Sequential(
+                    nn.Conv2d(ch, ch * 2, 3, 1, 1, bias=False), nn.PixelShuffle(2)
+                )
+
+        def forward(self, x):
+            return self.body(x)
+
+    class InputEmbed(nn.Module):
+        def __init__(self, cin: int, ch: int) -> None:
+            super().__init__()
+            self.proj = nn.Conv2d(cin, ch, 3, 1, 1, bias=False)
+
+        def forward(self, x):
+            return self.proj(x)
+
+    class TwoLayerMLP(nn.Module):
+        def __init__(self, cin: int, cout: int) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(cin, cout)
+            self.fc2 = nn.Linear(cout, cout)
+
+        def forward(self, x):
+            return self.fc2(F.gelu(self.fc1(x)))
+
+    class PromptBank(nn.Module):
+        """Per-pixel prompt from a learned bank (tasks x bases x D): softmax weights over the
+        bases and over the tasks, both predicted from the features, then a 3x3 conv."""
+
+        def __init__(self, ch: int, n_basis: int, prompt_ch: int) -> None:
+            super().__init__()
+            self.basis_mlp = TwoLayerMLP(ch, n_basis)
+            self.task_mlp = TwoLayerMLP(ch, NUM_TASKS)
+            self.prompt = nn.Parameter(torch.rand(1, NUM_TASKS, n_basis, prompt_ch, 1, 1))
+            self.conv3x3 = nn.Conv2d(prompt_ch, prompt_ch, 3, 1, 1, bias=False)
+
+        def forward(self, x):
+            feats = last(x)
+            basis = self.basis_mlp(feats).softmax(dim=-1)  # B, H, W, N
+            task = self.task_mlp(feats).softmax(dim=-1)  # B, H, W, T
+            bank = self.prompt[0, ..., 0, 0]  # T, N, D
+            per_task = torch.einsum("bhwn,tnd->bhwtd", basis, bank)
+            return self.conv3x3(torch.einsum("bhwt,bhwtd->bdhw", task, per_task))
+
+    class PromptCIRNet(nn.Module):
+        """``MyModel(decoder=True)`` of the upstream repository; (1, 3, H, W) in [0,1] with
+        H, W multiples of 32 -> restored image (residual added, not clamped)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            c1, c2, c3, c4 = DIM, 2 * DIM, 4 * DIM, 8 * DIM
+            self.patch_embed_input = InputEmbed(3, c1)
+            self.register_buffer("relative_position_index_SA", _rel_index_self(WINDOW))
+            self.register_buffer(
+                "relative_position_index_OCA", _rel_index_overlap(WINDOW, WINDOW + WINDOW // 2)
+            )
+            for level in (1, 2, 3):
+                setattr(self, f"prompt{level}", PromptBank(*PROMPTS[level]))
+            self.encoder_level1 = HybridGroup(c1, HEADS[0], DEPTHS[0])
+            self.down1_2 = Resample(c1, down=True)
+            self.encoder_level2 = HybridGroup(c2, HEADS[1], DEPTHS[1])
+            self.down2_3 = Resample(c2, down=True)
+            self.encoder_level3 = restormer_stack(c3, HEADS[2], DEPTHS[2])
+            self.down3_4 = Resample(c3, down=True)
+            self.latent = restormer_stack(c4, HEADS[3], DEPTHS[3])
+            # the 1x1 convs and fusion blocks keep upstream's channel counts as trained
+            self.up4_3 = Resample(c3, down=False)  # c4 -> c3 // 2 after the shuffle
+            self.reduce_chan_level3 = nn.Conv2d(c2 + c3, c3, 1, bias=False)
+            self.noise_level3 = RestormerBlock(c4 + PROMPTS[3][2], HEADS[2])
+            self.reduce_noise_level3 = nn.Conv2d(c4 + PROMPTS[3][2], c3, 1, bias=False)
+            self.decoder_level3 = restormer_stack(c3, HEADS[2], DEPTHS[2])
+            self.up3_2 = Resample(c3, down=False)
+            self.reduce_chan_level2 = nn.Conv2d(c3, c2, 1, bias=False)
+            self.noise_level2 = RestormerBlock(c3 + PROMPTS[2][2], HEADS[2])
+            self.reduce_noise_level2 = nn.Conv2d(c3 + PROMPTS[2][2], c3, 1, bias=False)
+            self.decoder_level2 = HybridGroup(c2, HEADS[1], DEPTHS[1])
+            self.up2_1 = Resample(c2, down=False)
+            self.noise_level1 = RestormerBlock(c2 + PROMPTS[1][2], HEADS[2])
+            self.reduce_noise_level1 = nn.Conv2d(c2 + PROMPTS[1][2], c2, 1, bias=False)
+            self.decoder_level1 = HybridGroup(c2, HEADS[0], DEPTHS[0])
+            self.refinement = restormer_stack(c2, HEADS[0], REFINE_BLOCKS)
+            self.output = nn.Conv2d(c2, 3, 3, 1, 1, bias=False)
+            self._init_random()
+
+        def _init_random(self) -> None:
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.trunc_normal_(m.weight, std=0.02)
+                    nn.init.zeros_(m.bias)
+                if isinstance(m, WindowAttention | OverlapCrossAttention):
+                    nn.init.trunc_normal_(m.relative_position_bias_table, std=0.02)
+
+        def _with_prompt(self, x, level: int):
+            """Concatenate the level's prompt, fuse with one block, reduce with a 1x1 conv."""
+            x = torch.cat([x, getattr(self, f"prompt{level}")(x)], dim=1)
+            fused = getattr(self, f"noise_level{level}")(x)
+            return getattr(self, f"reduce_noise_level{level}")(fused)
+
+        def forward(self, img):
+            rel = (self.relative_position_index_SA, self.relative_position_index_OCA)
+            enc1 = self.encoder_level1(self.patch_embed_input(img), *rel)
+            enc2 = self.encoder_level2(self.down1_2(enc1), *rel)
+            enc3 = self.encoder_level3(self.down2_3(enc2))
+            deep = self._with_prompt(self.latent(self.down3_4(enc3)), 3)
+            dec3 = torch.cat([self.up4_3(deep), enc3], dim=1)
+            dec3 = self._with_prompt(self.decoder_level3(self.reduce_chan_level3(dec3)), 2)
+            dec2 = self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], dim=1))
+            dec2 = self._with_prompt(self.decoder_level2(dec2, *rel), 1)
+            dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], dim=1), *rel)
+            return self.output(self.refinement(dec1)) + img
+
+    return PromptCIRNet
+
+
+def build_promptcir():
+    """PromptCIR's network with random weights (upstream ``MyModel(decoder=True)``)."""
+    return _network_class()()
+
+
+def mirror_pad(x, multiple: int = PAD_MULTIPLE):
+    """Pad a (B, C, h, w) tensor at the bottom/right to ``(floor(side/multiple)+1)*multiple``
+    (always at least one pixel) with flipped copies, the edge row/column repeated."""
+    import torch
+
+    for dim in (-2, -1):
+        target = (x.shape[dim] // multiple + 1) * multiple
+        while x.shape[dim] < target:  # one flipped copy unless the image is tiny
+            x = torch.cat([x, x.flip(dim)], dim=dim)
+        x = x.narrow(dim, 0, target)
+    return x
+
+
+class PromptCIR(Method):
+    name = "promptcir"
+    description = (
+        "PromptCIR (NTIRE 2024 blind JPEG winner), 2 checkpoints x transpose self-ensemble "
+        "(promptcir:ensemble=off: one pass)"
+    )
+    group = "transformer"
+    paper = "https://arxiv.org/abs/2404.17433"
+    capabilities = Capabilities(gray=False, size_multiple=PAD_MULTIPLE)
+    weights = {
+        "ensemble": [
+            WeightFile("model_best.pth", DRIVE_FOLDER, licence="Apache-2.0"),
+            WeightFile("model_best2.pth", DRIVE_FOLDER, licence="Apache-2.0"),
+        ]
+    }
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        self._nets: list = []
+        value = options.get("ensemble", "on")
+        if value not in ("on", "off"):
+            raise BenchError(f"promptcir:ensemble must be on or off, got {value!r}")
+        self.ensemble = value == "on"
+
+    def build_network(self, variant: str | None = None):
+        if variant not in (None, "ensemble"):
+            raise BenchError(f"promptcir has no variant {variant!r}; known: ensemble")
+        return build_promptcir()
+
+    def weight_paths(self, variant: str | None = None, root=None) -> list:
+        """Like the base class, but the files come from a Drive folder, fetched by hand."""
+        return self._locate(self.weights[variant or self.variant], variant, root)
+
+    def _locate(self, files: list[WeightFile], variant: str | None, root=None) -> list:
+        root = root or weights_dir()
+        found, missing = [], []
+        for wf in files:
+            candidates = [root / self.name / wf.relpath, root / wf.relpath]
+            hit = next((c for c in candidates if c.is_file()), None)
+            if hit is None:
+                missing.append(
+                    f"{wf.name}: download it by hand from the Google Drive folder {wf.url} "
+                    f"(no size or sha256 published; e.g. `gdown --folder {wf.url}`) and put it "
+                    f"at {candidates[0]}"
+                )
+            found.append(hit)
+        if missing:
+            raise WeightsMissingError(
+                f"method {self.name} ({variant or self.variant}) cannot run, weight file(s) "
+                "missing:\n  " + "\n  ".join(missing)
+            )
+        return found
+
+    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
+        super().load(device, dtype)
+        files = self.weights[self.variant]
+        paths = self._locate(files if self.ensemble else files[:1], self.variant)
+        self._nets = []
+        for path in paths:
+            net = self.build_network()
+            strict_load(net, self._read(path), str(path))
+            self._nets.append(net.eval().to(device=device, dtype=torch_dtype(dtype)))
+        self._weights_sha = ",".join(sha256_of([p]) for p in paths)
+
+    def _read(self, path):
+        try:
+            return load_state_dict_file(path)
+        except Exception as e:  # e.g. a Drive HTML page saved under the checkpoint's name
+            raise BenchError(
+                f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e}); download "
+                f"{path.name} again by hand from {DRIVE_FOLDER}"
+            ) from None
+
+    def _tiling(self, h: int, w: int) -> tuple[int, int]:
+        """(tile, overlap) for a padded h x w input: upstream's square ``min(tile, h, w)``."""
+        base = self.tile if self.tile > 0 else TILE
+        base = max(PAD_MULTIPLE, base // PAD_MULTIPLE * PAD_MULTIPLE)
+        tile, overlap = min(base, h, w), base // 4
+        if overlap >= tile:  # upstream fails here (no stride); keep a quarter-tile overlap
+            overlap = tile // 4
+        return tile, overlap
+
+    def _one_pass(self, net, x):
+        """Pad, tiled forward pass, clamp, crop: upstream's per-model evaluation."""
+        h, w = x.shape[-2:]
+        padded = mirror_pad(x)
+        tile, overlap = self._tiling(*padded.shape[-2:])
+        y = tiled(net, padded, tile, overlap, blend="uniform").clamp(0, 1)
+        return y[..., :h, :w]
+
+    def _restore_tensor(self, x):
+        """Average of the passes: every checkpoint on the image, then on its transpose."""
+        views = (False, True) if self.ensemble else (False,)
+        total, count = None, 0
+        for transpose in views:
+            for net in self._nets:
+                inp = x.transpose(-2, -1) if transpose else x
+                y = self._one_pass(net, inp)
+                y = y.transpose(-2, -1) if transpose else y
+                total = y if total is None else total + y
+                count += 1
+        return total / count
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        import torch
+
+        if not self._nets:
+            raise BenchError("promptcir: call load() before restore()")
+        img = sample.decoded
+        gray = img.ndim == 2
+        if gray:  # colour-only network: run on the replicated channel, return the mean
+            img = np.repeat(img[..., None], 3, axis=2)
+        x = to_tensor(img, self.device, torch_dtype(self.dtype))
+        with torch.no_grad():
+            y = self._restore_tensor(x)
+        if gray:
+            y = y.mean(dim=1, keepdim=True)
+        return to_uint8(y)

@@ -1,0 +1,71 @@
+"""From the result store to a finished report in one call (used by ``bench report``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.provenance import carbench_version
+from bench.workspace import Workspace
+from reports.model import build_classic, build_table
+from reports.presets import get_preset
+from reports.render import to_latex, to_markdown
+from reports.tables import summarize
+
+FORMATS = ("latex", "html", "markdown", "csv")
+
+
+def provenance_note(rows: pd.DataFrame) -> str:
+    """Footnote naming protocols, metric variants with their implementations, and versions."""
+    protos = ", ".join(sorted(rows.protocol.unique()))
+    impls = (
+        rows.drop_duplicates("variant")[["variant", "implementation"]]
+        if "implementation" in rows
+        else pd.DataFrame(columns=["variant", "implementation"])
+    )
+    metrics = "; ".join(f"{v} = {i.split(';')[0]}" for v, i in impls.values)
+    made = ", ".join(sorted(rows.carbench.dropna().unique())) if "carbench" in rows else ""
+    return (
+        f"Protocol: {protos}. Metrics: {metrics}. Means over images; best in red, second "
+        f"best in blue (JPEG row not ranked); * = mean over fewer images than the rest of its "
+        f"column. Scored with carbench {made}; "
+        f"tabled with carbench {carbench_version()}."
+    )
+
+
+def render_report(
+    rows: pd.DataFrame,
+    fmt: str,
+    table: str = "auto",
+    ws: Workspace | None = None,
+    standalone: bool = False,
+) -> str:
+    """The report text in ``fmt`` (latex | html | markdown | csv) for a table preset."""
+    summary = summarize(rows)
+    if fmt == "csv":
+        return summary.to_csv(index=False, float_format="%.6f")
+    preset = get_preset(table)
+    note = provenance_note(rows)
+    if preset.layout == "classic":
+        model = build_classic(
+            summary,
+            preset.title,
+            list(preset.degradations or []) or None,
+            footnote=note,
+            label=f"tab:{preset.name}",
+        )
+    else:
+        model = build_table(
+            summary,
+            preset.title,
+            list(preset.degradations or []) or None,
+            list(preset.metrics or []) or None,
+            footnote=note,
+            label=f"tab:{preset.name}",
+        )
+    if fmt == "latex":
+        return to_latex(model, standalone=standalone)
+    if fmt == "markdown":
+        return to_markdown(model)
+    from reports.html_report import to_html
+
+    return to_html(model, summary, rows, ws, note)

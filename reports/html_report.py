@@ -1,0 +1,177 @@
+"""The self-contained HTML report: the table, plots, side-by-side crops, per-image results."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+import pandas as pd
+
+from bench.imageio import read_image
+from bench.workspace import Workspace
+from reports.labels import degradation_label, method_label, metric_label
+from reports.model import TableModel
+from reports.render import _env, table_html
+from reports.tables import natural_key
+
+CROP = 96
+
+
+def _png_b64(img: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    svg = buf.getvalue()
+    return svg[svg.index("<svg") :]
+
+
+def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
+    """Metric vs QF (single JPEG) and metric vs bpp, one line per method, per dataset+metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    single = summary[summary.degradation.str.fullmatch(r"jpeg-q\d+")].copy()
+    single["qf"] = single.degradation.str.extract(r"q(\d+)")[0].astype(int)
+    bpp = rows.groupby(["dataset", "degradation"])["bpp"].mean() if "bpp" in rows else None
+    for (ds, variant), g in summary.groupby(["dataset", "variant"], sort=False):
+        metric = variant.partition(":")[0]
+        s = single[(single.dataset == ds) & (single.variant == variant)]
+        if s.degradation.nunique() >= 2:
+            fig, ax = plt.subplots(figsize=(4.2, 3.0))
+            for m, mg in s.groupby("method", sort=False):
+                mg = mg.sort_values("qf")
+                ax.plot(mg.qf, mg["mean"], marker="o", label=method_label(m))
+            ax.set_xlabel("JPEG quality factor")
+            ax.set_ylabel(metric_label(metric))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            out.append({"title": f"{ds}: {variant} vs QF", "svg": _svg(fig)})
+            plt.close(fig)
+        if bpp is not None:
+            g = g.assign(bpp=[bpp.get((ds, d), np.nan) for d in g.degradation]).dropna(
+                subset=["bpp"]
+            )
+            if g.degradation.nunique() >= 2:
+                fig, ax = plt.subplots(figsize=(4.2, 3.0))
+                for m, mg in g.groupby("method", sort=False):
+                    mg = mg.sort_values("bpp")
+                    ax.plot(mg.bpp, mg["mean"], marker="o", label=method_label(m))
+                ax.set_xlabel("bits per pixel (input bitstream)")
+                ax.set_ylabel(metric_label(metric))
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
+                out.append({"title": f"{ds}: {variant} vs bpp", "svg": _svg(fig)})
+                plt.close(fig)
+    return out
+
+
+def _region(gt: np.ndarray) -> tuple[int, int]:
+    """Top-left of the CROP x CROP window with the most gradient energy (detail shows there)."""
+    g = gt.astype(np.float64)
+    g = g.mean(axis=2) if g.ndim == 3 else g
+    e = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
+    if e.shape[0] < CROP or e.shape[1] < CROP:
+        return 0, 0
+    s = np.zeros((e.shape[0] + 1, e.shape[1] + 1))
+    s[1:, 1:] = e.cumsum(0).cumsum(1)
+    win = s[CROP:, CROP:] - s[:-CROP, CROP:] - s[CROP:, :-CROP] + s[:-CROP, :-CROP]
+    y, x = np.unravel_index(np.argmax(win), win.shape)
+    return int(y), int(x)
+
+
+def crops(ws: Workspace, rows: pd.DataFrame, max_sets: int = 6) -> list[dict]:
+    """For each (dataset, degradation): one image, the same region from the ground truth and
+    every method whose output is on disk."""
+    from bench.generate import read_manifest
+    from degradations.jpeg import decode_jpeg
+
+    out = []
+    if "output_path" not in rows:
+        rows = rows.assign(output_path=None)
+    sets = rows[["dataset", "protocol", "degradation"]].drop_duplicates().values.tolist()
+    for ds, proto, deg in sorted(sets, key=lambda t: tuple(map(natural_key, t)))[:max_sets]:
+        try:
+            man = read_manifest(ws, ds, proto, deg).set_index("image")
+        except Exception:
+            continue
+        sub = rows[(rows.dataset == ds) & (rows.protocol == proto) & (rows.degradation == deg)]
+        image = sorted(sub.image.unique(), key=natural_key)[0]
+        rec = man.loc[image]
+        gt = read_image(ws.resolve(rec.gt_path)).pixels
+        y, x = _region(gt)
+
+        def cut(img, y=y, x=x):
+            return np.ascontiguousarray(img[y : y + CROP, x : x + CROP])
+
+        figs = [{"label": "Ground truth", "png": _png_b64(cut(gt))}]
+        if isinstance(rec.get("decoded_path"), str):
+            degraded = read_image(ws.resolve(rec.decoded_path)).pixels
+        else:
+            degraded = decode_jpeg(ws.resolve(rec.bitstream_path).read_bytes())
+        figs.append({"label": f"Input ({degradation_label(deg)})", "png": _png_b64(cut(degraded))})
+        for m in dict.fromkeys(sub.method):
+            paths = sub[(sub.method == m) & (sub.image == image)].output_path.dropna()
+            if len(paths) and isinstance(paths.iloc[0], str):
+                try:
+                    img = read_image(ws.resolve(paths.iloc[0])).pixels
+                except Exception:
+                    continue
+                if img.shape == gt.shape:
+                    figs.append({"label": method_label(m), "png": _png_b64(cut(img))})
+        out.append(
+            {
+                "title": f"{ds} / {proto} / {deg}: {image}, region ({x},{y}) {CROP}x{CROP}",
+                "figures": figs,
+            }
+        )
+    return out
+
+
+def drilldown(rows: pd.DataFrame) -> list[dict]:
+    """Per (dataset, degradation): images x (method, metric) values."""
+    out = []
+    for (ds, deg), g in rows.groupby(["dataset", "degradation"], sort=False):
+        piv = g.pivot_table(index="image", columns=["method", "variant"], values="value")
+        piv = piv.sort_index(key=lambda ix: ix.map(natural_key))
+        head = "".join(
+            f"<th>{html.escape(method_label(m))}<br>{html.escape(v)}</th>" for m, v in piv.columns
+        )
+        body = "".join(
+            f"<tr><th class='m'>{html.escape(str(i))}</th>"
+            + "".join(f"<td>{'' if pd.isna(v) else f'{v:.4f}'}</td>" for v in r)
+            + "</tr>"
+            for i, r in zip(piv.index, piv.values, strict=True)
+        )
+        out.append(
+            {
+                "title": f"{ds} / {deg} ({len(piv)} images)",
+                "table": f"<table class='results'><thead><tr><th>image</th>{head}</tr>"
+                f"</thead><tbody>{body}</tbody></table>",
+            }
+        )
+    return sorted(out, key=lambda d: natural_key(d["title"]))
+
+
+def to_html(
+    model: TableModel, summary: pd.DataFrame, rows: pd.DataFrame, ws: Workspace, meta: str
+) -> str:
+    return _env.get_template("report.html.j2").render(
+        title=html.escape(model.title),
+        meta=html.escape(meta),
+        table=table_html(model, "main-table"),
+        plots=plots(summary, rows),
+        crops=crops(ws, rows),
+        drilldown=drilldown(rows),
+    )

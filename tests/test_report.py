@@ -1,0 +1,270 @@
+"""Reports: paper layout, ranks, decimals, LaTeX compiled by pdflatex, HTML in Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import skimage.data
+from PIL import Image
+
+from bench.store import ResultStore
+from conftest import run_cli
+from reports.build import render_report
+from reports.model import build_classic, build_table
+from reports.render import to_latex, to_markdown
+from reports.tables import summarize
+
+
+def _rows(values: dict) -> pd.DataFrame:
+    """{(dataset, degradation, method, variant): [per-image values]} -> store-like rows."""
+    out = []
+    for (ds, deg, m, v), vals in values.items():
+        for i, x in enumerate(vals):
+            out.append(
+                {
+                    "dataset": ds,
+                    "protocol": "codiff",
+                    "degradation": deg,
+                    "method": m,
+                    "image": f"im{i}",
+                    "metric": v.partition(":")[0],
+                    "variant": v,
+                    "value": x,
+                    "implementation": "test",
+                    "carbench": "t",
+                }
+            )
+    return pd.DataFrame(out)
+
+
+HAND = _rows(
+    {
+        ("LIVE1", "jpeg-q5", "jpeg", "lpips:alex-v0.1"): [0.5, 0.7],  # mean 0.6
+        ("LIVE1", "jpeg-q5", "fbcnn", "lpips:alex-v0.1"): [0.30, 0.34],  # 0.32  second
+        ("LIVE1", "jpeg-q5", "dncnn3", "lpips:alex-v0.1"): [0.2, 0.2],  # 0.2   best (lower)
+        ("LIVE1", "jpeg-q5", "promptcir", "lpips:alex-v0.1"): [0.4, 0.4],
+        ("LIVE1", "jpeg-q5", "jpeg", "musiq:koniq"): [40.0, 42.0],
+        ("LIVE1", "jpeg-q5", "fbcnn", "musiq:koniq"): [60.004, 60.0],  # 60.00 tie for best
+        ("LIVE1", "jpeg-q5", "dncnn3", "musiq:koniq"): [60.0, 60.0],  # 60.00 tie for best
+        ("LIVE1", "jpeg-q5", "promptcir", "musiq:koniq"): [55.0, 55.0],  # second
+        ("LIVE1", "jpeg-q10", "fbcnn", "lpips:alex-v0.1"): [0.25, 0.25],  # promptcir missing
+    }
+)
+
+
+def test_paper_table_ranks_ties_missing_and_decimals():
+    model = build_table(summarize(HAND), "t")
+    assert model.groups == [("QF=5", 2), ("QF=10", 2)]
+    assert model.headers == ["LPIPS↓", "MUSIQ↑", "LPIPS↓", "MUSIQ↑"]
+    (block,) = model.blocks
+    rows = {r.key: r for r in block.rows}
+    assert [r.key for r in block.rows][0] == "jpeg"  # baseline first
+    assert rows["jpeg"].cells[0].text == "0.6000" and rows["jpeg"].cells[0].rank is None
+    assert rows["dncnn3"].cells[0].rank == 1 and rows["fbcnn"].cells[0].rank == 2
+    assert rows["promptcir"].cells[0].rank is None
+    assert rows["fbcnn"].cells[1].text == "60.00" and rows["fbcnn"].cells[1].rank == 1
+    assert rows["dncnn3"].cells[1].rank == 1 and rows["promptcir"].cells[1].rank == 2
+    assert rows["promptcir"].cells[2].text == "–" and rows["promptcir"].cells[2].rank is None
+
+
+def test_markdown_and_latex_text():
+    model = build_table(summarize(HAND), "Hand table", footnote="protocol codiff")
+    md = to_markdown(model)
+    assert "| LIVE1 | JPEG | 0.6000 |" in md and "**0.2000**" in md and "_0.3200_" in md
+    tex = to_latex(model)
+    assert r"\textcolor{red}{0.2000}" in tex and r"\textcolor{blue}{0.3200}" in tex
+    assert r"LPIPS$\downarrow$" in tex and r"\multicolumn{2}{c}{QF=5}" in tex
+    assert r"\multirow{4}{*}{LIVE1}" in tex and r"\cmidrule(lr){3-4}" in tex
+
+
+def test_latex_compiles_with_pdflatex(tmp_path):
+    if shutil.which("pdflatex") is None:
+        pytest.fail("pdflatex not installed (scripts/setup.sh installs Debian's TeX Live)")
+    (tmp_path / "t.tex").write_text(
+        to_latex(build_table(summarize(HAND), "A_b & 50%"), standalone=True)
+    )
+    r = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", "-layout", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True
+        ).stdout
+        assert "0.2000" in text and "QF=10" in text and "b & 50%" in text  # escaped
+
+
+def test_classic_layout():
+    rows = _rows(
+        {
+            ("Classic5", "jpeg-q10", "jpeg", "psnr:rgb"): [27.82],
+            ("Classic5", "jpeg-q10", "jpeg", "ssim:gauss11"): [0.7596],
+            ("Classic5", "jpeg-q10", "jpeg", "psnrb:kair"): [25.21],
+            ("Classic5", "jpeg-q10", "dncnn3", "psnr:rgb"): [29.40],
+            ("Classic5", "jpeg-q10", "dncnn3", "ssim:gauss11"): [0.8026],
+            ("Classic5", "jpeg-q10", "dncnn3", "psnrb:kair"): [29.13],
+        }
+    )
+    model = build_classic(summarize(rows), "c")
+    assert model.headers == ["JPEG", "DnCNN-3"]
+    (row,) = model.blocks[0].rows
+    assert [c.text for c in row.cells] == ["27.82|0.760|25.21", "29.40|0.803|29.13"]
+    assert row.cells[1].rank == 1 and row.cells[0].rank is None
+
+
+@pytest.fixture(scope="module")
+def sample_workspace(tmp_path_factory):
+    """A real run on the sample set: jpeg, plus an `external` method whose outputs are the
+    ground truths themselves (a perfect restorer), scored with psnr/ssim."""
+    root = tmp_path_factory.mktemp("rep")
+    ws = root / "ws"
+    perfect = root / "perfect"
+    perfect.mkdir()
+    assert (
+        run_cli("generate", "-w", ws, "-p", "fbcnn", "-g", "jpeg:q=10,20,40", "--no-progress") == 0
+    )
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        Image.fromarray(getattr(skimage.data, name)()).save(perfect / f"{name}.png")
+    assert (
+        run_cli(
+            "run",
+            "-w",
+            ws,
+            "-p",
+            "fbcnn",
+            "-g",
+            "jpeg:q=10,20,40",
+            "--methods",
+            f"jpeg,external:Perfect={perfect}",
+            "--metrics",
+            "psnr,ssim",
+            "--no-progress",
+        )
+        == 0
+    )
+    return ws
+
+
+def test_report_formats_from_store(sample_workspace, tmp_path):
+    rows = ResultStore(sample_workspace / "results").load()
+    md = render_report(rows, "markdown")
+    assert "| sample | JPEG |" in md and "| ∞ |" in md.replace("**", "")  # PSNR of a perfect copy
+    csv = render_report(rows, "csv")
+    assert csv.splitlines()[0] == "dataset,protocol,degradation,method,metric,variant,mean,n"
+    assert (
+        run_cli(
+            "report",
+            "-w",
+            sample_workspace,
+            "-f",
+            "latex",
+            "-t",
+            "codiff-supp-t6",
+            "-o",
+            tmp_path / "t.tex",
+        )
+        == 0
+    )
+    assert "Fidelity metrics" in (tmp_path / "t.tex").read_text()
+    assert run_cli("report", "-w", sample_workspace, "-f", "pdf") == 1
+
+
+def test_html_report_in_chromium(sample_workspace, tmp_path):
+    """Render the HTML report in real headless Chromium: table values on screen, sorting by
+    a click, crops decoded, plots and per-image tables present."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium not installed (scripts/setup.sh installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "report.html"
+    assert run_cli("report", "-w", sample_workspace, "-f", "html", "-o", out) == 0
+    html = out.read_text()
+    assert "http://" not in html.split("<svg")[0] and "<script src" not in html  # self-contained
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(out.as_uri())
+        assert page.locator("body").get_attribute("data-ready") == "1"
+        table = page.locator("#main-table")
+        assert table.is_visible()
+        assert "QF=10" in table.inner_text() and "Perfect" in table.inner_text()
+        body_rows = table.locator("tbody tr")
+        assert body_rows.count() == 2
+        assert table.locator("td.best").count() >= 1
+        # click the first SSIM column twice (descending): the perfect method (1.0) goes first
+        header = table.locator("th.col", has_text="SSIM").first
+        header.click()
+        header.click()
+        assert "sorted-desc" in header.get_attribute("class")
+        assert body_rows.first.locator("th.m").inner_text() == "Perfect"
+        header.click()
+        assert body_rows.first.locator("th.m").inner_text() == "JPEG"
+        crops = page.locator(".crops img")
+        assert crops.count() >= 3
+        assert all(
+            crops.nth(i).evaluate("i => i.complete && i.naturalWidth === 96")
+            for i in range(crops.count())
+        )
+        assert page.locator(".plots svg").count() >= 2
+        assert page.locator("details").count() == 3
+        page.locator("details summary").first.click()
+        assert page.locator("details table").first.is_visible()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_check_detects_regressions(sample_workspace, tmp_path, capsys):
+    base = tmp_path / "baseline.csv"
+    assert run_cli("check", "-w", sample_workspace, "--update", "-b", base) == 0
+    assert run_cli("check", "-w", sample_workspace, "-b", base) == 0
+    assert "✅ all 12 cells match" in capsys.readouterr().out
+    df = pd.read_csv(base)
+    i = df.index[(df.method == "jpeg") & (df.metric == "psnr") & (df.degradation == "jpeg-q10")][0]
+    df.loc[i, "mean"] += 0.02  # the store is now 0.02 dB worse than the baseline
+    df.loc[df.index[-1], "variant"] = "ssim:box8"
+    extra = df.iloc[[0]].assign(method="fbcnn")
+    pd.concat([df, extra]).to_csv(base, index=False)
+    assert run_cli("check", "-w", sample_workspace, "-b", base, "--summary", tmp_path / "s.md") == 1
+    out = capsys.readouterr()
+    assert "❌ 3 of 13 cells differ" in out.out
+    assert "regressed: worse by 0.02" in out.out and "variant changed" in out.out
+    assert "| fbcnn |" in out.out and "missing" in out.out
+    assert (tmp_path / "s.md").read_text().startswith("### carbench check")
+    assert run_cli("check", "-w", sample_workspace, "-b", base, "--tolerance", "psnr=0.05") == 1
+    assert "❌ 2 of 13" in capsys.readouterr().out
+
+
+def test_check_allow_better(sample_workspace, tmp_path, capsys):
+    base = tmp_path / "b.csv"
+    assert run_cli("check", "-w", sample_workspace, "--update", "-b", base) == 0
+    df = pd.read_csv(base)
+    df.loc[df.metric == "ssim", "mean"] -= 0.01  # the store is better than the baseline
+    df.to_csv(base, index=False)
+    assert run_cli("check", "-w", sample_workspace, "-b", base) == 1
+    assert "changed: better by 0.01" in capsys.readouterr().out
+    assert run_cli("check", "-w", sample_workspace, "-b", base, "--allow-better") == 0
+    assert np.isclose(
+        df[df.metric == "ssim"]["mean"].min() + 0.01,
+        pd.read_csv(base)["mean"][df.metric == "ssim"].min() + 0.01,
+    )
