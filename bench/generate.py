@@ -22,9 +22,11 @@ from bench.datasets import Dataset
 from bench.errors import BenchError, ImageError
 from bench.imageio import read_image, write_bytes_atomic, write_png_atomic
 from bench.journal import JournalWriter, read_journal
+from bench.locks import exclusive
 from bench.parallel import run_tasks
 from bench.protocols import Protocol
 from bench.provenance import carbench_version
+from bench.shard import ALL, Shard
 from bench.workspace import Workspace
 from degradations import Degradation
 from degradations.base import as_array, image_shape
@@ -164,14 +166,22 @@ def generate(
     backend: str = "threading",
     on_error: str = "skip",
     progress: bool = True,
+    shard: Shard = ALL,
 ) -> GenerateSummary:
-    """Generate every missing (image, degradation) of a dataset under a protocol."""
+    """Generate every missing (image, degradation) of a dataset (or one shard of it) under a
+    protocol. Holds a lock per (set, shard), so a second process waits instead of redoing."""
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
+    lock = ws.set_dir(ds.name, protocol.name) / f".lock{shard.tag}"
+    with exclusive(lock, f"{ds.name}/{protocol.name}{shard.tag}"):
+        return _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress, shard)
+
+
+def _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress, shard):
     summary = GenerateSummary()
     done = finished_records(ws, ds.name, protocol.name)
     tasks = []
-    for src in ds.images:
+    for src in shard.take(ds.images):
         todo = tuple(d for d in degradations if (d.id, src.stem) not in done)
         summary.skipped += len(degradations) - len(todo)
         if todo:

@@ -1,4 +1,10 @@
-"""Running independent tasks on threads or processes (joblib), with a progress bar."""
+"""Running independent tasks on threads, processes or a cluster, with a progress bar.
+
+Backends: ``threading`` (default; the codecs release the GIL), ``loky`` / ``multiprocessing``
+(joblib processes), ``dask`` (joblib's Dask backend on a ``distributed`` client: the scheduler
+at ``DASK_SCHEDULER_ADDRESS``, else a local cluster), ``ray`` (joblib's Ray backend:
+``RAY_ADDRESS``, else a local instance), ``sequential``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,37 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
+from bench.errors import BenchError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
-BACKENDS = ("threading", "loky", "multiprocessing", "sequential")
+BACKENDS = ("threading", "loky", "multiprocessing", "dask", "ray", "sequential")
+
+
+def _cluster_backend(backend: str, stack: contextlib.ExitStack) -> None:
+    """Connect joblib to Dask or Ray."""
+    if backend == "dask":
+        try:
+            from dask.distributed import Client, get_client
+        except ImportError:
+            raise BenchError(
+                "--backend dask needs dask[distributed] (pip install 'dask[distributed]')"
+            ) from None
+        try:
+            get_client()
+        except ValueError:  # no client yet: the configured scheduler, or a local cluster
+            stack.enter_context(Client())
+    elif backend == "ray":
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError:
+            raise BenchError("--backend ray needs ray (pip install ray)") from None
+        register_ray()
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+            stack.callback(ray.shutdown)
 
 
 def run_tasks(
@@ -24,13 +57,17 @@ def run_tasks(
     from tqdm import tqdm
 
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise BenchError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     bar = tqdm(
         total=len(tasks), desc=desc, unit="img", disable=not progress or not tasks, leave=False
     )
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
-        if jobs == 1 or backend == "sequential" or len(tasks) <= 1:
+        if (
+            backend == "sequential"
+            or not tasks
+            or (jobs == 1 and backend in ("threading", "loky", "multiprocessing"))
+        ):
             results: Iterator[R] = map(fn, tasks)
         elif backend == "threading":  # a plain pool: less per-task overhead than joblib's
             from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -39,11 +76,12 @@ def run_tasks(
             stack.callback(pool.shutdown, cancel_futures=True)
             results = (f.result() for f in as_completed([pool.submit(fn, t) for t in tasks]))
         else:
-            from joblib import Parallel, delayed
+            from joblib import Parallel, delayed, parallel_config
 
-            results = Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")(
-                delayed(fn)(t) for t in tasks
-            )
+            if backend in ("dask", "ray"):
+                _cluster_backend(backend, stack)
+            stack.enter_context(parallel_config(backend=backend, n_jobs=jobs if jobs > 1 else -1))
+            results = Parallel(return_as="generator_unordered")(delayed(fn)(t) for t in tasks)
         for r in results:
             bar.update(1)
             yield r

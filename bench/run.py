@@ -4,7 +4,8 @@ Per (dataset, protocol, degradation, method) the manifest lists the images; imag
 requested metric is already in the store are skipped without being read. Restored images are
 saved as PNG (atomic) under ``outputs/`` for methods that make new pixels, metric values are
 cached by content hash, and store parts are flushed every ``flush_every`` images, so a killed
-run loses at most the rows of the last few images and recomputes nothing on resume.
+run loses at most the rows of the last few images and recomputes nothing on resume. A lock per
+(method, set, shard) keeps two processes from doing the same work.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from bench.datasets import Dataset, pixel_sha256
 from bench.errors import BenchError, ImageError
 from bench.generate import generate, read_manifest
 from bench.imageio import read_image, write_png_atomic
+from bench.locks import exclusive
 from bench.metrics.runner import MetricRunner
+from bench.parallel import run_tasks
 from bench.protocols import Protocol
 from bench.provenance import carbench_version, git_sha
+from bench.shard import ALL, Shard
 from bench.store import ResultStore
 from bench.workspace import Workspace
 from degradations import Degradation
@@ -44,11 +48,14 @@ class RunSummary:
     parts: list[Path] = field(default_factory=list)
 
 
+def _safe(text: str) -> str:
+    return text.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "_")
+
+
 def output_path(
     ws: Workspace, method: Method, dataset: str, protocol: str, deg: str, image: str
 ) -> Path:
-    safe = method.id.replace(":", "_").replace("=", "-").replace(",", "_").replace("/", "_")
-    return ws.root / "outputs" / safe / dataset / protocol / deg / f"{image}.png"
+    return ws.root / "outputs" / _safe(method.id) / dataset / protocol / deg / f"{image}.png"
 
 
 def _decoded(ws: Workspace, rec) -> np.ndarray:
@@ -63,115 +70,6 @@ def _decoded(ws: Workspace, rec) -> np.ndarray:
 
 def _params(rec) -> dict:
     return {k[len("param_") :]: v for k, v in rec.items() if k.startswith("param_") and v == v}
-
-
-def run_method_on_set(
-    ws: Workspace,
-    store: ResultStore,
-    runner: MetricRunner,
-    method: Method,
-    ds: Dataset,
-    protocol: Protocol,
-    deg: Degradation,
-    run_info: dict,
-    on_error: str = "skip",
-    progress: bool = True,
-    flush_every: int = 25,
-) -> RunSummary:
-    from tqdm import tqdm
-
-    summary = RunSummary()
-    manifest = read_manifest(ws, ds.name, protocol.name, deg.id)
-    wanted = {s.id for s in runner.specs}
-    done = store.done_keys(
-        dataset=ds.name, protocol=protocol.name, degradation=deg.id, method=method.id
-    )
-    rows: list[dict] = []
-
-    def flush() -> None:
-        part = store.append(rows)
-        if part is not None:
-            summary.parts.append(part)
-            summary.rows += len(rows)
-        rows.clear()
-
-    have: dict[str, set[str]] = {}
-    for image, variant in done:
-        have.setdefault(image, set()).add(variant)
-    records = manifest.to_dict("records")
-    todo = [r for r in records if not wanted <= have.get(r["image"], set())]
-    summary.skipped = len(records) - len(todo)
-    bar = tqdm(
-        todo,
-        desc=f"{method.id} {ds.name}/{deg.id}",
-        unit="img",
-        leave=False,
-        disable=not progress or not todo,
-    )
-    try:
-        for rec in bar:
-            image = rec["image"]
-            try:
-                gt = read_image(ws.resolve(rec["gt_path"])).pixels
-                out_path = output_path(ws, method, ds.name, protocol.name, deg.id, image)
-                restore_s = peak_mb = float("nan")
-                sample = Sample(
-                    image, None, ws.resolve(rec["bitstream_path"]), deg.id, _params(rec)
-                )
-                if method.saves_outputs and out_path.exists():
-                    out = read_image(out_path).pixels
-                else:
-                    sample.decoded = _decoded(ws, rec)
-                    t0 = time.perf_counter()
-                    _reset_peak(method.device)
-                    out = method.restore(sample)
-                    restore_s = time.perf_counter() - t0
-                    peak_mb = _peak_mb(method.device)
-                    if method.saves_outputs:
-                        write_png_atomic(out_path, out)
-                src = out_path if method.saves_outputs else method.output_source(sample)
-                src_rel = ws.rel(src) if src is not None else None
-                missing = wanted - have.get(image, set())
-                scores = runner.score(out, gt, pixel_sha256(out), rec["gt_sha256"], only=missing)
-            except (ImageError, BenchError, ValueError) as e:
-                msg = f"{image} ({method.id}, {ds.name}/{protocol.name}/{deg.id}): {e}"
-                summary.failed.append(msg)
-                if on_error == "fail":
-                    raise BenchError(msg) from None
-                continue
-            created = time.time()
-            for s in scores:
-                rows.append(
-                    {
-                        "dataset": ds.name,
-                        "protocol": protocol.name,
-                        "degradation": deg.id,
-                        "method": method.id,
-                        "image": image,
-                        "metric": s.spec.name,
-                        "variant": s.spec.id,
-                        "value": s.value,
-                        "higher_better": s.spec.higher_better,
-                        "kind": s.spec.kind,
-                        "implementation": s.implementation,
-                        "metric_seconds": s.seconds,
-                        "restore_seconds": restore_s,
-                        "peak_mem_mb": peak_mb,
-                        "output_path": src_rel,
-                        "bpp": rec.get("bpp"),
-                        "gt_sha256": rec["gt_sha256"],
-                        "method_weights_sha256": method.weights_sha256(),
-                        "created": created,
-                        **run_info,
-                    }
-                )
-            summary.scored += 1
-            if summary.scored % flush_every == 0:
-                flush()
-    finally:
-        flush()
-        bar.close()
-    return summary
 
 
 def _reset_peak(device: str) -> None:
@@ -190,6 +88,183 @@ def _peak_mb(device: str) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class _SetJob:
+    """Everything one (method, dataset, protocol, degradation) needs, shared by its images."""
+
+    ws: Workspace
+    runner: MetricRunner
+    method: Method
+    ds: Dataset
+    protocol: Protocol
+    deg: Degradation
+    info: dict
+    wanted: set[str]
+    have: dict[str, set[str]]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method.id}, {self.ds.name}/{self.protocol.name}/{self.deg.id}"
+
+    def score_image(self, rec: dict) -> tuple[list[dict], str | None]:
+        """Restore (or reuse the saved output) and score one image; rows or an error."""
+        image = rec["image"]
+        try:
+            ws, method = self.ws, self.method
+            gt = read_image(ws.resolve(rec["gt_path"])).pixels
+            out_path = output_path(ws, method, self.ds.name, self.protocol.name, self.deg.id, image)
+            restore_s = peak_mb = float("nan")
+            sample = Sample(
+                image, None, ws.resolve(rec["bitstream_path"]), self.deg.id, _params(rec)
+            )
+            if method.saves_outputs and out_path.exists():
+                out = read_image(out_path).pixels
+            else:
+                sample.decoded = _decoded(ws, rec)
+                t0 = time.perf_counter()
+                _reset_peak(method.device)
+                out = method.restore(sample)
+                restore_s = time.perf_counter() - t0
+                peak_mb = _peak_mb(method.device)
+                if method.saves_outputs:
+                    write_png_atomic(out_path, out)
+            src = out_path if method.saves_outputs else method.output_source(sample)
+            src_rel = ws.rel(src) if src is not None else None
+            missing = self.wanted - self.have.get(image, set())
+            scores = self.runner.score(out, gt, pixel_sha256(out), rec["gt_sha256"], only=missing)
+        except (ImageError, BenchError, ValueError) as e:
+            return [], f"{image} ({self.label}): {e}"
+        created = time.time()
+        return [
+            {
+                "dataset": self.ds.name,
+                "protocol": self.protocol.name,
+                "degradation": self.deg.id,
+                "method": method.id,
+                "image": image,
+                "metric": s.spec.name,
+                "variant": s.spec.id,
+                "value": s.value,
+                "higher_better": s.spec.higher_better,
+                "kind": s.spec.kind,
+                "implementation": s.implementation,
+                "metric_seconds": s.seconds,
+                "restore_seconds": restore_s,
+                "peak_mem_mb": peak_mb,
+                "output_path": src_rel,
+                "bpp": rec.get("bpp"),
+                "gt_sha256": rec["gt_sha256"],
+                "method_weights_sha256": method.weights_sha256(),
+                "created": created,
+                **self.info,
+            }
+            for s in scores
+        ], None
+
+
+def run_method_on_set(
+    ws: Workspace,
+    store: ResultStore,
+    runner: MetricRunner,
+    method: Method,
+    ds: Dataset,
+    protocol: Protocol,
+    deg: Degradation,
+    run_info: dict,
+    on_error: str = "skip",
+    progress: bool = True,
+    flush_every: int = 25,
+    shard: Shard = ALL,
+    jobs: int = 1,
+) -> RunSummary:
+    """Restore and score one set (or one shard of it); ``jobs`` threads share the images."""
+    lock = (
+        ws.root / "locks" / f"{_safe(method.id)}--{ds.name}--{protocol.name}--{deg.id}"
+        f"{shard.tag}.lock"
+    )
+    with exclusive(lock, f"{method.id} on {ds.name}/{protocol.name}/{deg.id}{shard.tag}"):
+        return _run_set(
+            ws,
+            store,
+            runner,
+            method,
+            ds,
+            protocol,
+            deg,
+            run_info,
+            on_error,
+            progress,
+            flush_every,
+            shard,
+            jobs,
+        )
+
+
+def _run_set(
+    ws,
+    store,
+    runner,
+    method,
+    ds,
+    protocol,
+    deg,
+    run_info,
+    on_error,
+    progress,
+    flush_every,
+    shard,
+    jobs,
+) -> RunSummary:
+    summary = RunSummary()
+    manifest = read_manifest(ws, ds.name, protocol.name, deg.id)
+    mine = {p.stem for p in shard.take(ds.images)}
+    done = store.done_keys(
+        dataset=ds.name, protocol=protocol.name, degradation=deg.id, method=method.id
+    )
+    have: dict[str, set[str]] = {}
+    for image, variant in done:
+        have.setdefault(image, set()).add(variant)
+    wanted = {s.id for s in runner.specs}
+    records = [r for r in manifest.to_dict("records") if r["image"] in mine]
+    todo = [r for r in records if not wanted <= have.get(r["image"], set())]
+    summary.skipped = len(records) - len(todo)
+    job = _SetJob(ws, runner, method, ds, protocol, deg, run_info, wanted, have)
+    rows: list[dict] = []
+    pending = 0
+
+    def flush() -> None:
+        nonlocal pending
+        part = store.append(rows)
+        if part is not None:
+            summary.parts.append(part)
+            summary.rows += len(rows)
+        rows.clear()
+        pending = 0
+
+    try:
+        for new_rows, err in run_tasks(
+            job.score_image,
+            todo,
+            jobs=jobs,
+            backend="threading",
+            desc=f"{method.id} {ds.name}/{deg.id}",
+            progress=progress,
+        ):
+            if err is not None:
+                summary.failed.append(err)
+                if on_error == "fail":
+                    raise BenchError(err)
+                continue
+            rows.extend(new_rows)
+            summary.scored += 1
+            pending += 1
+            if pending >= flush_every:
+                flush()
+    finally:
+        flush()
+    return summary
 
 
 def expected_kinds(ds: Dataset, protocol: Protocol) -> set[str]:
@@ -235,8 +310,13 @@ def run(
     jobs: int = 1,
     on_error: str = "skip",
     progress: bool = True,
+    backend: str = "threading",
+    shard: Shard = ALL,
 ) -> list[tuple[str, RunSummary]]:
-    """Generate missing sets, then restore and score every (method, dataset, degradation)."""
+    """Generate missing sets, then restore and score every (method, dataset, degradation).
+
+    ``jobs``/``backend`` parallelise generation; scoring uses ``jobs`` threads per set.
+    """
     store = ResultStore(ws.root / "results")
     info = run_info(device, dtype)
     kinds = set().union(*(expected_kinds(ds, protocol) for ds in datasets))
@@ -245,7 +325,15 @@ def run(
     results = []
     for ds in datasets:
         gen = generate(
-            ws, ds, protocol, degradations, jobs=jobs, on_error=on_error, progress=progress
+            ws,
+            ds,
+            protocol,
+            degradations,
+            jobs=jobs,
+            backend=backend,
+            on_error=on_error,
+            progress=progress,
+            shard=shard,
         )
         for msg in gen.failed:
             results.append((f"generate {ds.name}", RunSummary(failed=[msg])))
@@ -263,6 +351,8 @@ def run(
                     info,
                     on_error=on_error,
                     progress=progress,
+                    shard=shard,
+                    jobs=jobs,
                 )
-                results.append((f"{method.id} {ds.name}/{protocol.name}/{deg.id}", s))
+                results.append((f"{method.id} {ds.name}/{protocol.name}/{deg.id}{shard.tag}", s))
     return results

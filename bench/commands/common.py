@@ -52,7 +52,22 @@ DegradationOpt = Annotated[
     ),
 ]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel workers")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="threading | loky | sequential")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="threading | loky | multiprocessing | dask | ray | sequential "
+        "(dask: DASK_SCHEDULER_ADDRESS or a local cluster; ray: RAY_ADDRESS or a local instance)",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="i/n: only every n-th image starting at i (job arrays); merge stores by "
+        "copying results/ parts",
+    ),
+]
 OnErrorOpt = Annotated[str, typer.Option("--on-error", help="skip: report and go on | fail: stop")]
 
 DEFAULT_DEGRADATIONS = ("jpeg:q=5,10,20",)

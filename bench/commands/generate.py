@@ -12,6 +12,7 @@ from bench.commands.common import (
     JobsOpt,
     OnErrorOpt,
     ProtocolOpt,
+    ShardOpt,
     SuiteOpt,
     WorkspaceOpt,
     plan,
@@ -20,6 +21,7 @@ from bench.commands.common import (
 from bench.datasets import resolve
 from bench.generate import generate
 from bench.protocols import get_protocol
+from bench.shard import parse_shard
 
 
 def generate_cmd(
@@ -29,6 +31,7 @@ def generate_cmd(
     degradation: DegradationOpt = None,
     jobs: JobsOpt = 1,
     backend: BackendOpt = "threading",
+    shard: ShardOpt = None,
     on_error: OnErrorOpt = "skip",
     workspace_dir: WorkspaceOpt = None,
     data_root: DataRootOpt = None,
@@ -38,22 +41,31 @@ def generate_cmd(
     ws = workspace(workspace_dir)
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)
     proto = get_protocol(proto_name)
+    part = parse_shard(shard)
     failures = 0
     for name in names:
         ds = resolve(name, ws.root, data_root)
         s = generate(
-            ws, ds, proto, degs, jobs=jobs, backend=backend, on_error=on_error, progress=progress
+            ws,
+            ds,
+            proto,
+            degs,
+            jobs=jobs,
+            backend=backend,
+            on_error=on_error,
+            progress=progress,
+            shard=part,
         )
         ids = ", ".join(d.id for d in degs)
         if s.done == 0 and not s.failed:
             typer.echo(
-                f"{ds.name}/{proto.name}: nothing to do, all {s.skipped} image x "
+                f"{ds.name}/{proto.name}{part.tag}: nothing to do, all {s.skipped} image x "
                 f"degradation pairs already generated ({ids})"
             )
         else:
             typer.echo(
-                f"{ds.name}/{proto.name}: generated {s.done}, already present {s.skipped}, "
-                f"failed images {len(s.failed)} ({ids})"
+                f"{ds.name}/{proto.name}{part.tag}: generated {s.done}, already present "
+                f"{s.skipped}, failed images {len(s.failed)} ({ids})"
             )
         for msg in s.failed:
             typer.echo(f"  failed: {msg}", err=True)

@@ -8,12 +8,14 @@ import typer
 
 import methods
 from bench.commands.common import (
+    BackendOpt,
     DataRootOpt,
     DatasetOpt,
     DegradationOpt,
     JobsOpt,
     OnErrorOpt,
     ProtocolOpt,
+    ShardOpt,
     SuiteOpt,
     WorkspaceOpt,
     plan,
@@ -26,6 +28,7 @@ from bench.metrics.runner import MetricRunner
 from bench.metrics.scorers import pick_device
 from bench.protocols import get_protocol
 from bench.run import run
+from bench.shard import parse_shard
 from methods.torch_utils import DTYPES
 
 
@@ -60,6 +63,8 @@ def run_cmd(
     dtype: Annotated[str, typer.Option(help="fp32 | fp16 | bf16")] = "fp32",
     tile: Annotated[int, typer.Option(help="Tile size for tiled inference (0: whole image)")] = 0,
     jobs: JobsOpt = 1,
+    backend: BackendOpt = "threading",
+    shard: ShardOpt = None,
     on_error: OnErrorOpt = "skip",
     workspace_dir: WorkspaceOpt = None,
     data_root: DataRootOpt = None,
@@ -94,6 +99,8 @@ def run_cmd(
             jobs=jobs,
             on_error=on_error,
             progress=progress,
+            backend=backend,
+            shard=parse_shard(shard),
         )
     finally:
         runner.close()

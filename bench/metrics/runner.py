@@ -9,6 +9,7 @@ run - costs nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class MetricRunner:
             for r in read_journal(cache_dir):
                 self._cache[(r["variant"], r["implementation"], r["test"], r["ref"])] = r["value"]
         self._journal = JournalWriter(cache_dir) if cache_dir is not None else None
+        self._lock = threading.Lock()  # scoring may run on several threads
 
     @property
     def specs(self) -> list[MetricSpec]:
@@ -83,13 +85,16 @@ class MetricRunner:
                 continue
             rkey = ref_sha if sc.spec.kind == "FR" else ""
             key = (sc.spec.id, sc.implementation, test_sha, rkey)
-            if key in self._cache:
-                out.append(Score(sc.spec, self._cache[key], sc.implementation, 0.0, True))
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is not None:
+                out.append(Score(sc.spec, cached, sc.implementation, 0.0, True))
                 continue
             t0 = time.perf_counter()
             value = sc(test, ref if sc.spec.kind == "FR" else None)
             dt = time.perf_counter() - t0
-            self._cache[key] = value
+            with self._lock:
+                self._cache[key] = value
             new.append(
                 {
                     "variant": key[0],
@@ -101,7 +106,8 @@ class MetricRunner:
             )
             out.append(Score(sc.spec, value, sc.implementation, dt, False))
         if new and self._journal is not None:
-            self._journal.write(new)
+            with self._lock:
+                self._journal.write(new)
         return out
 
     def close(self) -> None:
