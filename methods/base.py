@@ -55,6 +55,7 @@ class Method:
     group: ClassVar[str] = "baseline"  # table grouping: baseline | cnn | transformer | diffusion
     capabilities: ClassVar[Capabilities] = Capabilities()
     saves_outputs: ClassVar[bool] = True  # write restored PNGs under outputs/
+    uses_torch: ClassVar[bool] = True  # False for methods that need no device
     #: weight files per variant; the first variant is the default
     weights: ClassVar[dict[str, list[WeightFile]]] = {}
     paper: ClassVar[str] = ""

@@ -22,6 +22,7 @@ class External(Method):
     description = "Restored images made elsewhere (a folder per degradation), matched by image id"
     group = "external"
     saves_outputs = False
+    uses_torch = False
 
     def __init__(self, **options: str) -> None:
         if len(options) != 1:

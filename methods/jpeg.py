@@ -11,6 +11,7 @@ class DecodedInput(Method):
     name = "jpeg"
     description = "No restoration: the decoded JPEG (or BPG/HEVC) input, libjpeg-turbo defaults"
     saves_outputs = False  # the output is the decode of a stored bitstream
+    uses_torch = False
 
     def restore(self, sample: Sample) -> np.ndarray:
         return sample.decoded

@@ -81,7 +81,9 @@ def run_cmd(
         a.tile = tile
     datasets = [resolve(n, ws.root, data_root) for n in names]
     specs, lenient = parse_metrics(metrics)
-    dev = pick_device(device)
+    # torch costs ~1.5 s to import: only ask it for a device when something runs on one
+    needs_torch = any(a.uses_torch for a in adapters) or any(s.backend != "carbench" for s in specs)
+    dev = device or (pick_device() if needs_torch else "cpu")
     runner = MetricRunner(specs, dev, lenient=lenient, cache_dir=ws.root / "cache" / "metrics")
     for metric_id, reason in runner.skipped.items():
         typer.echo(f"skipped metric {metric_id}: {reason}", err=True)
