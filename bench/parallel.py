@@ -81,7 +81,8 @@ def run_tasks(
             if backend in ("dask", "ray"):
                 _cluster_backend(backend, stack)
             stack.enter_context(parallel_config(backend=backend, n_jobs=jobs if jobs > 1 else -1))
-            results = Parallel(return_as="generator_unordered")(delayed(fn)(t) for t in tasks)
+            order = "list" if backend == "ray" else "generator_unordered"  # ray: lists only
+            results = Parallel(return_as=order)(delayed(fn)(t) for t in tasks)
         for r in results:
             bar.update(1)
             yield r

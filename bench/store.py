@@ -15,9 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.errors import BenchError
 from bench.imageio import write_bytes_atomic
 
 KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]
+
+
+def _read_part(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise BenchError(
+            f"{path}: unreadable result-store part ({type(e).__name__}: {e}); "
+            "move it aside and re-run `bench run` to recompute its rows"
+        ) from None
 
 
 class ResultStore:
@@ -43,7 +54,7 @@ class ResultStore:
         parts = self.parts()
         if not parts:
             return pd.DataFrame(columns=[*KEY, "metric", "value"])
-        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        df = pd.concat([_read_part(p) for p in parts], ignore_index=True)
         for col, want in filters.items():
             if want is None:
                 continue
