@@ -142,11 +142,11 @@ def resolve(name_or_path: str | None, workspace: Path, data_root: Path | None = 
     if data_root is not None:
         candidates.append(Path(data_root) / info.name)
     candidates.append(workspace / "sources" / info.name)
+    if info.embedded:  # (re)write any missing file: a killed run may have left a partial set
+        return _registered(info, materialise_embedded(info, workspace / "sources" / info.name))
     for folder in candidates:
         if folder.is_dir():
             return _registered(info, folder)
-    if info.embedded:
-        return _registered(info, materialise_embedded(info, workspace / "sources" / info.name))
     where = " or ".join(str(c) for c in candidates)
     raise BenchError(
         f"dataset {info.name} not found at {where}; run `bench datasets fetch "
@@ -206,13 +206,14 @@ def verify(ds: Dataset) -> list[str]:
 
 
 def materialise_embedded(info: DatasetInfo, folder: Path) -> Path:
-    """Write an embedded set (images shipped in a dependency) as PNGs into ``folder``."""
-    import skimage.data
-
+    """Write an embedded set (images shipped in a dependency) as PNGs into ``folder``; only
+    missing files are written (atomically), so an interrupted write is completed later."""
     folder.mkdir(parents=True, exist_ok=True)
     for image_id in info.source["images"]:
         target = folder / f"{image_id}.png"
         if not target.exists():
+            import skimage.data
+
             write_bytes_atomic(target, encode_png(getattr(skimage.data, image_id)()))
     return folder
 
