@@ -172,6 +172,12 @@ def generate(
     protocol. Holds a lock per (set, shard), so a second process waits instead of redoing."""
     if on_error not in ("skip", "fail"):
         raise ValueError(f"on_error must be 'skip' or 'fail', got {on_error!r}")
+    ws.ensure_writable()
+    for deg in degradations:
+        try:
+            deg.check_available()
+        except RuntimeError as e:
+            raise BenchError(str(e)) from None
     lock = ws.set_dir(ds.name, protocol.name) / f".lock{shard.tag}"
     with exclusive(lock, f"{ds.name}/{protocol.name}{shard.tag}"):
         return _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress, shard)

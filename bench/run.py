@@ -317,6 +317,7 @@ def run(
 
     ``jobs``/``backend`` parallelise generation; scoring uses ``jobs`` threads per set.
     """
+    ws.ensure_writable()
     store = ResultStore(ws.root / "results")
     info = run_info(device, dtype)
     kinds = set().union(*(expected_kinds(ds, protocol) for ds in datasets))

@@ -15,6 +15,21 @@ def default_workspace() -> Path:
 class Workspace:
     root: Path
 
+    def ensure_writable(self) -> None:
+        """Raise a clear error now, rather than mid-run, when the workspace cannot be written."""
+        from bench.errors import BenchError
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise BenchError(
+                f"workspace {self.root} is not writable ({e.strerror}); choose "
+                "another with --workspace or BENCH_WORKSPACE"
+            ) from None
+
     def set_dir(self, dataset: str, protocol: str) -> Path:
         return self.root / "sets" / dataset / protocol
 

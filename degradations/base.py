@@ -82,5 +82,8 @@ class Degradation(ABC):
     def check_image(self, shape: tuple[int, ...]) -> None:  # noqa: B027 - optional hook
         """Raise ``ValueError`` when an image of this shape cannot be degraded this way."""
 
+    def check_available(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``RuntimeError`` naming the missing tool when the encoder cannot run here."""
+
     def __str__(self) -> str:
         return self.id

@@ -113,6 +113,15 @@ class Bpg(Degradation):
         if not 1 <= self.level <= 9:
             raise ValueError(f"bpg compression level must be 1-9, got {self.level}")
 
+    def check_available(self) -> None:
+        enc, dec = bpg_paths()
+        for tool in (enc, dec):
+            if shutil.which(tool) is None:
+                raise CodecNotFoundError(
+                    f"{self.id} needs {tool!r} (libbpg), not found; set "
+                    "BENCH_BPGENC / BENCH_BPGDEC or use hevc"
+                )
+
     @property
     def id(self) -> str:
         parts = [f"bpg-qp{self.qp}"]
@@ -196,6 +205,14 @@ class Hevc(Degradation):
     @property
     def id(self) -> str:
         return f"hevc-qp{self.qp}" + ("" if self.chroma == "420" else f"-{self.chroma}")
+
+    def check_available(self) -> None:
+        ffmpeg = os.environ.get("BENCH_FFMPEG", "ffmpeg")
+        if shutil.which(ffmpeg) is None:
+            raise CodecNotFoundError(
+                f"{self.id} needs ffmpeg with libx265, but {ffmpeg!r} was not found (install "
+                "Debian's ffmpeg, or set BENCH_FFMPEG to its path)"
+            )
 
     def apply(self, gt: ImageLike) -> DegradedImage:
         gt = as_array(gt)

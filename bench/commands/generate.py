@@ -39,6 +39,7 @@ def generate_cmd(
 ) -> None:
     """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace."""
     ws = workspace(workspace_dir)
+    ws.ensure_writable()
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)
     proto = get_protocol(proto_name)
     part = parse_shard(shard)

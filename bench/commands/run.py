@@ -72,6 +72,7 @@ def run_cmd(
 ) -> None:
     """Generate what is missing, restore, score with the metric runner, append to the store."""
     ws = workspace(workspace_dir)
+    ws.ensure_writable()
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)
     proto = get_protocol(proto_name)
     if dtype not in DTYPES:
