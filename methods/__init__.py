@@ -17,6 +17,7 @@ BUILTIN = {
     "external": "methods.external:External",
     "fbcnn": "methods.fbcnn:Fbcnn",
     "dncnn3": "methods.dncnn:DnCNN3",
+    "jdec": "methods.jdec:JDEC",
 }
 
 

@@ -1,11 +1,11 @@
 """FBCNN - Jiang, Zhang, Timofte, "Towards Flexible Blind JPEG Artifacts Removal", ICCV 2021.
 
-Upstream: jiaxi-jiang/FBCNN (models/network_fbcnn.py @54d1831, Apache-2.0). The network below
-is carbench's own implementation with the upstream parameter names, so the released
-checkpoints load with strict key matching. Protocol as in the authors' test scripts: input RGB
-(gray: one channel) in [0,1], replicate padding to a multiple of 8 inside the network and crop
-back, output clamped and rounded. The quality factor is predicted (``qf_pred``) unless set with
-``fbcnn:qf=N``, which feeds 1 - N/100 to the QF embedding instead.
+Upstream: jiaxi-jiang/FBCNN (models/network_fbcnn.py @54d1831, Apache-2.0). The network is
+carbench's own implementation (``methods.fbcnn_net``) with the upstream parameter names, so
+the released checkpoints load with strict key matching. Protocol as in the authors' test
+scripts: input RGB (gray: one channel) in [0,1], replicate padding to a multiple of 8 inside
+the network and crop back, output clamped and rounded. The quality factor is predicted
+(``qf_pred``) unless set with ``fbcnn:qf=N``, which feeds 1 - N/100 to the QF embedding.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from bench.errors import WeightsMissingError
 from bench.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
+from methods.fbcnn_net import build_fbcnn_unet
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
@@ -26,117 +27,11 @@ from methods.torch_utils import (
 )
 
 RELEASE = "https://github.com/jiaxi-jiang/FBCNN/releases/download/v1.0/"
-NC = (64, 128, 256, 512)
-NB = 4
-
-
-def _nn():
-    import torch.nn as nn
-
-    return nn
-
-
-def _res_branch(ch: int):
-    nn = _nn()
-    return nn.Sequential(
-        nn.Conv2d(ch, ch, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, 1, 1)
-    )
 
 
 def build_fbcnn(in_nc: int = 3, out_nc: int = 3):
     """FBCNN(in_nc, out_nc, nc=[64,128,256,512], nb=4, act 'R', strideconv / convtranspose)."""
-    import torch.nn.functional as F
-
-    nn = _nn()
-
-    class ResBlock(nn.Module):
-        def __init__(self, ch: int) -> None:
-            super().__init__()
-            self.res = _res_branch(ch)
-
-        def forward(self, x):
-            return x + self.res(x)
-
-    class QFAttention(nn.Module):
-        """Residual block whose branch is modulated per channel: x + gamma * f(x) + beta."""
-
-        def __init__(self, ch: int) -> None:
-            super().__init__()
-            self.res = _res_branch(ch)
-
-        def forward(self, x, gamma, beta):
-            return x + gamma[..., None, None] * self.res(x) + beta[..., None, None]
-
-    def down(cin: int, cout: int):
-        return nn.Sequential(*[ResBlock(cin) for _ in range(NB)], nn.Conv2d(cin, cout, 2, 2, 0))
-
-    def up(cin: int, cout: int):
-        return nn.ModuleList(
-            [nn.ConvTranspose2d(cin, cout, 2, 2, 0), *[QFAttention(cout) for _ in range(NB)]]
-        )
-
-    def head(act, *layers):
-        return nn.Sequential(*layers, act)
-
-    class FBCNN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.m_head = nn.Conv2d(in_nc, NC[0], 3, 1, 1)
-            self.m_down1 = down(NC[0], NC[1])
-            self.m_down2 = down(NC[1], NC[2])
-            self.m_down3 = down(NC[2], NC[3])
-            self.m_body_encoder = nn.Sequential(*[ResBlock(NC[3]) for _ in range(NB)])
-            self.m_body_decoder = nn.Sequential(*[ResBlock(NC[3]) for _ in range(NB)])
-            self.m_up3 = up(NC[3], NC[2])
-            self.m_up2 = up(NC[2], NC[1])
-            self.m_up1 = up(NC[1], NC[0])
-            self.m_tail = nn.Conv2d(NC[0], out_nc, 3, 1, 1)
-            self.qf_pred = nn.Sequential(
-                *[ResBlock(NC[3]) for _ in range(NB)],
-                nn.AdaptiveAvgPool2d((1, 1)),
-                nn.Flatten(),
-                nn.Linear(512, 512),
-                nn.ReLU(),
-                nn.Linear(512, 512),
-                nn.ReLU(),
-                nn.Linear(512, 1),
-                nn.Sigmoid(),
-            )
-            self.qf_embed = nn.Sequential(
-                nn.Linear(1, 512),
-                nn.ReLU(),
-                nn.Linear(512, 512),
-                nn.ReLU(),
-                nn.Linear(512, 512),
-                nn.ReLU(),
-            )
-            for i, ch in ((3, NC[2]), (2, NC[1]), (1, NC[0])):
-                setattr(self, f"to_gamma_{i}", head(nn.Sigmoid(), nn.Linear(512, ch)))
-                setattr(self, f"to_beta_{i}", head(nn.Tanh(), nn.Linear(512, ch)))
-
-        def forward(self, x, qf_input=None):
-            """Returns (restored, predicted 1 - QF/100)."""
-            h, w = x.shape[-2:]
-            x = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
-            x1 = self.m_head(x)
-            x2 = self.m_down1(x1)
-            x3 = self.m_down2(x2)
-            x4 = self.m_down3(x3)
-            x = self.m_body_encoder(x4)
-            qf = self.qf_pred(x)
-            x = self.m_body_decoder(x)
-            emb = self.qf_embed(qf if qf_input is None else qf_input)
-            for level, skip in ((3, x4), (2, x3), (1, x2)):
-                blocks = getattr(self, f"m_up{level}")
-                gamma = getattr(self, f"to_gamma_{level}")(emb)
-                beta = getattr(self, f"to_beta_{level}")(emb)
-                x = blocks[0](x + skip)
-                for blk in blocks[1:]:
-                    x = blk(x, gamma, beta)
-            x = self.m_tail(x + x1)
-            return x[..., :h, :w], qf
-
-    return FBCNN()
+    return build_fbcnn_unet(in_nc, out_nc)
 
 
 class Fbcnn(Method):

@@ -22,6 +22,7 @@ multiples of the window size 7 (so ``h``, ``w`` multiples of 14 blocks, 112 pixe
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -55,7 +56,7 @@ def subblock_matrix(size: int) -> torch.Tensor:
     return dct_matrix(8) @ small.T
 
 
-def shifted_window_mask(h: int, w: int, window: int, shift: int, device=None) -> torch.Tensor:
+def shifted_window_mask(h: int, w: int, window: int, shift: int, device="cpu") -> torch.Tensor:
     """Attention mask of shifted windows, ``(nW, window², window²)``: 0 inside a region that
     was contiguous before the cyclic shift, -100 across regions."""
     region = torch.zeros(h, w, device=device)
@@ -69,6 +70,31 @@ def shifted_window_mask(h: int, w: int, window: int, shift: int, device=None) ->
     wins = wins.reshape(-1, window * window)
     diff = wins[:, None, :] - wins[:, :, None]
     return torch.where(diff != 0, MASK_FILL, 0.0)
+
+
+@functools.cache
+def _cpu_mask(resolution: int, window: int, shift: int) -> torch.Tensor:
+    return shifted_window_mask(resolution, resolution, window, shift, device="cpu")
+
+
+@functools.cache
+def relative_position_tables(window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SwinV2's ``(1, 2W-1, 2W-1, 2)`` log-spaced offset table (offsets -(W-1)..W-1 scaled to
+    [-8, 8], then sign * log2(1 + |x|) / 3) and the ``(W², W²)`` index of each token pair's
+    offset in it (CPU tensors, computed once)."""
+    span = torch.arange(1 - window, window, dtype=torch.float32, device="cpu") / (window - 1) * 8
+    grid = torch.stack(torch.meshgrid(span, span, indexing="ij"), dim=-1)[None]
+    table = torch.sign(grid) * torch.log2(grid.abs() + 1.0) / math.log2(8)
+    ticks = torch.arange(window, device="cpu")
+    pos = torch.stack(torch.meshgrid(ticks, ticks, indexing="ij")).flatten(1)
+    rel = pos[:, :, None] - pos[:, None, :] + (window - 1)  # 2, N, N, each in 0..2W-2
+    return table, rel[0] * (2 * window - 1) + rel[1]
+
+
+def _on_default_device(t: torch.Tensor) -> torch.Tensor:
+    """A private copy on the current default device (``with torch.device(...)`` included);
+    constants are computed on the CPU because factory calls on the meta device are slow."""
+    return t.to(torch.get_default_device(), copy=True)
 
 
 def to_windows(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -96,16 +122,9 @@ class CosineWindowAttention(nn.Module):
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
-        # offsets -(window-1)..window-1 on both axes, log-spaced into [-1, 1]
-        span = torch.arange(1 - window, window, dtype=torch.float32) / (window - 1) * 8
-        grid = torch.stack(torch.meshgrid(span, span, indexing="ij"), dim=-1)[None]
-        table = torch.sign(grid) * torch.log2(grid.abs() + 1.0) / math.log2(8)
-        self.register_buffer("relative_coords_table", table)
-        pos = torch.stack(
-            torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
-        ).flatten(1)
-        rel = pos[:, :, None] - pos[:, None, :] + (window - 1)  # 2, N, N, each in 0..2W-2
-        self.register_buffer("relative_position_index", rel[0] * (2 * window - 1) + rel[1])
+        table, index = relative_position_tables(window)
+        self.register_buffer("relative_coords_table", _on_default_device(table))
+        self.register_buffer("relative_position_index", _on_default_device(index))
         self.cpb_mlp = nn.Sequential(
             nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
         )
@@ -163,7 +182,9 @@ class SwinV2Block(nn.Module):
         self.attn = CosineWindowAttention(dim, window, heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = FeedForward(dim, int(dim * MLP_RATIO))
-        mask = shifted_window_mask(resolution, resolution, window, shift) if shift else None
+        mask = None
+        if shift:
+            mask = _on_default_device(_cpu_mask(resolution, window, shift))
         self.register_buffer("attn_mask", mask)
         self._masks: dict[tuple, torch.Tensor] = {}  # other grid sizes, computed once
 
