@@ -18,6 +18,8 @@ BUILTIN = {
     "fbcnn": "methods.fbcnn:Fbcnn",
     "dncnn3": "methods.dncnn:DnCNN3",
     "jdec": "methods.jdec:JDEC",
+    "codiff": "methods.codiff:CODiff",
+    "osediff": "methods.osediff:OSEDiff",
 }
 
 

@@ -1,0 +1,234 @@
+"""CODiff - Guo et al., "Compression-Aware One-Step Diffusion Model for JPEG Artifact Removal",
+ICCV 2025. Upstream: jp-guo/CODiff @86e2f04 (Apache-2.0).
+
+Pipeline (main_test_codiff.py): the decoded JPEG in [0,1] goes to CaVE, whose bottleneck
+features (512 channels at 1/32 resolution, flattened to tokens) are projected by a Linear
+512 -> 1024 and replace the text condition of the SD-2.1-base UNet; the JPEG in [-1,1] is
+VAE-encoded (LoRA on the encoder), one UNet step at t = 499 (LoRA on the UNet, fine-tuned
+conv_in), x0 decoded, clamped, 8-bit truncated, AdaIN colour fix against the input.
+carbench: ``latent=sample`` (official: a draw, unseeded) with a fixed ``seed`` by default, or
+``latent=mean``; both recorded in the method id. Inputs whose sides are not multiples of 8 are
+replicate-padded and cropped (the official protocol resizes the ground truth instead).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.weights import WeightFile
+from methods.base import Capabilities, Method, Sample
+from methods.fbcnn_net import build_fbcnn_unet
+from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
+
+CAVE_GDRIVE = "1SZo5UMSMEcYy4Wr-OIQgTk8hUXiFMIbK"
+CODIFF_GDRIVE = "1SHZQs8fu3K419jlENoY8qdTKbjAOL0i7"
+TIMESTEP = 499
+
+
+def build_cave():
+    """CaVE(in_nc=3, out_nc=3, nc=[64,128,256,512], nb=4, act_mode='BR'): strides 2/4/4."""
+    return build_fbcnn_unet(3, 3, batch_norm=True, strides=(2, 4, 4), qf_embedding=False)
+
+
+class OneStepSD(Method):
+    """Shared one-step SD-2.1 machinery for CODiff and OSEDiff."""
+
+    group = "diffusion"
+    capabilities = Capabilities(gray=False, size_multiple=8)
+    timestep: int = TIMESTEP
+    lora_file: str = ""
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        self.fix = options.get("colorfix", "adain")
+        self.latent_mode = options.get("latent", "sample")
+        self.seed = int(options.get("seed", "0"))
+        from bench.errors import BenchError
+
+        if self.fix not in ("adain", "wavelet", "nofix"):
+            raise BenchError(f"{self.name}: colorfix must be adain, wavelet or nofix")
+        if self.latent_mode not in ("sample", "mean"):
+            raise BenchError(f"{self.name}: latent must be sample or mean")
+
+    @property
+    def id(self) -> str:
+        opts = {
+            "colorfix": self.fix,
+            "latent": self.latent_mode,
+            "seed": str(self.seed),
+            **self.options,
+        }
+        shown = {
+            k: v
+            for k, v in opts.items()
+            if (k, v) not in (("colorfix", "adain"), ("latent", "sample"), ("seed", "0"))
+        }
+        return self.name + (
+            ":" + ",".join(f"{k}={v}" for k, v in sorted(shown.items())) if shown else ""
+        )
+
+    # components are injected by load(); tests inject tiny ones through set_components
+    def set_components(self, unet, vae, cond) -> None:
+        self.unet, self.vae, self.cond = unet, vae, cond
+
+    def build_network(self, variant: str | None = None):
+        from methods import sd_core
+
+        if variant == "unet":
+            return sd_core.build_unet()
+        if variant == "vae":
+            return sd_core.build_vae()
+        raise ValueError(f"{self.name} has networks unet and vae")
+
+    #: tiled VAE as upstream: encoder tiles of 1024 px (used above 1024 + 2 x 32), decoder
+    #: tiles of 224 latent pixels (used above 224 + 2 x 11)
+    vae_encoder_tile: tuple[int, int] = (1024, 32)
+    vae_decoder_tile: tuple[int, int] = (224, 11)
+
+    def _encode(self, x):
+        """VAE posterior (mean, std) of x in [-1,1], tiled for large inputs."""
+        from methods import sd_core
+
+        enc = self.vae.encoder
+        tile, pad = self.vae_encoder_tile
+        if max(x.shape[-2:]) > tile + 2 * pad:
+            h = sd_core.tiled_vae(enc, x, tile, 1 / 8, 2 * pad, module=enc)
+        else:
+            h = enc(x)
+        moments = self.vae.quant_conv(h) if self.vae.quant_conv is not None else h
+        mean, logvar = moments.chunk(2, dim=1)
+        return mean, (0.5 * logvar.clamp(-30.0, 20.0)).exp()
+
+    def _decode(self, z):
+        from methods import sd_core
+
+        z = self.vae.post_quant_conv(z) if self.vae.post_quant_conv is not None else z
+        dec = self.vae.decoder
+        tile, pad = self.vae_decoder_tile
+        if max(z.shape[-2:]) > tile + 2 * pad:
+            return sd_core.tiled_vae(dec, z, tile, 8, 2 * pad, module=dec)
+        return dec(z)
+
+    def _latent(self, x):
+        import torch
+
+        from methods import sd_core
+
+        mean, std = self._encode(x)
+        if self.latent_mode == "mean":
+            z = mean
+        else:
+            g = torch.Generator(device=x.device).manual_seed(self.seed)
+            z = mean + std * torch.randn(mean.shape, generator=g, device=x.device, dtype=mean.dtype)
+        return z * sd_core.SCALING
+
+    def condition(self, x01):
+        """Encoder hidden states for the UNet."""
+        raise NotImplementedError
+
+    def restore_tensor(self, x01, tiles: tuple[int, int] = (96, 32)):
+        """1x3xHxW in [0,1] (H, W multiples of 8) -> 1x3xHxW in [0,1] before colour fix."""
+        from methods import sd_core
+
+        dt = torch_dtype(self.dtype)
+        cond = self.condition(x01).to(dt)
+        z = self._latent((x01 * 2 - 1).to(dt))
+        t = self.timestep
+
+        def unet(tile):
+            import torch
+
+            ts = torch.tensor([t], device=tile.device).long()
+            return self.unet(
+                tile, ts, encoder_hidden_states=cond.expand(tile.shape[0], -1, -1)
+            ).sample
+
+        eps = sd_core.tiled_latent_apply(unet, z, *tiles)
+        x0 = sd_core.one_step_x0(eps.float(), z.float(), t).to(dt)
+        img = self._decode(x0 / sd_core.SCALING).clamp(-1, 1)
+        return img.float() * 0.5 + 0.5
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        from methods import sd_core
+
+        img = sample.decoded
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        h, w = img.shape[:2]
+        x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = x.to(self.device)
+        xp = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
+        with torch.no_grad():
+            y = self.restore_tensor(xp)[..., :h, :w]
+            y = sd_core.to_uint8_truncate(y)  # ToPILImage: x255 and truncation
+            out = torch.from_numpy(y.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+            if self.fix == "adain":
+                out = sd_core.adain_color_fix(out, x.cpu())
+            elif self.fix == "wavelet":
+                out = sd_core.wavelet_color_fix(out, x.cpu())
+            res = sd_core.to_uint8_truncate(out)
+        return res if sample.decoded.ndim == 3 else res.mean(axis=2).round().astype(np.uint8)
+
+
+class CODiff(OneStepSD):
+    name = "codiff"
+    description = "CODiff (ICCV 2025): CaVE-conditioned one-step SD-2.1 at t = 499"
+    paper = "https://arxiv.org/abs/2502.09873"
+    timestep = TIMESTEP
+    weights = {
+        "default": [
+            WeightFile(
+                "codiff.pkl",
+                f"https://drive.google.com/file/d/{CODIFF_GDRIVE}",
+                gdrive=CODIFF_GDRIVE,
+                licence="Apache-2.0",
+            ),
+            WeightFile(
+                "cave.pth",
+                f"https://drive.google.com/file/d/{CAVE_GDRIVE}",
+                gdrive=CAVE_GDRIVE,
+                licence="Apache-2.0",
+            ),
+        ]
+    }
+
+    def build_network(self, variant: str | None = None):
+        if variant == "cave":
+            return build_cave()
+        return super().build_network(variant)
+
+    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
+        import torch
+
+        from methods import sd_core
+
+        super().load(device, dtype)
+        pkl, cave_path = self.weight_paths("default")
+        ckpt = sd_core.LoraCheckpoint.read(pkl)
+        sd = sd_core.load_sd(("unet", "vae"))
+        cave = build_cave()
+        strict_load(cave, load_state_dict_file(cave_path), str(cave_path))
+        proj = torch.nn.Linear(512, 1024)
+        strict_load(proj, ckpt.raw["proj"], f"{pkl} (proj)")
+        sd_core.add_lora(sd["unet"], sd["vae"], ckpt, str(pkl))
+        dt = torch_dtype(dtype)
+        self.cave = cave.eval().to(device)  # CaVE and proj stay fp32, as upstream
+        self.proj = proj.eval().to(device)
+        self.set_components(sd["unet"].eval().to(device, dt), sd["vae"].eval().to(device, dt), None)
+        self._weights_sha = sha256_of([pkl, cave_path])
+
+    def condition(self, x01):
+        tokens = self.cave.encode(x01.float()).flatten(2).transpose(1, 2)  # B, N, 512
+        return self.proj(tokens)
+
+    def predict_qf(self, sample: Sample) -> int:
+        """CaVE's QF head (trained on (100 - QF) / 100): round(100 (1 - q))."""
+        import torch
+
+        x = torch.from_numpy(sample.decoded.astype(np.float32) / 255).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            q = float(self.cave.predict_q(x.to(self.device)))
+        return int(round(100 * (1 - q)))

@@ -1,0 +1,387 @@
+"""DiffBIR's stage-1 cleaner SwinIR (the v2.1 ``realesrgan_s4_swinir_100k.pth`` and the v1
+``general_swinir_v1.ckpt`` / ``face_swinir_v1.ckpt`` share this layout).
+
+carbench's own implementation of the network in XPixelGroup/DiffBIR ``diffbir/model/swinir.py``
+@3f8b530 (itself derived from SwinIR, Liang et al., ICCV-W 2021), for the configuration of
+``configs/inference/swinir.yaml``: the image is pixel-unshuffled by 8 (3 -> 192 channels), run
+through 8 residual Swin groups of 6 blocks (width 180, 6 heads, 8x8 windows, MLP ratio 2) and
+brought back to full size with three nearest-neighbour x2 upsamplings, each followed by a conv.
+The module attribute names follow upstream, so the released state dicts load with strict key
+matching (732 keys: 660 parameters, 48 ``relative_position_index`` and 24 ``attn_mask``
+buffers).
+
+Behaviour as upstream, except where noted:
+
+* the input is reflect-padded to a multiple of the window size (8) and the result cropped back;
+  after the x8 unshuffle the feature map must tile into 8x8 windows, so the padded sides must be
+  multiples of 64 (DiffBIR pads to 64 before calling the cleaner). Other sizes raise
+  ``ValueError`` here instead of failing inside a reshape;
+* the output is cropped to the input size. Upstream crops with ``H * sf`` although the unshuffle
+  cancels the x8 upsampling, so for sides that are not multiples of 8 it returns the padded
+  size; for multiples of 8 (every call DiffBIR makes) both agree;
+* the RGB mean is a constant made on the input's device rather than a tensor attribute, so the
+  network can be built on the meta device;
+* no gradient checkpointing, dropout or stochastic depth (inference only; all are zero or off in
+  the released configuration).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+MASK_FILL = -100.0  # additive bias between tokens of different regions of a shifted window
+HIDDEN_FEATURES = 64  # width of the reconstruction (upsampling) convolutions
+
+# configs/inference/swinir.yaml
+DIFFBIR_SWINIR = dict(
+    img_size=64,
+    in_chans=3,
+    embed_dim=180,
+    depths=(6,) * 8,
+    num_heads=(6,) * 8,
+    window_size=8,
+    mlp_ratio=2.0,
+    sf=8,
+    img_range=1.0,
+    unshuffle_scale=8,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# window helpers (shared with the SCUNet cleaner)
+# --------------------------------------------------------------------------------------------
+
+
+def on_default_device(t: torch.Tensor) -> torch.Tensor:
+    """A private copy of a CPU constant on the current default device (``with torch.device``
+    included, so buffers get their shapes on the meta device without computing there)."""
+    return t.to(torch.get_default_device(), copy=True)
+
+
+@functools.cache
+def relative_position_index(window: int) -> torch.Tensor:
+    """``(window², window²)`` int64 index into a ``(2*window-1)²`` table of relative offsets:
+    entry (q, k) is ``(dy + window-1) * (2*window-1) + (dx + window-1)`` with ``(dy, dx)`` the
+    offset of token q from token k (tokens in row-major order). Cached CPU tensor."""
+    ticks = torch.arange(window, device="cpu")
+    rows = ticks.repeat_interleave(window)  # row of each token
+    cols = ticks.repeat(window)  # column of each token
+    dy = rows[:, None] - rows[None, :] + (window - 1)
+    dx = cols[:, None] - cols[None, :] + (window - 1)
+    return dy * (2 * window - 1) + dx
+
+
+def shifted_region_labels(height: int, width: int, shift: int, device=None) -> torch.Tensor:
+    """``(height, width)`` labels of the regions a cyclic shift by ``-shift`` brings together:
+    the last ``shift`` rows and the last ``shift`` columns came from the opposite border."""
+    rows = torch.arange(height, device=device) >= height - shift
+    cols = torch.arange(width, device=device) >= width - shift
+    return rows[:, None].long() * 2 + cols[None, :].long()
+
+
+def split_windows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``(B, H, W, C)`` -> ``(B, nW, window², C)``, windows and their tokens row-major."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c).transpose(2, 3)
+    return x.reshape(b, (h // window) * (w // window), window * window, c)
+
+
+def merge_windows(x: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
+    """Inverse of :func:`split_windows`: ``(B, nW, window², C)`` -> ``(B, H, W, C)``."""
+    b, _, _, c = x.shape
+    x = x.view(b, height // window, width // window, window, window, c).transpose(2, 3)
+    return x.reshape(b, height, width, c)
+
+
+def window_region_mismatch(
+    height: int, width: int, window: int, shift: int, device=None
+) -> torch.Tensor:
+    """``(nW, window², window²)`` bool: True where query and key token of a shifted window
+    belong to different regions (such pairs must not attend to each other)."""
+    labels = shifted_region_labels(height, width, shift, device=device)
+    per_window = split_windows(labels[None, :, :, None], window)[0, :, :, 0]  # nW, N
+    return per_window[:, :, None] != per_window[:, None, :]
+
+
+@functools.cache
+def _cpu_shift_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
+    return shift_bias(height, width, window, shift, device="cpu")
+
+
+def shift_bias(height: int, width: int, window: int, shift: int, device=None) -> torch.Tensor:
+    """SwinIR's additive attention mask ``(nW, window², window²)``: 0 within a region,
+    ``MASK_FILL`` (-100) across regions."""
+    mismatch = window_region_mismatch(height, width, window, shift, device=device)
+    return torch.zeros(mismatch.shape, device=device).masked_fill(mismatch, MASK_FILL)
+
+
+# --------------------------------------------------------------------------------------------
+# Swin transformer parts
+# --------------------------------------------------------------------------------------------
+
+
+class Mlp(nn.Module):
+    """Two linear layers with a GELU between them."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside each window, plus a learned bias per relative offset
+    (``relative_position_bias_table``, indexed by the ``relative_position_index`` buffer)."""
+
+    def __init__(self, dim: int, window: int, heads: int) -> None:
+        super().__init__()
+        self.window = window
+        self.num_heads = heads
+        self.scale = (dim // heads) ** -0.5
+        table = torch.empty((2 * window - 1) ** 2, heads)
+        self.relative_position_bias_table = nn.Parameter(nn.init.trunc_normal_(table, std=0.02))
+        self.register_buffer(
+            "relative_position_index", on_default_device(relative_position_index(window))
+        )
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def position_bias(self) -> torch.Tensor:
+        """``(heads, N, N)`` bias of each query/key token pair of a window."""
+        n = self.window * self.window
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, self.num_heads).permute(2, 0, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``(B, nW, N, C)`` window tokens; ``mask``: additive ``(nW, N, N)`` or None."""
+        b, nw, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, nw, n, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)
+        logits = (q * self.scale) @ k.transpose(-2, -1)  # B, nW, heads, N, N
+        logits = logits + self.position_bias()
+        if mask is not None:
+            logits = logits + mask[:, None].to(logits.dtype)
+        out = logits.softmax(dim=-1) @ v  # B, nW, heads, N, C/heads
+        return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
+
+
+class SwinTransformerBlock(nn.Module):
+    """Pre-norm (shifted-)window attention and MLP, each with a residual connection.
+
+    ``attn_mask`` (shifted blocks only) is stored for the construction-time token grid
+    ``resolution``; for other grids the mask is computed on the fly."""
+
+    def __init__(
+        self, dim: int, resolution: int, heads: int, window: int, shift: int, mlp_ratio: float
+    ) -> None:
+        super().__init__()
+        if resolution <= window:  # a single window covers the grid: no shift
+            window, shift = resolution, 0
+        self.resolution = (resolution, resolution)
+        self.window = window
+        self.shift = shift
+        mask = None
+        if shift:
+            mask = on_default_device(_cpu_shift_mask(resolution, resolution, window, shift))
+        self.register_buffer("attn_mask", mask)
+        self._other_mask: tuple[tuple, torch.Tensor] | None = None  # latest other grid size
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def mask_for(self, size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
+        """The additive shifted-window mask for a token grid of ``size`` (None if unshifted)."""
+        if not self.shift:
+            return None
+        if tuple(size) == self.resolution:
+            return self.attn_mask
+        key = (tuple(size), device)
+        if self._other_mask is None or self._other_mask[0] != key:
+            self._other_mask = (key, shift_bias(*size, self.window, self.shift, device=device))
+        return self._other_mask[1]
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``x``: ``(B, H*W, C)`` tokens of an ``size = (H, W)`` grid."""
+        h, w = size
+        b, _, c = x.shape
+        y = self.norm1(x).view(b, h, w, c)
+        if self.shift:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        y = self.attn(split_windows(y, self.window), self.mask_for(size, x.device))
+        y = merge_windows(y, self.window, h, w)
+        if self.shift:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + y.reshape(b, h * w, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class BasicLayer(nn.Module):
+    """``depth`` Swin blocks, alternately unshifted and shifted by half a window."""
+
+    def __init__(
+        self, dim: int, resolution: int, depth: int, heads: int, window: int, mlp_ratio: float
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            SwinTransformerBlock(dim, resolution, heads, window, (i % 2) * window // 2, mlp_ratio)
+            for i in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, size)
+        return x
+
+
+def tokens_to_image(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, H*W, C)`` -> ``(B, C, H, W)``."""
+    return x.transpose(1, 2).unflatten(2, size)
+
+
+def image_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, H*W, C)``."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class RSTB(nn.Module):
+    """Residual Swin Transformer Block: a group of Swin blocks, a 3x3 conv on the image-shaped
+    result, and a skip connection around both."""
+
+    def __init__(
+        self, dim: int, resolution: int, depth: int, heads: int, window: int, mlp_ratio: float
+    ) -> None:
+        super().__init__()
+        self.residual_group = BasicLayer(dim, resolution, depth, heads, window, mlp_ratio)
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        y = tokens_to_image(self.residual_group(x, size), size)
+        return x + image_to_tokens(self.conv(y))
+
+
+class TokenNorm(nn.Module):
+    """Holds the LayerNorm applied to the tokens before the first group (``patch_embed.norm``
+    upstream, where the 1x1 "patch embedding" has no weights of its own)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
+class SwinIR(nn.Module):
+    """SwinIR with pixel-unshuffle input and the "nearest+conv" reconstruction.
+
+    Input and output: ``(B, in_chans, H, W)`` images in [0, 1] (the output is not clamped).
+    ``sf`` is the unshuffle factor of the input and also the total upsampling of the
+    reconstruction, so the output has the input's size.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 64,
+        in_chans: int = 3,
+        embed_dim: int = 180,
+        depths: Sequence[int] = (6,) * 8,
+        num_heads: Sequence[int] = (6,) * 8,
+        window_size: int = 8,
+        mlp_ratio: float = 2.0,
+        sf: int = 8,
+        img_range: float = 1.0,
+        unshuffle_scale: int = 8,
+    ) -> None:
+        super().__init__()
+        if sf & (sf - 1) or sf < 2:
+            raise ValueError(f"sf must be a power of two >= 2, got {sf}")
+        if len(depths) != len(num_heads):
+            raise ValueError("depths and num_heads must have the same length")
+        self.sf = sf
+        self.img_range = img_range
+        self.window_size = window_size
+        self.mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
+        # upstream unshuffles by ``sf`` while sizing the conv from ``unshuffle_scale``
+        self.unshuffle_factor = sf
+        self.conv_first = nn.Sequential(
+            nn.PixelUnshuffle(sf), nn.Conv2d(in_chans * unshuffle_scale**2, embed_dim, 3, 1, 1)
+        )
+        self.patch_embed = TokenNorm(embed_dim)
+        self.layers = nn.ModuleList(
+            RSTB(embed_dim, img_size, depth, heads, window_size, mlp_ratio)
+            for depth, heads in zip(depths, num_heads, strict=True)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        self.conv_before_upsample = nn.Sequential(
+            nn.Conv2d(embed_dim, HIDDEN_FEATURES, 3, 1, 1), nn.LeakyReLU(inplace=True)
+        )
+        self.num_up = int(math.log2(sf))
+        for i in range(1, self.num_up + 1):  # conv_up1, conv_up2, ...
+            setattr(self, f"conv_up{i}", nn.Conv2d(HIDDEN_FEATURES, HIDDEN_FEATURES, 3, 1, 1))
+        self.conv_hr = nn.Conv2d(HIDDEN_FEATURES, HIDDEN_FEATURES, 3, 1, 1)
+        self.conv_last = nn.Conv2d(HIDDEN_FEATURES, in_chans, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        self.apply(_init_like_swinir)
+
+    def deep_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The transformer trunk on a ``(B, C, h, w)`` feature map (without the outer skip)."""
+        size = (x.shape[-2], x.shape[-1])
+        tokens = self.patch_embed(image_to_tokens(x))
+        for layer in self.layers:
+            tokens = layer(tokens, size)
+        return tokens_to_image(self.norm(tokens), size)
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """Features -> image: nearest x2 + conv + LeakyReLU(0.2), ``log2(sf)`` times."""
+        x = self.conv_before_upsample(x)
+        for i in range(1, self.num_up + 1):
+            conv = getattr(self, f"conv_up{i}")
+            x = self.lrelu(conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+        return self.conv_last(self.lrelu(self.conv_hr(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % self.window_size, (-w) % self.window_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        tile = self.unshuffle_factor * self.window_size
+        if x.shape[-2] % tile or x.shape[-1] % tile:
+            raise ValueError(
+                f"SwinIR input {h}x{w}: padded to {x.shape[-2]}x{x.shape[-1]}, which is not a "
+                f"multiple of {tile} (unshuffle {self.unshuffle_factor} x window "
+                f"{self.window_size}); pad the image to a multiple of {tile} first"
+            )
+        mean = x.new_tensor(self.mean).view(1, -1, 1, 1)
+        x = (x - mean) * self.img_range
+        feat = self.conv_first(x)
+        feat = self.conv_after_body(self.deep_features(feat)) + feat
+        out = self.upsample(feat) / self.img_range + mean
+        return out[..., :h, :w]
+
+
+def _init_like_swinir(m: nn.Module) -> None:
+    """Upstream's initialisation: truncated-normal linear weights, zero biases, unit norms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def build_swinir() -> SwinIR:
+    """DiffBIR's stage-1 SwinIR (configs/inference/swinir.yaml), random weights."""
+    return SwinIR(**DIFFBIR_SWINIR)
