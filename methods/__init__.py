@@ -20,6 +20,7 @@ BUILTIN = {
     "jdec": "methods.jdec:JDEC",
     "codiff": "methods.codiff:CODiff",
     "osediff": "methods.osediff:OSEDiff",
+    "diffbir": "methods.diffbir:DiffBIR",
 }
 
 
