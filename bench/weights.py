@@ -96,6 +96,12 @@ def fetch_file(wf: WeightFile, root: Path, mirror: str | None = None) -> Path:
         shutil.copyfile(src, dest)
         return dest
     tmp = dest.with_name(dest.name + ".download")
+    if not mirror and not wf.gdrive and "/drive/folders/" in wf.url:
+        raise BenchError(
+            f"{wf.name} lies in a Google Drive folder ({wf.url}) and cannot be "
+            f"fetched file by file: download the folder by hand (e.g. `gdown "
+            f"--folder {wf.url}`) and put {wf.name} at {dest}"
+        )
     if mirror:
         url = mirror.rstrip("/") + "/" + wf.name
         download(url, tmp)

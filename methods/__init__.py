@@ -18,6 +18,7 @@ BUILTIN = {
     "fbcnn": "methods.fbcnn:Fbcnn",
     "dncnn3": "methods.dncnn:DnCNN3",
     "jdec": "methods.jdec:JDEC",
+    "promptcir": "methods.promptcir:PromptCIR",
     "codiff": "methods.codiff:CODiff",
     "osediff": "methods.osediff:OSEDiff",
     "diffbir": "methods.diffbir:DiffBIR",

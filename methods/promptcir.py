@@ -16,15 +16,17 @@ averaging, clamped to [0,1]; self-ensemble of the two checkpoints x {identity, H
 ``model_best.pth`` alone without the transpose (1 pass). ``bench run --tile N`` sets the tile
 size (rounded down to a multiple of 32, overlap N/4).
 
-Deviation where upstream fails: its tiling crashes or leaves gaps when the padded image's
-shorter side is <= 96 (overlap >= tile); there the overlap becomes a quarter of the tile. Images
-smaller than the padding are extended by repeated mirroring. The network is colour only: a gray
-image is replicated to three channels and the mean of the restored channels is returned.
+Deviation where upstream fails: with the padded image's shorter side <= 96 its tiling has no
+positive stride (it crashes at 96 and leaves NaN gaps below); there the overlap becomes a
+quarter of the tile. Images smaller than the padding are extended by repeated mirroring. The
+network is colour only: a gray image is replicated to three channels and the mean of the
+restored channels is returned.
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +47,7 @@ DRIVE_FOLDER = "https://drive.google.com/drive/folders/1oxOVDK845rikuwWiMICHUv5n
 TILE = 384  # upstream tile; overlap is a quarter of it (96)
 PAD_MULTIPLE = 32  # three 2x downsamplings, then 16-px windows at level 2
 WINDOW = 16
+OUTER = WINDOW + WINDOW // 2  # key/value window of the overlapping cross-attention
 DIM = 48
 DEPTHS = (4, 6, 6, 8)  # blocks at levels 1-4
 HEADS = (1, 2, 4, 8)
@@ -71,7 +74,7 @@ def _rel_index_overlap(ws: int, ows: int):
     """Index into the (ws+ows-1)^2 bias table for ws x ws queries against ows x ows keys.
 
     Kept exactly as trained (HAT's offset): some entries are negative and address the table
-    from its end, which ``_bias`` reproduces with a modulo."""
+    from its end (Python indexing), which the network's forward reproduces with a modulo."""
     import torch
 
     qy, qx = (
@@ -85,10 +88,14 @@ def _rel_index_overlap(ws: int, ows: int):
     return dy * (ws + ows - 1) + dx
 
 
-def _bias(table, index):
-    """Relative position bias (heads, Nq, Nk) gathered from a (entries, heads) table."""
-    flat = index.reshape(-1) % table.shape[0]
-    return table[flat].reshape(*index.shape, -1).permute(2, 0, 1)
+def _bias(table, flat_index, n_query: int):
+    """Relative position bias (1, heads, Nq, Nk) gathered from a (entries, heads) table."""
+    return (
+        table.index_select(0, flat_index)
+        .reshape(n_query, -1, table.shape[1])
+        .permute(2, 0, 1)
+        .contiguous()[None]
+    )
 
 
 def _to_windows(x, ws: int):
@@ -242,9 +249,11 @@ def _network_class():
             n_win, n, c = tokens.shape
             qkv = self.qkv(tokens).reshape(n_win, n, 3, self.heads, c // self.heads)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-            bias = _bias(self.relative_position_bias_table, rel_index)[None]
+            bias = _bias(self.relative_position_bias_table, rel_index, n)
             if mask is not None:  # (nW, n, n) per window, repeated over the batch
-                bias = (bias + mask[:, None]).repeat(n_win // mask.shape[0], 1, 1, 1)
+                bias = bias + mask[:, None]
+                if n_win != mask.shape[0]:
+                    bias = bias.repeat(n_win // mask.shape[0], 1, 1, 1)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
             return self.proj(out.transpose(1, 2).reshape(n_win, n, c))
 
@@ -281,9 +290,8 @@ def _network_class():
         def __init__(self, ch: int, heads: int) -> None:
             super().__init__()
             self.heads = heads
-            self.outer = WINDOW + WINDOW // 2
             self.relative_position_bias_table = nn.Parameter(
-                torch.zeros((WINDOW + self.outer - 1) ** 2, heads)
+                torch.zeros((WINDOW + OUTER - 1) ** 2, heads)
             )
             self.norm1 = nn.LayerNorm(ch)
             self.qkv = nn.Linear(ch, 3 * ch)
@@ -293,19 +301,20 @@ def _network_class():
 
         def forward(self, x, rel_index):
             b, h, w, c = x.shape
-            d, area = c // self.heads, self.outer**2
+            d, area = c // self.heads, OUTER**2
             qkv = self.qkv(self.norm1(x))
             q = _to_windows(qkv[..., :c], WINDOW)  # B*nW, ws*ws, C
             kv = F.unfold(
                 first(qkv[..., c:]),
-                self.outer,
-                padding=(self.outer - WINDOW) // 2,
+                OUTER,
+                padding=(OUTER - WINDOW) // 2,
                 stride=WINDOW,
             )  # B, 2C * outer^2, nW
             kv = kv.reshape(b, 2, c, area, -1).permute(1, 0, 4, 3, 2).reshape(2, -1, area, c)
             q = q.reshape(q.shape[0], -1, self.heads, d).transpose(1, 2)
             k, v = (t.reshape(t.shape[0], area, self.heads, d).transpose(1, 2) for t in kv)
-            bias = _bias(self.relative_position_bias_table, rel_index)[None].to(q.dtype)
+            bias = _bias(self.relative_position_bias_table, rel_index, WINDOW * WINDOW)
+            bias = bias.to(q.dtype)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
             out = _from_windows(out.transpose(1, 2).reshape(-1, WINDOW * WINDOW, c), WINDOW, h, w)
             x = self.proj(out) + x
@@ -401,9 +410,7 @@ def _network_class():
             c1, c2, c3, c4 = DIM, 2 * DIM, 4 * DIM, 8 * DIM
             self.patch_embed_input = InputEmbed(3, c1)
             self.register_buffer("relative_position_index_SA", _rel_index_self(WINDOW))
-            self.register_buffer(
-                "relative_position_index_OCA", _rel_index_overlap(WINDOW, WINDOW + WINDOW // 2)
-            )
+            self.register_buffer("relative_position_index_OCA", _rel_index_overlap(WINDOW, OUTER))
             for level in (1, 2, 3):
                 setattr(self, f"prompt{level}", PromptBank(*PROMPTS[level]))
             self.encoder_level1 = HybridGroup(c1, HEADS[0], DEPTHS[0])
@@ -447,7 +454,11 @@ def _network_class():
             return getattr(self, f"reduce_noise_level{level}")(fused)
 
         def forward(self, img):
-            rel = (self.relative_position_index_SA, self.relative_position_index_OCA)
+            # flat table indices, negative ones wrapped as Python indexing does upstream
+            rel = (
+                self.relative_position_index_SA.reshape(-1),
+                self.relative_position_index_OCA.reshape(-1) % (WINDOW + OUTER - 1) ** 2,
+            )
             enc1 = self.encoder_level1(self.patch_embed_input(img), *rel)
             enc2 = self.encoder_level2(self.down1_2(enc1), *rel)
             enc3 = self.encoder_level3(self.down2_3(enc2))
@@ -481,6 +492,9 @@ def mirror_pad(x, multiple: int = PAD_MULTIPLE):
 
 
 class PromptCIR(Method):
+    """Both checkpoints x {identity, transpose} (``ensemble`` True), or ``model_best.pth`` in
+    one pass (``promptcir:ensemble=off``)."""
+
     name = "promptcir"
     description = (
         "PromptCIR (NTIRE 2024 blind JPEG winner), 2 checkpoints x transpose self-ensemble "
@@ -509,11 +523,13 @@ class PromptCIR(Method):
             raise BenchError(f"promptcir has no variant {variant!r}; known: ensemble")
         return build_promptcir()
 
-    def weight_paths(self, variant: str | None = None, root=None) -> list:
+    def weight_paths(self, variant: str | None = None, root: Path | None = None) -> list[Path]:
         """Like the base class, but the files come from a Drive folder, fetched by hand."""
         return self._locate(self.weights[variant or self.variant], variant, root)
 
-    def _locate(self, files: list[WeightFile], variant: str | None, root=None) -> list:
+    def _locate(
+        self, files: list[WeightFile], variant: str | None, root: Path | None = None
+    ) -> list[Path]:
         root = root or weights_dir()
         found, missing = [], []
         for wf in files:
@@ -539,17 +555,19 @@ class PromptCIR(Method):
         paths = self._locate(files if self.ensemble else files[:1], self.variant)
         self._nets = []
         for path in paths:
+            state = self._read(path)
             net = self.build_network()
-            strict_load(net, self._read(path), str(path))
+            strict_load(net, state, str(path))
             self._nets.append(net.eval().to(device=device, dtype=torch_dtype(dtype)))
         self._weights_sha = ",".join(sha256_of([p]) for p in paths)
 
-    def _read(self, path):
+    def _read(self, path: Path) -> dict:
         try:
             return load_state_dict_file(path)
         except Exception as e:  # e.g. a Drive HTML page saved under the checkpoint's name
+            first = (str(e).strip().splitlines() or [""])[0][:160]
             raise BenchError(
-                f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e}); download "
+                f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {first}); download "
                 f"{path.name} again by hand from {DRIVE_FOLDER}"
             ) from None
 
@@ -573,9 +591,10 @@ class PromptCIR(Method):
     def _restore_tensor(self, x):
         """Average of the passes: every checkpoint on the image, then on its transpose."""
         views = (False, True) if self.ensemble else (False,)
+        nets = self._nets if self.ensemble else self._nets[:1]
         total, count = None, 0
         for transpose in views:
-            for net in self._nets:
+            for net in nets:
                 inp = x.transpose(-2, -1) if transpose else x
                 y = self._one_pass(net, inp)
                 y = y.transpose(-2, -1) if transpose else y
