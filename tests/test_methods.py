@@ -21,6 +21,12 @@ from methods.tiling import tile_starts, tiled
 
 # manifest file -> (method, variant); every official layout carbench implements
 MANIFESTS = {
+    "promptcir.json": ("promptcir", None),
+    "jdec.json": ("jdec", None),
+    "diffbir-ircontrolnet.json": ("diffbir", "ircontrolnet"),
+    "diffbir-stage1-swinir.json": ("diffbir", "stage1-swinir"),
+    "diffbir-stage1-scunet.json": ("diffbir", "stage1-scunet"),
+    "codiff-cave.json": ("codiff", "cave"),
     "fbcnn-color.json": ("fbcnn", "color"),
     "fbcnn-gray.json": ("fbcnn", "gray"),
     "fbcnn-gray-double.json": ("fbcnn", "gray-double"),
