@@ -123,3 +123,25 @@ def standin_weights() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.half() for k, v in model.state_dict().items()}, path)
     return root
+
+
+@pytest.fixture
+def static_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path/www``: yields (folder, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir(exist_ok=True)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(www))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -199,38 +197,21 @@ def test_external_published_fbcnn(ws, data_root, capsys):
     }
 
 
-def test_weights_fetch_over_http(dncnn3_weights, tmp_path, monkeypatch, capsys):
+def test_weights_fetch_over_http(dncnn3_weights, tmp_path, monkeypatch, capsys, static_server):
     """`bench weights fetch dncnn3` from a local mirror: the real file passes the sha256
     check; a corrupted copy is refused and deleted."""
-    www = tmp_path / "www"
-    www.mkdir()
+    www, mirror = static_server
     data = (dncnn3_weights / "DnCNN3.mat").read_bytes()
     (www / "DnCNN3.mat").write_bytes(data)
-    handler = type(
-        "H",
-        (http.server.SimpleHTTPRequestHandler,),
-        {
-            "log_message": lambda *a: None,
-            "__init__": lambda self, *a, **k: http.server.SimpleHTTPRequestHandler.__init__(
-                self, *a, directory=str(www), **k
-            ),
-        },
-    )
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    mirror = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
-        monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
-        assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 0
-        got = (tmp_path / "w" / "dncnn3" / "DnCNN3.mat").read_bytes()
-        assert hashlib.sha256(got).hexdigest().startswith("3962377d")
-        (www / "DnCNN3.mat").write_bytes(data[:-10] + b"corrupted!")
-        monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w2"))
-        assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 1
-        assert "sha256 does not start with 3962377d" in capsys.readouterr().err
-        assert not list((tmp_path / "w2" / "dncnn3").iterdir())
-    finally:
-        httpd.shutdown()
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+    assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 0
+    got = (tmp_path / "w" / "dncnn3" / "DnCNN3.mat").read_bytes()
+    assert hashlib.sha256(got).hexdigest().startswith("3962377d")
+    (www / "DnCNN3.mat").write_bytes(data[:-10] + b"corrupted!")
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w2"))
+    assert run_cli("weights", "fetch", "dncnn3:mat", "--mirror", mirror) == 1
+    assert "sha256 does not start with 3962377d" in capsys.readouterr().err
+    assert not list((tmp_path / "w2" / "dncnn3").iterdir())
 
 
 def test_run_stops_before_work_without_weights(ws, capsys):

@@ -87,34 +87,15 @@ def test_runner_caches_by_content(tmp_path, pair):
     assert not r2.score(out, ref, "t2", "r1")[0].cached
 
 
-def test_fetch_from_mirror_checks_hash(tmp_path, monkeypatch):
-    """A mirror serving a wrong file is refused; the head from the wheel is accepted."""
-    import http.server
-    import threading
-
-    www = tmp_path / "www"
-    www.mkdir()
+def test_fetch_from_mirror_checks_hash(tmp_path, static_server):
+    """A mirror serving a wrong file is refused and nothing is left behind."""
+    www, mirror = static_server
     (www / "alexnet-owt-7be5be79.pth").write_bytes(b"not the official alexnet")
-    handler = type(
-        "H",
-        (http.server.SimpleHTTPRequestHandler,),
-        {
-            "log_message": lambda *a: None,
-            "__init__": lambda self, *a, **k: http.server.SimpleHTTPRequestHandler.__init__(
-                self, *a, directory=str(www), **k
-            ),
-        },
-    )
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        root = tmp_path / "cache"
-        with pytest.raises(BenchError, match="sha256 does not start with 7be5be79"):
-            W.fetch("lpips", root=root, mirror=f"http://127.0.0.1:{httpd.server_address[1]}")
-        assert not (root / "torch/hub/checkpoints/alexnet-owt-7be5be79.pth").exists()
-        assert not list((root / "torch/hub/checkpoints").glob("*.download*"))
-    finally:
-        httpd.shutdown()
+    root = tmp_path / "cache"
+    with pytest.raises(BenchError, match="sha256 does not start with 7be5be79"):
+        W.fetch("lpips", root=root, mirror=mirror)
+    assert not (root / "torch/hub/checkpoints/alexnet-owt-7be5be79.pth").exists()
+    assert not list((root / "torch/hub/checkpoints").glob("*.download*"))
 
 
 def test_gray_input_is_replicated(standin_weights, camera):
