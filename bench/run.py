@@ -186,14 +186,8 @@ def run_method_on_set(
     )
     with exclusive(lock, f"{method.id} on {ds.name}/{protocol.name}/{deg.id}{shard.tag}"):
         return _run_set(
-            ws,
+            _SetJob(ws, runner, method, ds, protocol, deg, run_info, set(), {}),
             store,
-            runner,
-            method,
-            ds,
-            protocol,
-            deg,
-            run_info,
             on_error,
             progress,
             flush_every,
@@ -203,20 +197,22 @@ def run_method_on_set(
 
 
 def _run_set(
-    ws,
-    store,
-    runner,
-    method,
-    ds,
-    protocol,
-    deg,
-    run_info,
-    on_error,
-    progress,
-    flush_every,
-    shard,
-    jobs,
+    job: _SetJob,
+    store: ResultStore,
+    on_error: str,
+    progress: bool,
+    flush_every: int,
+    shard: Shard,
+    jobs: int,
 ) -> RunSummary:
+    ws, runner, method, ds, protocol, deg = (
+        job.ws,
+        job.runner,
+        job.method,
+        job.ds,
+        job.protocol,
+        job.deg,
+    )
     summary = RunSummary()
     manifest = read_manifest(ws, ds.name, protocol.name, deg.id)
     mine = {p.stem for p in shard.take(ds.images)}
@@ -230,7 +226,7 @@ def _run_set(
     records = [r for r in manifest.to_dict("records") if r["image"] in mine]
     todo = [r for r in records if not wanted <= have.get(r["image"], set())]
     summary.skipped = len(records) - len(todo)
-    job = _SetJob(ws, runner, method, ds, protocol, deg, run_info, wanted, have)
+    job.wanted, job.have = wanted, have
     rows: list[dict] = []
     pending = 0
 
