@@ -39,7 +39,6 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out = []
     single = summary[summary.degradation.str.fullmatch(r"jpeg-q\d+")].copy()
@@ -49,32 +48,38 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
         metric = variant.partition(":")[0]
         s = single[(single.dataset == ds) & (single.variant == variant)]
         if s.degradation.nunique() >= 2:
-            fig, ax = plt.subplots(figsize=(4.2, 3.0))
-            for m, mg in s.groupby("method", sort=False):
-                mg = mg.sort_values("qf")
-                ax.plot(mg.qf, mg["mean"], marker="o", label=method_label(m))
-            ax.set_xlabel("JPEG quality factor")
-            ax.set_ylabel(metric_label(metric))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-            out.append({"title": f"{ds}: {variant} vs QF", "svg": _svg(fig)})
-            plt.close(fig)
+            out.append(_line_plot(s, "qf", "JPEG quality factor", metric, f"{ds}: {variant} vs QF"))
         if bpp is not None:
-            g = g.assign(bpp=[bpp.get((ds, d), np.nan) for d in g.degradation]).dropna(
-                subset=["bpp"]
-            )
+            g = g.assign(bpp=[bpp.get((ds, d), np.nan) for d in g.degradation])
+            g = g.dropna(subset=["bpp"])
             if g.degradation.nunique() >= 2:
-                fig, ax = plt.subplots(figsize=(4.2, 3.0))
-                for m, mg in g.groupby("method", sort=False):
-                    mg = mg.sort_values("bpp")
-                    ax.plot(mg.bpp, mg["mean"], marker="o", label=method_label(m))
-                ax.set_xlabel("bits per pixel (input bitstream)")
-                ax.set_ylabel(metric_label(metric))
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=7)
-                out.append({"title": f"{ds}: {variant} vs bpp", "svg": _svg(fig)})
-                plt.close(fig)
+                out.append(
+                    _line_plot(
+                        g,
+                        "bpp",
+                        "bits per pixel (input bitstream)",
+                        metric,
+                        f"{ds}: {variant} vs bpp",
+                    )
+                )
     return out
+
+
+def _line_plot(df: pd.DataFrame, x: str, xlabel: str, metric: str, title: str) -> dict:
+    """One line per method of ``df[x]`` against the set mean, as inline SVG."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for m, mg in df.groupby("method", sort=False):
+        mg = mg.sort_values(x)
+        ax.plot(mg[x], mg["mean"], marker="o", label=method_label(m))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric_label(metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    svg = _svg(fig)
+    plt.close(fig)
+    return {"title": title, "svg": svg}
 
 
 def _region(gt: np.ndarray) -> tuple[int, int]:

@@ -101,12 +101,11 @@ def test_schedule_values():
     ab = sd_core.alphas_cumprod()
     assert float(ab[499]) == pytest.approx(0.27767, abs=2e-5)
     assert float(ab[999]) == pytest.approx(0.0046601, abs=2e-7)
-    z, eps = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    eps = torch.randn(1, 4, 8, 8)
     a = ab[499]
     x0 = torch.randn(1, 4, 8, 8)
     zt = a.sqrt() * x0 + (1 - a).sqrt() * eps
     assert torch.allclose(sd_core.one_step_x0(eps, zt, 499), x0, atol=1e-5)
-    assert z.shape == x0.shape
 
 
 def test_gaussian_tile_weights_by_hand():
@@ -124,11 +123,8 @@ def test_color_fixes():
     out, ref = torch.rand(1, 3, 32, 32) * 0.5, torch.rand(1, 3, 32, 32) * 0.2 + 0.6
     fixed = sd_core.adain_color_fix(out, ref)
     assert torch.allclose(fixed.mean((2, 3)), ref.mean((2, 3)), atol=1e-4)
-    flat = torch.full((1, 3, 32, 32), 0.3)
-    assert (
-        torch.allclose(sd_core.wavelet_color_fix(flat, ref), ref.clamp(0, 1), atol=1e-5) is False
-        or True
-    )  # flat content: all of the result is the reference's low band
+    assert torch.allclose(fixed.std((2, 3)), ref.std((2, 3)), rtol=1e-2)
+    flat = torch.full((1, 3, 32, 32), 0.3)  # no high frequencies: only the ref's low band stays
     _, low_ref = sd_core._wavelet_split(ref)
     assert torch.allclose(sd_core.wavelet_color_fix(flat, ref), low_ref.clamp(0, 1), atol=1e-6)
 

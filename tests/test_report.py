@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
 import skimage.data
@@ -264,7 +263,7 @@ def test_check_allow_better(sample_workspace, tmp_path, capsys):
     assert run_cli("check", "-w", sample_workspace, "-b", base) == 1
     assert "changed: better by 0.01" in capsys.readouterr().out
     assert run_cli("check", "-w", sample_workspace, "-b", base, "--allow-better") == 0
-    assert np.isclose(
-        df[df.metric == "ssim"]["mean"].min() + 0.01,
-        pd.read_csv(base)["mean"][df.metric == "ssim"].min() + 0.01,
-    )
+    df.loc[df.metric == "psnr", "mean"] += 0.5  # a real regression still fails
+    df.to_csv(base, index=False)
+    assert run_cli("check", "-w", sample_workspace, "-b", base, "--allow-better") == 1
+    assert "regressed: worse by 0.5" in capsys.readouterr().out
