@@ -2,27 +2,50 @@
 Prior", ECCV 2024. Upstream: XPixelGroup/DiffBIR @3f8b530 (Apache-2.0).
 
 There is no JPEG task in DiffBIR: carbench runs its general blind-denoising path (the "denoise"
-task, upscale 1), our choice, as its description says. Version ``v2`` (the paper): stage 1
-SCUNet-PSNR cleans the input (short side resized to >= 512 if smaller), its VAE encoding (mode)
-is the IRControlNet hint, SD-2.1-base UNet with the 13 control residuals, spaced DDPM sampler
-(50 steps), classifier-free guidance 4 with an empty positive prompt and the paper's negative
-prompt, start from noise (seed 231, upstream's default), decode, wavelet colour fix against
-the stage-1 output, bicubic resize back, x255 and truncation. SD-2.1-base is the diffusers
-form of the same weights (v2-1_512-ema-pruned). Version ``v2.1`` (zero-terminal-SNR SD,
-v-prediction, EDM DPM++ 3M SDE, captioner) is not implemented yet; asking for it says so.
+task, upscale 1), our choice, as its description says. Two versions, each with upstream's
+defaults (``diffbir:version=v2`` is the default, the paper's version):
+
+* ``v2`` (paper): stage 1 SCUNet-PSNR, then short side resized to >= 512 if smaller; SD-2.1-base
+  (eps-prediction); spaced DDPM sampler, 50 steps; guidance 4 with an empty positive prompt and
+  the paper's negative prompt.
+* ``v2.1`` (2024-11 release, upstream's default): the input's short side is resized to >= 512
+  first, zero-padded to a multiple of 64 for the stage-1 SwinIR and cropped back; the authors'
+  zero-terminal-SNR SD-2.1 fine-tune (v-prediction); EDM DPM++(3M) SDE, 10 steps, guidance 6,
+  upstream's default positive/negative prompts; captioner ``none`` (LLaVA is not run).
+
+Both: the cleaned image's VAE encoding (posterior mode, zero-padded to a multiple of 64) is the
+IRControlNet hint, start from noise (seed 231, upstream's default; carbench seeds its own
+generator), decode, wavelet colour fix against the cleaned image, bicubic resize back, x255 and
+truncation. Stable Diffusion comes from the original single-file checkpoint as upstream loads it
+(:mod:`methods.sd_single_file`); for v2 the diffusers form of the same weights also works.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import BenchError, WeightsMissingError
 from bench.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
 
 HF = "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/"
+SD21_FILE = "v2-1_512-ema-pruned.ckpt"
+ZSNR_FILE = "sd2.1-base-zsnr-laionaes5.ckpt"
+# the prompts are upstream's parameter values (README for v2, inference.py for v2.1)
 NEG_PROMPT_V2 = "low quality, blurry, low-resolution, noisy, unsharp, weird textures"
+POS_PROMPT_V21 = (
+    "Cinematic, High Contrast, highly detailed, taken using a Canon EOS R camera, "
+    "hyper detailed photo - realistic maximum detail, 32k, Color Grading, ultra HD, extreme "
+    "meticulous detailing, skin pore detailing, hyper sharpness, perfect without deformations."
+)
+NEG_PROMPT_V21 = (
+    "painting, oil painting, illustration, drawing, art, sketch, oil painting, cartoon, "
+    "CG Style, 3D render, unreal engine, blurring, dirty, messy, worst quality, low quality, "
+    "frames, watermark, signature, jpeg artifacts, deformed, lowres, over-smooth."
+)
 
 
 def space_timesteps(num_timesteps: int, count: int) -> list[int]:
@@ -61,11 +84,34 @@ class SpacedSchedule:
         return mean + (float(np.sqrt(self.var[i])) * noise if i > 0 else 0)
 
 
+@dataclass(frozen=True)
+class Version:
+    """Upstream's defaults of one DiffBIR version (inference.py, bid_loop.py, configs)."""
+
+    cleaner: str  # "scunet" (v2) | "swinir" (v2.1)
+    sd_file: str  # the single-file SD checkpoint it was trained on
+    sampler: str  # "spaced" | "edm_dpm++_3m_sde"
+    steps: int
+    cfg: float
+    pos_prompt: str
+    neg_prompt: str
+    parameterization: str = "eps"
+    zero_snr: bool = False
+
+
+VERSIONS = {
+    "v2": Version("scunet", SD21_FILE, "spaced", 50, 4.0, "", NEG_PROMPT_V2),
+    "v2.1": Version(
+        "swinir", ZSNR_FILE, "edm_dpm++_3m_sde", 10, 6.0, POS_PROMPT_V21, NEG_PROMPT_V21, "v", True
+    ),
+}
+
+
 class DiffBIR(Method):
     name = "diffbir"
     description = (
-        "DiffBIR v2 (ECCV 2024), general blind restoration (denoise task) applied to "
-        "JPEG; 50-step spaced sampler, guidance 4"
+        "DiffBIR v2 (ECCV 2024) / v2.1, general blind restoration (denoise task) applied to "
+        "JPEG; v2: 50-step spaced sampler, guidance 4; v2.1: 10-step DPM++ 3M SDE, guidance 6"
     )
     group = "diffusion"
     paper = "https://arxiv.org/abs/2308.15070"
@@ -86,24 +132,30 @@ class DiffBIR(Method):
                 HF + "realesrgan_s4_swinir_100k.pth",
                 licence="Apache-2.0",
             ),
+            WeightFile(ZSNR_FILE, HF + ZSNR_FILE, licence="CreativeML Open RAIL++-M"),
+        ],
+        # optional for v2: without it the diffusers folder of SD-2.1-base is used
+        "sd21": [
             WeightFile(
-                "sd2.1-base-zsnr-laionaes5.ckpt",
-                HF + "sd2.1-base-zsnr-laionaes5.ckpt",
-                licence="CreativeML",
-            ),
+                SD21_FILE,
+                "https://huggingface.co/stabilityai/stable-diffusion-2-1-base/resolve/main/"
+                + SD21_FILE,
+                licence="CreativeML Open RAIL++-M",
+            )
         ],
     }
 
     def __init__(self, **options: str) -> None:
         super().__init__(**options)
         self.version = options.get("version", "v2")
-        self.steps = int(options.get("steps", "50"))
-        self.cfg = float(options.get("cfg", "4"))
-        self.seed = int(options.get("seed", "231"))
-        self.neg_prompt = options.get("neg", NEG_PROMPT_V2)
-        self.pos_prompt = options.get("prompt", "")
-        if self.version not in self.weights:
+        if self.version not in VERSIONS:
             raise BenchError(f"diffbir: version must be v2 or v2.1, got {self.version!r}")
+        v = self.spec = VERSIONS[self.version]
+        self.steps = int(options.get("steps", v.steps))
+        self.cfg = float(options.get("cfg", v.cfg))
+        self.seed = int(options.get("seed", "231"))
+        self.neg_prompt = options.get("neg", v.neg_prompt)
+        self.pos_prompt = options.get("prompt", v.pos_prompt)
 
     def build_network(self, variant: str | None = None):
         from methods.diffbir_nets import build_ircontrolnet, build_scunet, build_swinir
@@ -117,20 +169,31 @@ class DiffBIR(Method):
             raise BenchError(f"diffbir networks: {', '.join(builders)}")
         return builders[variant]()
 
+    def _stable_diffusion(self) -> tuple[dict, list]:
+        """UNet, VAE, text encoder, tokenizer: the version's single-file checkpoint; for v2
+        the diffusers SD-2.1-base folder when that file is absent."""
+        from methods import sd_core, sd_single_file
+
+        parts = ("unet", "vae", "text_encoder", "tokenizer")
+        if self.version == "v2.1":
+            path = self.weight_paths("v2.1")[2]
+            return sd_single_file.load_single_file(path, parts), [path]
+        try:
+            (path,) = self.weight_paths("sd21")
+        except WeightsMissingError as single:
+            try:
+                return sd_core.load_sd(parts), []
+            except WeightsMissingError as folder:
+                raise WeightsMissingError(f"{single}\nor, instead:\n  {folder}") from None
+        return sd_single_file.load_single_file(path, parts), [path]
+
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)
-        if self.version != "v2":
-            raise BenchError(
-                "diffbir v2.1 (zero-terminal-SNR SD, v-prediction, EDM DPM++ 3M SDE "
-                "sampler) is not implemented in carbench yet; use diffbir:version=v2"
-            )
-        from methods import sd_core
-
-        control_path, cleaner_path = self.weight_paths("v2")
-        sd = sd_core.load_sd(("unet", "vae", "text_encoder", "tokenizer"))
+        control_path, cleaner_path = self.weight_paths(self.version)[:2]
+        sd, sd_paths = self._stable_diffusion()
         control = self.build_network("ircontrolnet")
         strict_load(control, _unwrap(load_state_dict_file(control_path)), str(control_path))
-        cleaner = self.build_network("stage1-scunet")
+        cleaner = self.build_network(f"stage1-{self.spec.cleaner}")
         strict_load(cleaner, _unwrap(load_state_dict_file(cleaner_path)), str(cleaner_path))
         dt = torch_dtype(dtype)
         self.set_components(
@@ -141,23 +204,29 @@ class DiffBIR(Method):
             sd["text_encoder"].eval().to(device, dt),
             sd["tokenizer"],
         )
-        self._weights_sha = sha256_of([control_path, cleaner_path])
+        self._weights_sha = sha256_of([control_path, cleaner_path, *sd_paths])
 
     def set_components(self, unet, vae, controlnet, cleaner, text_encoder, tokenizer) -> None:
         self.unet, self.vae, self.controlnet = unet, vae, controlnet
         self.cleaner, self.text_encoder, self.tokenizer = cleaner, text_encoder, tokenizer
 
     def _text(self, prompt: str):
-        ids = self.tokenizer(
-            prompt,
-            max_length=self.tokenizer.model_max_length,
-            padding="max_length",
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        from methods.sd_single_file import OpenClipTokenizer
+
+        if isinstance(self.tokenizer, OpenClipTokenizer):
+            ids = self.tokenizer([prompt])
+        else:
+            ids = self.tokenizer(
+                prompt,
+                max_length=self.tokenizer.model_max_length,
+                padding="max_length",
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
         return self.text_encoder(ids.to(self.device))[0]
 
-    def _eps(self, x, t: int, c_txt, c_img):
+    def _model(self, x, t: int, c_txt, c_img):
+        """IRControlNet + UNet: the eps (v2) or v (v2.1) prediction at timestep ``t``."""
         import torch
 
         dt = next(self.unet.parameters()).dtype
@@ -171,6 +240,57 @@ class DiffBIR(Method):
             mid_block_additional_residual=control[-1],
         ).sample.float()
 
+    def _guided(self, x, t: int, c_txt, u_txt, c_img):
+        out = self._model(x, t, c_txt, c_img)
+        if self.cfg == 1.0:
+            return out
+        out_u = self._model(x, t, u_txt, c_img)
+        return out_u + self.cfg * (out - out_u)
+
+    def clean(self, lq):
+        """Stage 1 on a 1x3xHxW [0,1] tensor -> the condition image (both sides >= 512, not
+        clamped, as upstream)."""
+        import torch.nn.functional as F
+
+        cleaner = self.cleaner if self.cleaner is not None else (lambda x: x)
+        if self.spec.cleaner == "swinir":  # resize first, pad to 64, run, crop
+            lq = _resize_short_edge(lq, 512) if min(lq.shape[-2:]) < 512 else lq
+            h0, w0 = lq.shape[-2:]
+            return cleaner(F.pad(lq, (0, (-w0) % 64, 0, (-h0) % 64)))[..., :h0, :w0]
+        cond = cleaner(lq)
+        return _resize_short_edge(cond, 512) if min(cond.shape[-2:]) < 512 else cond
+
+    def _sample(self, c_txt, u_txt, c_img, g):
+        import torch
+
+        from methods import edm_sampler, sd_core
+
+        x = torch.randn(c_img.shape, generator=g, device=c_img.device, dtype=torch.float32)
+        if self.spec.sampler == "spaced":
+            sched = SpacedSchedule(sd_core.alphas_cumprod().double().numpy(), self.steps)
+            for i in reversed(range(len(sched.timesteps))):
+                eps = self._guided(x, int(sched.timesteps[i]), c_txt, u_txt, c_img)
+                noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+                x = sched.step(x, eps, i, noise)
+            return x
+        betas = edm_sampler.scaled_linear_betas()
+        if self.spec.zero_snr:
+            betas = edm_sampler.zero_terminal_snr(betas)
+        sig, ts = edm_sampler.edm_schedule(np.cumprod(1 - betas), self.steps)
+        sigmas = torch.tensor(sig, dtype=torch.float32, device=x.device)
+        timesteps = torch.tensor(ts, device=x.device)
+        denoise = edm_sampler.make_denoiser(
+            lambda x_in, t: self._guided(x_in, t, c_txt, u_txt, c_img),
+            sigmas,
+            timesteps,
+            self.spec.parameterization,
+        )
+        seed = int(torch.randint(0, 2**63 - 1, (), generator=g, device=g.device))
+        positive = sigmas[sigmas > 0]
+        noise = edm_sampler.brownian_noise(x, positive.min(), positive.max(), seed)
+        x = x * torch.sqrt(1 + sigmas[0] ** 2)
+        return edm_sampler.sample_dpmpp_3m_sde(denoise, x, sigmas, eta=1.0, noise=noise)
+
     def restore_tensor(self, lq):
         """1x3xHxW in [0,1] -> 1x3xHxW in [0,1] (before the final 8-bit conversion)."""
         import torch
@@ -179,33 +299,16 @@ class DiffBIR(Method):
         from methods import sd_core
 
         h, w = lq.shape[-2:]
-        cond = self.cleaner(lq).clamp(0, 1) if self.cleaner is not None else lq
-        if min(cond.shape[-2:]) < 512:  # stage-2 input must be >= 512 on both sides
-            s = 512 / min(cond.shape[-2:])
-            size = (
-                (512, int(cond.shape[-1] * s))
-                if cond.shape[-2] <= cond.shape[-1]
-                else (int(cond.shape[-2] * s), 512)
-            )
-            cond = F.interpolate(cond, size=size, mode="bicubic", antialias=True)
+        cond = self.clean(lq)
         h0, w0 = cond.shape[-2:]
         padded = F.pad(cond, (0, (-w0) % 64, 0, (-h0) % 64))  # zeros, as upstream
         dt = next(self.vae.parameters()).dtype
         c_img = self.vae.encode((padded * 2 - 1).to(dt)).latent_dist.mode() * sd_core.SCALING
         c_txt, u_txt = self._text(self.pos_prompt), self._text(self.neg_prompt)
-        sched = SpacedSchedule(sd_core.alphas_cumprod().double().numpy(), self.steps)
         g = torch.Generator(device=lq.device).manual_seed(self.seed)
-        x = torch.randn(c_img.shape, generator=g, device=lq.device, dtype=torch.float32)
-        for i in reversed(range(len(sched.timesteps))):
-            t = int(sched.timesteps[i])
-            eps = self._eps(x, t, c_txt, c_img)
-            if self.cfg != 1.0:
-                eps_u = self._eps(x, t, u_txt, c_img)
-                eps = eps_u + self.cfg * (eps - eps_u)
-            noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-            x = sched.step(x, eps, i, noise)
+        x = self._sample(c_txt, u_txt, c_img.float(), g)
         img = self.vae.decode((x / sd_core.SCALING).to(dt)).sample.float()[:, :, :h0, :w0]
-        img = sd_core.wavelet_color_fix((img + 1) / 2, cond.float())
+        img = sd_core.wavelet_color_fix((img + 1) / 2, cond.float(), clamp=False)
         return F.interpolate(img, size=(h, w), mode="bicubic", antialias=True)
 
     def restore(self, sample: Sample) -> np.ndarray:
@@ -220,6 +323,20 @@ class DiffBIR(Method):
         with torch.no_grad():
             out = sd_core.to_uint8_truncate(self.restore_tensor(x).clamp(0, 1))
         return out if sample.decoded.ndim == 3 else out.mean(axis=2).round().astype(np.uint8)
+
+
+def _resize_short_edge(x, size: int):
+    """Upstream's resize_short_edge_to: bicubic, antialiased, long side truncated."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    if h == w:
+        out = (size, size)
+    elif h < w:
+        out = (size, int(w * (size / h)))
+    else:
+        out = (int(h * (size / w)), size)
+    return F.interpolate(x, size=out, mode="bicubic", antialias=True)
 
 
 def _unwrap(sd: dict) -> dict:

@@ -415,11 +415,12 @@ def _wavelet_split(img, levels: int = 5):
     return high, img
 
 
-def wavelet_color_fix(out, ref):
-    """High frequencies of ``out`` plus the low frequencies of ``ref`` (5-level a-trous)."""
+def wavelet_color_fix(out, ref, clamp: bool = True):
+    """High frequencies of ``out`` plus the low frequencies of ``ref`` (5-level a-trous),
+    clamped to [0, 1] as CODiff/OSEDiff do (DiffBIR clamps only after its final resize)."""
     high, _ = _wavelet_split(out)
     _, low = _wavelet_split(ref)
-    return (high + low).clamp(0, 1)
+    return (high + low).clamp(0, 1) if clamp else high + low
 
 
 def to_uint8_truncate(t) -> np.ndarray:

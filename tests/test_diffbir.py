@@ -11,7 +11,7 @@ from bench.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
 from methods import sd_core
 from methods.base import Sample
-from methods.diffbir import SpacedSchedule, space_timesteps
+from methods.diffbir import ZSNR_FILE, SpacedSchedule, space_timesteps
 from methods.diffbir_controlnet import ControlNet
 
 
@@ -39,8 +39,68 @@ def test_api_networks_and_versions(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(WeightsMissingError, match=r"v2.pth: get https://huggingface.co/lxq007"):
         m.load()
-    with pytest.raises(BenchError, match="diffbir v2.1 .* is not implemented in carbench yet"):
+    with pytest.raises(WeightsMissingError) as e:
         methods.get("diffbir:version=v2.1").load()
+    for name in ("DiffBIR_v2.1.pt", "realesrgan_s4_swinir_100k.pth", ZSNR_FILE):
+        assert f"{name}: get https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/{name}" in str(
+            e.value
+        )
+    with pytest.raises(BenchError, match="version must be v2 or v2.1, got 'v3'"):
+        methods.get("diffbir:version=v3")
+
+
+def test_version_defaults_are_upstreams():
+    v2, v21 = methods.get("diffbir"), methods.get("diffbir:version=v2.1")
+    assert (v2.steps, v2.cfg, v2.spec.sampler, v2.pos_prompt) == (50, 4.0, "spaced", "")
+    assert (v21.steps, v21.cfg, v21.spec.sampler) == (10, 6.0, "edm_dpm++_3m_sde")
+    assert (v21.spec.parameterization, v21.spec.zero_snr, v21.spec.cleaner) == ("v", True, "swinir")
+    assert v21.pos_prompt.startswith("Cinematic, High Contrast") and v21.neg_prompt.endswith(
+        "jpeg artifacts, deformed, lowres, over-smooth."
+    )
+    assert methods.get("diffbir:version=v2.1,steps=4,cfg=1").steps == 4
+
+
+def test_v2_without_any_sd_names_both_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.delenv("BENCH_SD21_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for f in ("v2.pth", "scunet_color_real_psnr.pth"):
+        (tmp_path / "diffbir").mkdir(exist_ok=True)
+        (tmp_path / "diffbir" / f).write_bytes(b"x")
+    with pytest.raises(WeightsMissingError) as e:
+        methods.get("diffbir")._stable_diffusion()
+    text = str(e.value)
+    assert "v2-1_512-ema-pruned.ckpt: get https://huggingface.co/stabilityai/" in text
+    assert "\nor, instead:\n  Stable Diffusion 2.1-base not found" in text
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        return x * 2
+
+
+@pytest.mark.parametrize(
+    ("version", "size", "seen", "out"),
+    [
+        # v2.1: short side to 512 first (long side truncated), zero pad to 64, crop back
+        ("v2.1", (300, 500), [(512, 896)], (512, 853)),
+        ("v2.1", (640, 600), [(640, 640)], (640, 600)),
+        # v2: SCUNet on the input as it is, then the short side to 512
+        ("v2", (300, 500), [(300, 500)], (512, 853)),
+        ("v2", (600, 700), [(600, 700)], (600, 700)),
+    ],
+)
+def test_stage1_geometry(version, size, seen, out):
+    m = methods.get(f"diffbir:version={version}")
+    m.cleaner = _Recorder()
+    cond = m.clean(torch.rand(1, 3, *size) * 0.6)
+    assert m.cleaner.shapes == seen and tuple(cond.shape[-2:]) == out
+    assert float(cond.max()) > 1.0  # stage-1 output is not clamped (upstream)
 
 
 @pytest.fixture(scope="module")
@@ -103,20 +163,52 @@ def tiny_diffbir():
 
             return R()
 
-    m = methods.get("diffbir:steps=3")
-    m.device, m.dtype = "cpu", "fp32"
-    m.set_components(unet, vae, control, None, text, Tok())
-    return m
+    out = {}
+    for version in ("v2", "v2.1"):
+        m = methods.get(f"diffbir:version={version},steps=3")
+        m.device, m.dtype = "cpu", "fp32"
+        m.set_components(unet, vae, control, None, text, Tok())
+        out[version] = m
+    return out
 
 
-def test_pipeline_end_to_end(tiny_diffbir, coffee):
+@pytest.mark.parametrize("version", ["v2", "v2.1"])
+def test_pipeline_end_to_end(tiny_diffbir, coffee, version):
+    m = tiny_diffbir[version]
     img = coffee[:40, :60]
     s = Sample("x", Jpeg(10).apply(img).decoded, None, "jpeg-q10", {"qf": 10})
-    a = tiny_diffbir.restore(s)
+    a = m.restore(s)
     assert a.shape == img.shape and a.dtype == np.uint8
-    assert np.array_equal(a, tiny_diffbir.restore(s))  # seeded: deterministic
-    tiny_diffbir.seed = 5
+    assert np.array_equal(a, m.restore(s))  # seeded: deterministic
+    m.seed = 5
     try:
-        assert not np.array_equal(a, tiny_diffbir.restore(s))
+        assert not np.array_equal(a, m.restore(s))
     finally:
-        tiny_diffbir.seed = 231
+        m.seed = 231
+
+
+def test_v21_reads_stable_diffusion_from_its_single_file(tmp_path, monkeypatch):
+    """The zero-terminal-SNR SD comes from sd2.1-base-zsnr-laionaes5.ckpt (LDM layout), here
+    a tiny one written by the test's own LDM mapping."""
+    from methods import sd_single_file
+    from tests.test_diffusion import TINY_UNET, TINY_VAE
+    from tests.test_sd_single_file import TINY_TEXT, _ldm_file
+
+    torch.manual_seed(0)
+    unet, vae = sd_core.build_unet(TINY_UNET), sd_core.build_vae(TINY_VAE)
+    text = sd_single_file.build_text_encoder(TINY_TEXT)
+    path, _ = _ldm_file(unet, vae, text, tmp_path, TINY_UNET, TINY_VAE)
+    folder = tmp_path / "w" / "diffbir"
+    folder.mkdir(parents=True)
+    path.rename(folder / ZSNR_FILE)
+    for f in ("DiffBIR_v2.1.pt", "realesrgan_s4_swinir_100k.pth"):
+        (folder / f).write_bytes(b"x")
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setattr(sd_core, "UNET_CONFIG", TINY_UNET)
+    monkeypatch.setattr(sd_core, "VAE_CONFIG", TINY_VAE)
+    monkeypatch.setattr(sd_single_file, "TEXT_CONFIG", TINY_TEXT)
+    sd, paths = methods.get("diffbir:version=v2.1")._stable_diffusion()
+    assert paths == [folder / ZSNR_FILE]
+    assert isinstance(sd["tokenizer"], sd_single_file.OpenClipTokenizer)
+    for k, v in unet.state_dict().items():
+        assert torch.equal(sd["unet"].state_dict()[k], v)
