@@ -5,22 +5,28 @@ requested metric is already in the store are skipped without being read. Restore
 saved as PNG (atomic) under ``outputs/`` for methods that make new pixels, metric values are
 cached by content hash, and store parts are flushed every ``flush_every`` images, so a killed
 run loses at most the rows of the last few images and recomputes nothing on resume. A lock per
-(method, set, shard) keeps two processes from doing the same work.
+(method, set, shard) keeps two processes from doing the same work. With several ``devices``,
+torch methods restore in a ``DevicePool`` (one worker process per device) while this process
+scores, stores and holds the locks, exactly as in the serial path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import time
 import uuid
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from bench.datasets import Dataset, pixel_sha256
+from bench.device_pool import DevicePool, Worker
 from bench.errors import BenchError, ImageError
 from bench.generate import generate, read_manifest
 from bench.imageio import read_image, write_png_atomic
@@ -37,6 +43,7 @@ from degradations.jpeg import decode_jpeg
 from methods.base import Method, Sample
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass
@@ -90,6 +97,54 @@ def _peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _sample(ws: Workspace, rec: dict, deg: str) -> Sample:
+    return Sample(rec["image"], None, ws.resolve(rec["bitstream_path"]), deg, _params(rec))
+
+
+@dataclass
+class Restored:
+    """A restored image, what restoring it cost, and where it ran (the device and pid)."""
+
+    pixels: np.ndarray
+    seconds: float
+    peak_mb: float
+    device: str
+    pid: int
+
+
+def restore_record(method: Method, ws: Workspace, rec: dict, deg: str, out_path: Path) -> Restored:
+    """Run a loaded method on one manifest record and save the PNG if it makes new pixels."""
+    sample = _sample(ws, rec, deg)
+    sample.decoded = _decoded(ws, rec)
+    t0 = time.perf_counter()
+    _reset_peak(method.device)
+    out = method.restore(sample)
+    seconds = time.perf_counter() - t0
+    peak_mb = _peak_mb(method.device)
+    if method.saves_outputs:
+        write_png_atomic(out_path, out)
+    return Restored(out, seconds, peak_mb, method.device, os.getpid())
+
+
+@dataclass(frozen=True)
+class _RestoreTask:
+    """What a device worker needs to restore one image (picklable)."""
+
+    ws: Workspace
+    rec: dict
+    deg: str
+    out_path: Path
+    label: str
+
+
+def _restore_in_worker(method: Method, task: _RestoreTask) -> tuple[Restored | None, str | None]:
+    """Runs in a DevicePool worker; bad inputs come back as the serial path's error text."""
+    try:
+        return restore_record(method, task.ws, task.rec, task.deg, task.out_path), None
+    except (ImageError, BenchError, ValueError) as e:
+        return None, f"{task.rec['image']} ({task.label}): {e}"
+
+
 @dataclass
 class _SetJob:
     """Everything one (method, dataset, protocol, degradation) needs, shared by its images."""
@@ -103,33 +158,44 @@ class _SetJob:
     info: dict
     wanted: set[str]
     have: dict[str, set[str]]
+    pool: DevicePool | None = None  # restores in worker processes when set
 
     @property
     def label(self) -> str:
         return f"{self.method.id}, {self.ds.name}/{self.protocol.name}/{self.deg.id}"
 
-    def score_image(self, rec: dict) -> tuple[list[dict], str | None]:
-        """Restore (or reuse the saved output) and score one image; rows or an error."""
+    def out_path(self, image: str) -> Path:
+        return output_path(
+            self.ws, self.method, self.ds.name, self.protocol.name, self.deg.id, image
+        )
+
+    def weights_sha(self) -> str:
+        if self.pool is not None and self.method.id in self.pool.weights_sha:
+            return self.pool.weights_sha[self.method.id]  # loaded in the workers only
+        return self.method.weights_sha256()
+
+    def score_image(
+        self, rec: dict, restored: Restored | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Restore (or take ``restored``, or reuse the saved output) and score one image; rows
+        or an error."""
         image = rec["image"]
         try:
             ws, method = self.ws, self.method
             gt = read_image(ws.resolve(rec["gt_path"])).pixels
-            out_path = output_path(ws, method, self.ds.name, self.protocol.name, self.deg.id, image)
-            restore_s = peak_mb = float("nan")
-            sample = Sample(
-                image, None, ws.resolve(rec["bitstream_path"]), self.deg.id, _params(rec)
-            )
-            if method.saves_outputs and out_path.exists():
-                out = read_image(out_path).pixels
-            else:
-                sample.decoded = _decoded(ws, rec)
-                t0 = time.perf_counter()
-                _reset_peak(method.device)
-                out = method.restore(sample)
-                restore_s = time.perf_counter() - t0
-                peak_mb = _peak_mb(method.device)
-                if method.saves_outputs:
-                    write_png_atomic(out_path, out)
+            out_path = self.out_path(image)
+            if restored is None and method.saves_outputs and out_path.exists():
+                restored = Restored(
+                    read_image(out_path).pixels,
+                    float("nan"),
+                    float("nan"),
+                    self.info["device"],
+                    os.getpid(),
+                )
+            elif restored is None:
+                restored = restore_record(method, ws, rec, self.deg.id, out_path)
+            out = restored.pixels
+            sample = _sample(ws, rec, self.deg.id)
             src = out_path if method.saves_outputs else method.output_source(sample)
             src_rel = ws.rel(src) if src is not None else None
             missing = self.wanted - self.have.get(image, set())
@@ -137,6 +203,7 @@ class _SetJob:
         except (ImageError, BenchError, ValueError) as e:
             return [], f"{image} ({self.label}): {e}"
         created = time.time()
+        weights_sha = self.weights_sha()
         return [
             {
                 "dataset": self.ds.name,
@@ -151,17 +218,46 @@ class _SetJob:
                 "kind": s.spec.kind,
                 "implementation": s.implementation,
                 "metric_seconds": s.seconds,
-                "restore_seconds": restore_s,
-                "peak_mem_mb": peak_mb,
+                "restore_seconds": restored.seconds,
+                "peak_mem_mb": restored.peak_mb,
                 "output_path": src_rel,
                 "bpp": rec.get("bpp"),
                 "gt_sha256": rec["gt_sha256"],
-                "method_weights_sha256": method.weights_sha256(),
+                "method_weights_sha256": weights_sha,
                 "created": created,
                 **self.info,
+                "device": restored.device,  # where this image was restored
+                "worker_pid": restored.pid,  # the process that restored it
             }
             for s in scores
         ], None
+
+    def score_on_devices(self, todo: list[dict]) -> Iterator[tuple[list[dict], str | None]]:
+        """Score ``todo``, the restoring done by the device pool's workers; saved outputs are
+        scored here first (nothing to restore)."""
+        assert self.pool is not None
+        saved = self.method.saves_outputs
+        fresh = [r for r in todo if not (saved and self.out_path(r["image"]).exists())]
+        fresh_ids = {r["image"] for r in fresh}
+        for rec in todo:
+            if rec["image"] not in fresh_ids:
+                yield self.score_image(rec)
+        tasks = [
+            _RestoreTask(self.ws, rec, self.deg.id, self.out_path(rec["image"]), self.label)
+            for rec in fresh
+        ]
+        worker: Worker
+        for task, (restored, err), worker in self.pool.imap(
+            _restore_in_worker,
+            self.method.id,
+            tasks,
+            label=lambda t: f"{t.rec['image']} ({t.label})",
+        ):
+            if err is not None:
+                yield [], err
+                continue
+            restored.device = worker.device  # the worker's own name for its GPU is cuda
+            yield self.score_image(task.rec, restored)
 
 
 def run_method_on_set(
@@ -178,15 +274,28 @@ def run_method_on_set(
     flush_every: int = 25,
     shard: Shard = ALL,
     jobs: int = 1,
+    pool: DevicePool | None = None,
 ) -> RunSummary:
-    """Restore and score one set (or one shard of it); ``jobs`` threads share the images."""
+    """Restore and score one set (or one shard of it); ``jobs`` threads share the images, or,
+    for torch methods when ``pool`` is given, the pool's device workers restore them."""
     lock = (
         ws.root / "locks" / f"{_safe(method.id)}--{ds.name}--{protocol.name}--{deg.id}"
         f"{shard.tag}.lock"
     )
     with exclusive(lock, f"{method.id} on {ds.name}/{protocol.name}/{deg.id}{shard.tag}"):
         return _run_set(
-            _SetJob(ws, runner, method, ds, protocol, deg, run_info, set(), {}),
+            _SetJob(
+                ws,
+                runner,
+                method,
+                ds,
+                protocol,
+                deg,
+                run_info,
+                set(),
+                {},
+                pool if method.uses_torch else None,
+            ),
             store,
             on_error,
             progress,
@@ -239,28 +348,46 @@ def _run_set(
         rows.clear()
         pending = 0
 
+    desc = f"{method.id} {ds.name}/{deg.id}"
+    if job.pool is None:
+        results = run_tasks(
+            job.score_image, todo, jobs=jobs, backend="threading", desc=desc, progress=progress
+        )
+    else:
+        results = _with_bar(job.score_on_devices(todo), len(todo), desc, progress)
     try:
-        for new_rows, err in run_tasks(
-            job.score_image,
-            todo,
-            jobs=jobs,
-            backend="threading",
-            desc=f"{method.id} {ds.name}/{deg.id}",
-            progress=progress,
-        ):
-            if err is not None:
-                summary.failed.append(err)
-                if on_error == "fail":
-                    raise BenchError(err)
-                continue
-            rows.extend(new_rows)
-            summary.scored += 1
-            pending += 1
-            if pending >= flush_every:
-                flush()
+        with contextlib.closing(results):
+            for new_rows, err in results:
+                if err is not None:
+                    summary.failed.append(err)
+                    if on_error == "fail":
+                        raise BenchError(err)
+                    continue
+                rows.extend(new_rows)
+                summary.scored += 1
+                pending += 1
+                if pending >= flush_every:
+                    flush()
     finally:
         flush()
     return summary
+
+
+def _with_bar(
+    items: Generator[R, None, None], total: int, desc: str, progress: bool
+) -> Iterator[R]:
+    """``items`` with the same progress bar as ``run_tasks`` draws."""
+    from tqdm import tqdm
+
+    with (
+        tqdm(
+            total=total, desc=desc, unit="img", disable=not progress or not total, leave=False
+        ) as bar,
+        contextlib.closing(items),
+    ):
+        for item in items:
+            bar.update(1)
+            yield item
 
 
 def expected_kinds(ds: Dataset, protocol: Protocol) -> set[str]:
@@ -280,13 +407,16 @@ def expected_kinds(ds: Dataset, protocol: Protocol) -> set[str]:
     return kinds or {"rgb"}
 
 
-def run_info(device: str, dtype: str, seed: int | None = None) -> dict:
-    """Provenance shared by every row of one ``bench run``."""
+def run_info(
+    device: str, dtype: str, seed: int | None = None, devices: list[str] | None = None
+) -> dict:
+    """Provenance shared by every row of one ``bench run`` (``devices``: the restoring ones)."""
     return {
         "run_id": uuid.uuid4().hex[:12],
         "carbench": carbench_version(),
         "git_sha": git_sha(),
         "device": device,
+        "devices": ",".join(devices or [device]),
         "dtype": dtype,
         "seed": seed,
         "host": platform.node(),
@@ -308,48 +438,62 @@ def run(
     progress: bool = True,
     backend: str = "threading",
     shard: Shard = ALL,
+    devices: list[str] | None = None,
 ) -> list[tuple[str, RunSummary]]:
     """Generate missing sets, then restore and score every (method, dataset, degradation).
 
-    ``jobs``/``backend`` parallelise generation; scoring uses ``jobs`` threads per set.
+    ``jobs``/``backend`` parallelise generation; scoring uses ``jobs`` threads per set. With two
+    or more ``devices`` (``cpu,cpu``, ``cuda:0,cuda:1``), torch methods restore in one worker
+    process per device (each loads them once) and ``device`` stays where metrics run.
     """
     ws.ensure_writable()
     store = ResultStore(ws.root / "results")
-    info = run_info(device, dtype)
-    kinds = set().union(*(expected_kinds(ds, protocol) for ds in datasets))
-    for method in methods:  # every missing weight file is reported before any work
-        method.load(device, dtype, kinds=tuple(sorted(kinds)))
-    results = []
-    for ds in datasets:
-        gen = generate(
-            ws,
-            ds,
-            protocol,
-            degradations,
-            jobs=jobs,
-            backend=backend,
-            on_error=on_error,
-            progress=progress,
-            shard=shard,
-        )
-        for msg in gen.failed:
-            results.append((f"generate {ds.name}", RunSummary(failed=[msg])))
-    for method in methods:
+    devices = devices if devices and len(devices) > 1 else [device]
+    pooled = [m for m in methods if m.uses_torch] if len(devices) > 1 else []
+    info = run_info(device, dtype, devices=devices)
+    kinds = tuple(sorted(set().union(*(expected_kinds(ds, protocol) for ds in datasets))))
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(DevicePool(devices)) if pooled else None
+        if pool is not None:
+            pool.start(pooled, dtype, kinds)  # the workers load while this process goes on
+        for method in methods:  # every missing weight file is reported before any work
+            if pool is None or not method.uses_torch:
+                method.load(device, dtype, kinds=kinds)
+        if pool is not None:
+            pool.ready()
+        results = []
         for ds in datasets:
-            for deg in degradations:
-                s = run_method_on_set(
-                    ws,
-                    store,
-                    runner,
-                    method,
-                    ds,
-                    protocol,
-                    deg,
-                    info,
-                    on_error=on_error,
-                    progress=progress,
-                    shard=shard,
-                    jobs=jobs,
-                )
-                results.append((f"{method.id} {ds.name}/{protocol.name}/{deg.id}{shard.tag}", s))
+            gen = generate(
+                ws,
+                ds,
+                protocol,
+                degradations,
+                jobs=jobs,
+                backend=backend,
+                on_error=on_error,
+                progress=progress,
+                shard=shard,
+            )
+            for msg in gen.failed:
+                results.append((f"generate {ds.name}", RunSummary(failed=[msg])))
+        for method in methods:
+            for ds in datasets:
+                for deg in degradations:
+                    s = run_method_on_set(
+                        ws,
+                        store,
+                        runner,
+                        method,
+                        ds,
+                        protocol,
+                        deg,
+                        info,
+                        on_error=on_error,
+                        progress=progress,
+                        shard=shard,
+                        jobs=jobs,
+                        pool=pool,
+                    )
+                    label = f"{method.id} {ds.name}/{protocol.name}/{deg.id}{shard.tag}"
+                    results.append((label, s))
     return results

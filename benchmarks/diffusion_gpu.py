@@ -88,10 +88,11 @@ def main() -> None:
         db.set_components(unet, vae, control, None, None, None)
         z = torch.randn(1, 4, 64, 64, device=dev)
         txt = torch.randn(1, 77, 1024, device=dev)
-        sec, peak = _time(lambda: db._eps(z, 500, txt, z), dev, args.repeat)
+        sec, peak = _time(lambda: db._model(z, 500, txt, z), dev, args.repeat)
         rows.append(("DiffBIR step 512x512 (ControlNet+UNet)", sec, peak))
         rows.append(("DiffBIR step with guidance (x2)", 2 * sec, peak))
         rows.append(("DiffBIR v2, 50 steps with guidance (est.)", 100 * sec, peak))
+        rows.append(("DiffBIR v2.1, 10 steps with guidance (est.)", 20 * sec, peak))
     for name, sec, peak in rows:
         print(f"{name:<46}{sec * 1000:>10.1f} ms{peak:>8.2f} GiB peak")
     first = rows[0][1] * 1000

@@ -22,6 +22,7 @@ from bench.commands.common import (
     workspace,
 )
 from bench.datasets import resolve
+from bench.device_pool import parse_devices
 from bench.errors import BenchError
 from bench.metrics.registry import parse_metrics
 from bench.metrics.runner import MetricRunner
@@ -60,6 +61,14 @@ def run_cmd(
         ),
     ] = "psnr,ssim,psnrb",
     device: Annotated[str | None, typer.Option(help="cuda | mps | cpu [auto]")] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Restore on several devices, one worker process each (each loads the methods "
+            "once): auto (every visible CUDA GPU; one or none: --device) | cuda:0,cuda:1 | "
+            "cpu,cpu. Metrics run on --device.",
+        ),
+    ] = None,
     dtype: Annotated[str, typer.Option(help="fp32 | fp16 | bf16")] = "fp32",
     tile: Annotated[int, typer.Option(help="Tile size for tiled inference (0: whole image)")] = 0,
     jobs: JobsOpt = 1,
@@ -85,10 +94,15 @@ def run_cmd(
     # torch costs ~1.5 s to import: only ask it for a device when something runs on one
     needs_torch = any(a.uses_torch for a in adapters) or any(s.backend != "carbench" for s in specs)
     dev = device or (pick_device() if needs_torch else "cpu")
+    restore_devices = parse_devices(devices, dev)
+    if len(restore_devices) == 1 and device is None:
+        dev = restore_devices[0]  # --devices cuda:1 alone is --device cuda:1
     runner = MetricRunner(specs, dev, lenient=lenient, cache_dir=ws.root / "cache" / "metrics")
     for metric_id, reason in runner.skipped.items():
         typer.echo(f"skipped metric {metric_id}: {reason}", err=True)
     typer.echo(f"metrics: {', '.join(s.id for s in runner.specs) or 'none'} on {dev}")
+    if len(restore_devices) > 1 and needs_torch:
+        typer.echo(f"restoring on {', '.join(restore_devices)} (one worker process each)")
     try:
         results = run(
             ws,
@@ -104,6 +118,7 @@ def run_cmd(
             progress=progress,
             backend=backend,
             shard=parse_shard(shard),
+            devices=restore_devices,
         )
     finally:
         runner.close()
