@@ -13,6 +13,7 @@ from bench.commands import weights as weights_cmd
 from bench.commands.check import check_cmd
 from bench.commands.generate import generate_cmd
 from bench.commands.metrics import metrics_cmd
+from bench.commands.qf import qf_cmd
 from bench.commands.report import report_cmd
 from bench.commands.run import run_cmd
 from bench.errors import BenchError
@@ -31,6 +32,7 @@ app.command("run")(run_cmd)
 app.command("report")(report_cmd)
 app.command("metrics")(metrics_cmd)
 app.command("check")(check_cmd)
+app.command("qf")(qf_cmd)
 
 
 @app.callback(invoke_without_command=True)

@@ -10,7 +10,6 @@ does no work, and ``manifest.parquet`` is rebuilt from the journal at the end.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,11 +141,16 @@ def write_manifest(ws: Workspace, degradation: str, records: list[dict]) -> Path
     """Write ``manifest.parquet`` of one degraded set from its records."""
     if not records:
         return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     r0 = records[0]
     path = ws.manifest_path(r0["dataset"], r0["protocol"], degradation)
-    buf = io.BytesIO()
-    pd.DataFrame.from_records(records).sort_values("image").to_parquet(buf, index=False)
-    write_bytes_atomic(path, buf.getvalue())
+    rows = sorted(records, key=lambda r: r["image"])
+    columns = dict.fromkeys(k for r in rows for k in r)  # union, first-seen order
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in columns}), buf)
+    write_bytes_atomic(path, buf.getvalue().to_pybytes())
     return path
 
 

@@ -102,6 +102,25 @@ def read_quant_tables(data: bytes) -> list[np.ndarray]:
     return [np.asarray(tables[k], dtype=np.int64).reshape(8, 8) for k in sorted(tables)]
 
 
+def qf_from_quant_tables(tables: list[np.ndarray]) -> tuple[int, bool]:
+    """The IJG quality factor of a file's quantisation tables: ``(qf, True)`` when the luma (and
+    chroma, if present) tables equal ``ijg_quant_tables(qf)`` exactly, else ``(qf, False)`` for
+    the QF whose tables are nearest in mean absolute difference (another encoder's tables)."""
+    if not tables:
+        raise ValueError("no quantisation tables")
+    best, best_err = 0, float("inf")
+    own = tables[:2]  # luma, chroma (gray files have one)
+    baseline = bool(max(t.max() for t in own) <= 255)
+    for qf in range(1, 101):
+        ref = ijg_quant_tables(qf, baseline)[: len(own)]
+        err = float(np.mean([np.abs(t - r).mean() for t, r in zip(own, ref, strict=True)]))
+        if err == 0:
+            return qf, True
+        if err < best_err:
+            best, best_err = qf, err
+    return best, False
+
+
 @functools.cache
 def libjpeg_version() -> str:
     """Version string of the libjpeg(-turbo) inside Pillow."""
