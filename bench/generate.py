@@ -196,6 +196,8 @@ def _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress,
         summary.skipped += len(degradations) - len(todo)
         if todo:
             tasks.append(_ImageTask(ws.root, ds.name, protocol, src, todo))
+    if jobs > 1:  # largest first, so no worker is left with a big image at the end
+        tasks.sort(key=lambda t: t.source.stat().st_size, reverse=True)
     manifests = [ws.manifest_path(ds.name, protocol.name, d.id) for d in degradations]
     if not tasks and all(m.exists() for m in manifests):
         summary.manifests = manifests
