@@ -52,9 +52,18 @@ def read_checkpoint(path: Path) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    import pickle
+
     from methods.torch_utils import load_state_dict_file
 
-    sd = load_state_dict_file(path)
+    try:
+        sd = load_state_dict_file(path)
+    except pickle.UnpicklingError:
+        raise BenchError(
+            f"{path}: the checkpoint holds Python objects besides tensors, which carbench does "
+            "not unpickle (running code from a download is unsafe); use the .safetensors file "
+            "of the same weights, or re-save only its state_dict"
+        ) from None
     if not isinstance(sd, dict) or not any(k.startswith(UNET_PREFIX) for k in sd):
         raise BenchError(
             f"{path}: not an original single-file Stable Diffusion checkpoint (no "

@@ -228,6 +228,17 @@ def test_not_a_single_file_checkpoint(tmp_path):
     )
 
 
+class _Callback:  # stands for the training objects some .ckpt files carry
+    pass
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    p = tmp_path / "sd.ckpt"
+    torch.save({"state_dict": {"model.diffusion_model.x": torch.zeros(1)}, "cb": _Callback()}, p)
+    with pytest.raises(BenchError, match="holds Python objects besides tensors"):
+        sd_single_file.read_checkpoint(p)
+
+
 def test_missing_part_is_a_strict_error(tmp_path):
     torch.manual_seed(0)
     unet, vae = sd_core.build_unet(TINY_UNET), sd_core.build_vae(TINY_VAE)
