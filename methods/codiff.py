@@ -50,13 +50,17 @@ class OneStepSD(Method):
         if self.latent_mode not in ("sample", "mean"):
             raise BenchError(f"{self.name}: latent must be sample or mean")
 
+    def id_options(self) -> dict[str, str]:
+        """The options the method id shows (before the shared defaults are hidden)."""
+        return dict(self.options)
+
     @property
     def id(self) -> str:
         opts = {
             "colorfix": self.fix,
             "latent": self.latent_mode,
             "seed": str(self.seed),
-            **self.options,
+            **self.id_options(),
         }
         shown = {
             k: v

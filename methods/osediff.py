@@ -2,22 +2,39 @@
 Super-Resolution", NeurIPS 2024. Upstream: cswry/OSEDiff @fcc4f09 (Apache-2.0).
 
 One UNet step at t = 999 on the SD-2.1-base latent of the input (LoRA on VAE encoder and UNet,
-rank 4, so scale 8/4 = 2), text condition from the SD-2.1 text encoder. The official prompt is
-"<tags>, <user prompt>," with tags from the DAPE/RAM tagging model; carbench does not ship the
-tagger, so the prompt is the fixed ``osediff:prompt=...`` (default empty), recorded in the
-method id. For artifact removal the upscale factor is 1.
+rank 4, so scale 8/4 = 2), text condition from the SD-2.1 text encoder. For artifact removal the
+upscale factor is 1.
+
+Prompt (``osediff:tagger=dape|none``): as test_osediff.py, "<tags>, <prompt>," with the tags that
+DAPE (RAM Swin-L + LoRA, ``methods.ram_tagger``) finds in the (padded) input, run in the method's
+dtype; ``prompt`` is the user prompt (default empty). Without the tagger the prompt is the fixed
+"<prompt>," (empty by default). The default is ``dape`` when all tagger files are present, else
+``none``; ``tagger=dape`` shows in the method id, ``none`` does not (ids as before the tagger).
 """
 
 from __future__ import annotations
 
+from bench.errors import BenchError, WeightsMissingError
 from bench.weights import WeightFile
 from methods.codiff import OneStepSD
 from methods.torch_utils import sha256_of, torch_dtype
 
+DAPE_GDRIVE = "1KIV6VewwO2eDC9g4Gcvgm-a0LDI7Lmwm"
+#: the Hugging Face space the OSEDiff README links (file view: .../blob/main/...)
+RAM_URL = (
+    "https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/ram_swin_large_14m.pth"
+)
+#: tag list and thresholds at the pinned upstream commit (same blobs in recognize-anything)
+RAM_DATA = (
+    "https://raw.githubusercontent.com/cswry/OSEDiff/"
+    "fcc4f09c7ed66a9bc0ba9433940d76b343142426/ram/data/"
+)
+TAGGERS = ("dape", "none")
+
 
 class OSEDiff(OneStepSD):
     name = "osediff"
-    description = "OSEDiff (NeurIPS 2024): one-step SD-2.1 at t = 999, fixed prompt"
+    description = "OSEDiff (NeurIPS 2024): one-step SD-2.1 at t = 999, DAPE-tag prompt"
     paper = "https://arxiv.org/abs/2406.08177"
     timestep = 999
     weights = {
@@ -27,18 +44,87 @@ class OSEDiff(OneStepSD):
                 "https://github.com/cswry/OSEDiff/raw/main/preset/models/osediff.pkl",
                 licence="Apache-2.0 (git blob sha1 bc84dc9729aa6173e8b1087977025a4fc566a5db)",
             )
-        ]
+        ],
+        "tagger": [
+            WeightFile("ram_swin_large_14m.pth", RAM_URL, licence="Apache-2.0 (RAM)"),
+            WeightFile(
+                "DAPE.pth",
+                f"https://drive.google.com/file/d/{DAPE_GDRIVE}",
+                gdrive=DAPE_GDRIVE,
+                licence="Apache-2.0",
+            ),
+            WeightFile(
+                "ram_tag_list.txt",
+                RAM_DATA + "ram_tag_list.txt",
+                "5d96d2f7225527480ad773aaac76b6e5c08a18adf6eae9ca7d2ab923d5e7bd8b",
+                41_904,
+                licence="Apache-2.0 (RAM)",
+            ),
+            WeightFile(
+                "ram_tag_list_threshold.txt",
+                RAM_DATA + "ram_tag_list_threshold.txt",
+                "b6f81d0de1bc7f9c251af512c413eae976c77dbfbadf700d4e3d90510f4c6447",
+                22_016,
+                licence="Apache-2.0 (RAM)",
+            ),
+        ],
     }
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        mode = options.get("tagger")
+        if mode is None:
+            mode = "dape" if self._tagger_present() else "none"
+        if mode not in TAGGERS:
+            raise BenchError(f"osediff:tagger must be dape or none, got {mode!r}")
+        self.tagger_mode = mode
+        self.tagger = None  # a methods.ram_tagger.RamTagger once loaded (tests inject one)
+        self.last_prompt = ""
+
+    def _tagger_present(self) -> bool:
+        try:
+            self.weight_paths("tagger")
+        except WeightsMissingError:
+            return False
+        return True
+
+    def id_options(self) -> dict[str, str]:
+        opts = {k: v for k, v in self.options.items() if k != "tagger"}
+        if self.tagger_mode == "dape":
+            opts["tagger"] = "dape"
+        return opts
 
     @property
     def prompt(self) -> str:
         return self.options.get("prompt", "")
 
+    def build_network(self, variant: str | None = None):
+        if variant == "tagger":
+            from methods.ram_tagger import RamTaggingNet
+
+            return RamTaggingNet()
+        return super().build_network(variant)
+
+    def _paths(self) -> tuple[list, list]:
+        """Weight paths of the UNet/VAE LoRA and (tagger=dape) of DAPE; every missing file
+        named in one error."""
+        variants = ["default"] + (["tagger"] if self.tagger_mode == "dape" else [])
+        found, missing = {}, []
+        for v in variants:
+            try:
+                found[v] = self.weight_paths(v)
+            except WeightsMissingError as e:
+                hint = " (or run osediff:tagger=none for the fixed prompt)" if v == "tagger" else ""
+                missing.append(f"{e}{hint}")
+        if missing:
+            raise WeightsMissingError("\n".join(missing))
+        return found["default"], found.get("tagger", [])
+
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         from methods import sd_core
 
         super(OneStepSD, self).load(device, dtype)
-        (pkl,) = self.weight_paths("default")
+        (pkl,), tagger_files = self._paths()
         ckpt = sd_core.LoraCheckpoint.read(pkl)
         sd = sd_core.load_sd(("unet", "vae", "text_encoder", "tokenizer"))
         sd_core.add_lora(sd["unet"], sd["vae"], ckpt, str(pkl))
@@ -46,12 +132,25 @@ class OSEDiff(OneStepSD):
         self.text_encoder = sd["text_encoder"].eval().to(device, dt)
         self.tokenizer = sd["tokenizer"]
         self.set_components(sd["unet"].eval().to(device, dt), sd["vae"].eval().to(device, dt), None)
-        self._weights_sha = sha256_of([pkl])
+        if tagger_files:
+            from methods.ram_tagger import RamTagger
+
+            ram, dape, tag_list, thresholds = tagger_files
+            self.tagger = RamTagger.from_files(ram, dape, tag_list, thresholds, device, dt)
+        self._weights_sha = sha256_of([pkl, *tagger_files])
+
+    def text_prompt(self, x01) -> str:
+        """The text for the text encoder: "<tags>, <prompt>," (DAPE) or "<prompt>,"."""
+        if self.tagger_mode == "dape":
+            if self.tagger is None:
+                raise BenchError("osediff: the DAPE tagger is not loaded (call load first)")
+            return f"{self.tagger(x01)[0]}, {self.prompt},"
+        return f"{self.prompt}," if self.prompt else ""
 
     def condition(self, x01):
         import torch
 
-        text = f"{self.prompt}," if self.prompt else ""
+        self.last_prompt = text = self.text_prompt(x01)
         ids = self.tokenizer(
             text,
             max_length=self.tokenizer.model_max_length,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_methods import run_api
 from PIL import Image
 
 from bench.device_pool import parse_devices
 from bench.errors import BenchError
 from bench.store import KEY, ResultStore
 from conftest import run_cli
+from fake_methods import run_api
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME = [*KEY, "metric", "value", "output_path", "method_weights_sha256", "device", "dtype", "bpp"]
