@@ -47,9 +47,7 @@ def edm_schedule(train_alphas_cumprod: np.ndarray, steps: int) -> tuple[np.ndarr
     return sigmas, np.append(timesteps, 0)
 
 
-def make_denoiser(
-    model: Callable, sigmas, timesteps, parameterization: str = "v"
-) -> Callable:
+def make_denoiser(model: Callable, sigmas, timesteps, parameterization: str = "v") -> Callable:
     """D(x, sigma) from ``model(x_in, t) -> eps | v`` (batch-shared sigma). ``sigmas`` and
     ``timesteps`` are the schedule tensors (on the sampling device)."""
     import torch
