@@ -105,29 +105,13 @@ def test_stage1_geometry(version, size, seen, out):
 
 @pytest.fixture(scope="module")
 def tiny_diffbir():
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    from tests.test_diffusion import TINY_UNET, TINY_VAE
+
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=[32, 64],
-        down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
-        up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
-        layers_per_block=1,
-        attention_head_dim=8,
-        norm_num_groups=32,
-        cross_attention_dim=64,
-        sample_size=16,
-        use_linear_projection=True,
-    ).eval()
-    vae = AutoencoderKL(
-        block_out_channels=[8, 8, 16, 16],
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4,
-        layers_per_block=1,
-        norm_num_groups=4,
-        latent_channels=4,
-    ).eval()
+    unet = sd_core.build_unet(dict(TINY_UNET, norm_num_groups=32, cross_attention_dim=64)).eval()
+    vae = sd_core.build_vae(TINY_VAE).eval()
     control = ControlNet(
         model_channels=32,
         channel_mult=(1, 2),
