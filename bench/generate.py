@@ -75,12 +75,13 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
     try:
         loaded = read_image(task.source)
         try:
-            gt, gt_changed = proto.prepare(loaded.image)
+            gt, gt_changed = proto.prepare(loaded.decoded)
         except ValueError as e:
             raise ImageError(task.source, str(e)) from None
+        gt = as_array(gt)  # once: every encoder takes the array
         if gt_changed:
             gt_path = ws.gt_dir(task.dataset, proto.name) / f"{image_id}.png"
-            gt_sha = _sha256(write_png_atomic(gt_path, as_array(gt)))
+            gt_sha = _sha256(write_png_atomic(gt_path, gt))
         else:
             gt_path, gt_sha = task.source, loaded.file_sha256
         shape = image_shape(gt)

@@ -37,16 +37,24 @@ _MAGIC = [
 
 @dataclass
 class LoadedImage:
-    """A validated, decoded image (Pillow mode RGB or L) and the sha256 of its file."""
+    """A validated, decoded image and the sha256 of its file. ``decoded`` is a uint8 array
+    (8-bit RGB/gray PNG, decoded by OpenCV) or a Pillow image in mode RGB or L (the rest)."""
 
-    image: Image.Image
+    decoded: np.ndarray | Image.Image
     file_sha256: str
     note: str = ""  # lossless conversion applied, if any
 
     @functools.cached_property
+    def image(self) -> Image.Image:
+        """The image as Pillow mode RGB or L."""
+        d = self.decoded
+        return d if isinstance(d, Image.Image) else Image.fromarray(d)
+
+    @functools.cached_property
     def pixels(self) -> np.ndarray:
         """HxWx3 RGB or HxW gray uint8 array."""
-        return np.asarray(self.image)
+        d = self.decoded
+        return d if isinstance(d, np.ndarray) else np.asarray(d)
 
 
 def _high_bit_depth(im: Image.Image) -> bool:
@@ -56,8 +64,26 @@ def _high_bit_depth(im: Image.Image) -> bool:
     return any(isinstance(r, str) and ("16" in r or "48" in r or "64" in r) for r in rawmodes)
 
 
-def decode_image_bytes(data: bytes, path: str | Path) -> tuple[Image.Image, str]:
-    """Decode and validate image bytes; return (RGB or L image, note on any conversion)."""
+def _png_pixels(data: bytes, im: Image.Image) -> np.ndarray | None:
+    """An opaque 8-bit RGB or gray PNG decoded by OpenCV (same pixels as Pillow, no Pillow to
+    numpy copy, the GIL released): RGB/HxW uint8, or None to let Pillow decode it."""
+    import cv2
+
+    if im.format != "PNG" or im.mode not in ("RGB", "L") or "transparency" in im.info:
+        return None
+    px = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if px is None or px.dtype != np.uint8 or px.shape[:2] != (im.height, im.width):
+        return None  # Pillow decodes it again and names the problem
+    if px.ndim == 3:
+        if px.shape[2] != 3:
+            return None
+        px = cv2.cvtColor(px, cv2.COLOR_BGR2RGB)
+    return px if px.ndim == (3 if im.mode == "RGB" else 2) else None
+
+
+def decode_image_bytes(data: bytes, path: str | Path) -> tuple[np.ndarray | Image.Image, str]:
+    """Decode and validate image bytes; return (uint8 array or RGB/L Pillow image, note on
+    any conversion)."""
     if not data:
         raise ImageError(path, "empty file (0 bytes)")
     try:
@@ -70,6 +96,10 @@ def decode_image_bytes(data: bytes, path: str | Path) -> tuple[Image.Image, str]
                 f"{_depth_name(im)} samples (mode {im.mode}); carbench needs "
                 "8-bit RGB or gray ground truth - convert it to 8 bit first",
             )
+        px = _png_pixels(data, im)
+        if px is not None:
+            _check_size(im.size, path)
+            return px, ""
         im.load()
     except ImageError:
         raise
@@ -101,12 +131,16 @@ def decode_image_bytes(data: bytes, path: str | Path) -> tuple[Image.Image, str]
         raise ImageError(path, "CMYK image; convert it to RGB with a colour-managed tool first")
     elif mode not in ("RGB", "L"):
         raise ImageError(path, f"unsupported image mode {mode}; carbench needs 8-bit RGB or gray")
-    w, h = im.size
+    _check_size(im.size, path)
+    return im, note
+
+
+def _check_size(size: tuple[int, int], path: str | Path) -> None:
+    w, h = size
     if h < MIN_SIZE or w < MIN_SIZE:
         raise ImageError(
             path, f"image is {w}x{h} pixels; carbench needs at least {MIN_SIZE}x{MIN_SIZE}"
         )
-    return im, note
 
 
 def _depth_name(im: Image.Image) -> str:

@@ -401,7 +401,7 @@ def expected_kinds(ds: Dataset, protocol: Protocol) -> set[str]:
     kinds = set()
     for p in ds.images[:50]:
         try:
-            kinds.add("gray" if read_image(p).image.mode == "L" else "rgb")
+            kinds.add("gray" if read_image(p).pixels.ndim == 2 else "rgb")
         except ImageError:
             continue
     return kinds or {"rgb"}

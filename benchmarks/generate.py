@@ -1,8 +1,10 @@
 """Throughput of ``bench generate``'s JPEG path against a bare Pillow loop.
 
 Baseline ("bare loop"): for each ground-truth file, open it with Pillow, encode it at each QF
-with Pillow (the same libjpeg-turbo) and write the .jpg - nothing else. ``bench generate`` does
-that plus validation, hashing, records and the manifest. Prints MP/s and the ratios.
+with Pillow (libjpeg-turbo) and write the .jpg - nothing else. ``bench generate`` does that plus
+validation, hashing, records and the manifest; it decodes PNGs and encodes JPEGs with OpenCV
+(byte-identical output; OpenCV releases the GIL, Pillow's JPEG encoder does not, which capped
+two threads at 1.67x). Prints MP/s and the ratios.
 
     python benchmarks/generate.py [--dataset LIVE1 --data-root ../shared/data] [--repeat 3]
 """

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
 
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape
 from degradations.jpeg import (
-    _PIL_SUBSAMPLING,
+    _CV_SAMPLING,
     check_quality,
     decode_jpeg,
-    decode_jpeg_pil,
     encode_jpeg,
     libjpeg_version,
 )
@@ -46,7 +44,7 @@ class DoubleJpeg(Degradation):
                 raise ValueError(
                     f"double-JPEG shift ({name}) must be a non-negative integer, got {v!r}"
                 )
-        if self.chroma not in _PIL_SUBSAMPLING:
+        if self.chroma not in _CV_SAMPLING:
             raise ValueError(f"jpeg2 chroma must be one of 420, 422, 444, got {self.chroma!r}")
 
     @property
@@ -65,9 +63,9 @@ class DoubleJpeg(Degradation):
 
     def apply(self, gt: ImageLike) -> DegradedImage:
         self.check_image(image_shape(gt))
-        first = decode_jpeg_pil(encode_jpeg(gt, self.q1, self.chroma))
+        first = decode_jpeg(encode_jpeg(gt, self.q1, self.chroma))
         if self.dy or self.dx:
-            first = first.crop((self.dx, self.dy, first.width, first.height))
+            first = np.ascontiguousarray(first[self.dy :, self.dx :])
             gt = np.ascontiguousarray(as_array(gt)[self.dy :, self.dx :])
         data = encode_jpeg(first, self.q2, self.chroma)
         return DegradedImage(data, gt, gt_changed=bool(self.dy or self.dx), decoder=decode_jpeg)
@@ -90,4 +88,4 @@ class DoubleJpeg(Degradation):
         return "aligned" if self.dy % mcu_h == 0 and self.dx % mcu_w == 0 else "luma-aligned"
 
     def encoder(self) -> str:
-        return f"Pillow {Image.__version__} / {libjpeg_version()}"
+        return libjpeg_version()
