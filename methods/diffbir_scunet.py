@@ -22,11 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.diffbir_swinir import (
-    merge_windows,
+from methods.swin_common import (
+    from_windows,
     relative_position_index,
-    split_windows,
-    window_region_mismatch,
+    shifted_window_blocked,
+    to_windows,
 )
 
 HEAD_DIM = 32
@@ -62,17 +62,18 @@ class WMSA(nn.Module):
         shift = self.window // 2
         if self.shifted:
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-        tokens = split_windows(x, self.window)  # B, nW, N, C
-        nw, n = tokens.shape[1], tokens.shape[2]
+        n = self.window**2
+        tokens = to_windows(x, self.window).view(b, -1, n, c)  # B, nW, N, C
+        nw = tokens.shape[1]
         qkv = self.embedding_layer(tokens).view(b, nw, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each B, nW, heads, N, head_dim
         logits = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5 + self.position_bias()
         if self.shifted:
-            blocked = window_region_mismatch(h, w, self.window, shift, device=x.device)
+            blocked = shifted_window_blocked(h, w, self.window, shift, device=x.device)
             logits = logits.masked_fill(blocked[:, None], float("-inf"))
         out = logits.softmax(dim=-1) @ v
         out = self.linear(out.transpose(2, 3).reshape(b, nw, n, c))
-        out = merge_windows(out, self.window, h, w)
+        out = from_windows(out.view(-1, n, c), self.window, h, w)
         if self.shifted:
             out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
         return out

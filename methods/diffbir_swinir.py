@@ -27,7 +27,6 @@ Behaviour as upstream, except where noted:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
@@ -35,8 +34,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from methods.swin_common import (
+    Mlp,
+    cpu_shifted_window_mask,
+    from_windows,
+    on_default_device,
+    relative_position_index,
+    shifted_window_mask,
+    to_windows,
+)
+
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
-MASK_FILL = -100.0  # additive bias between tokens of different regions of a shifted window
 HIDDEN_FEATURES = 64  # width of the reconstruction (upsampling) convolutions
 
 # configs/inference/swinir.yaml
@@ -55,89 +63,8 @@ DIFFBIR_SWINIR = dict(
 
 
 # --------------------------------------------------------------------------------------------
-# window helpers (shared with the SCUNet cleaner)
-# --------------------------------------------------------------------------------------------
-
-
-def on_default_device(t: torch.Tensor) -> torch.Tensor:
-    """A private copy of a CPU constant on the current default device (``with torch.device``
-    included, so buffers get their shapes on the meta device without computing there)."""
-    return t.to(torch.get_default_device(), copy=True)
-
-
-@functools.cache
-def relative_position_index(window: int) -> torch.Tensor:
-    """``(window², window²)`` int64 index into a ``(2*window-1)²`` table of relative offsets:
-    entry (q, k) is ``(dy + window-1) * (2*window-1) + (dx + window-1)`` with ``(dy, dx)`` the
-    offset of token q from token k (tokens in row-major order). Cached CPU tensor."""
-    ticks = torch.arange(window, device="cpu")
-    rows = ticks.repeat_interleave(window)  # row of each token
-    cols = ticks.repeat(window)  # column of each token
-    dy = rows[:, None] - rows[None, :] + (window - 1)
-    dx = cols[:, None] - cols[None, :] + (window - 1)
-    return dy * (2 * window - 1) + dx
-
-
-def shifted_region_labels(height: int, width: int, shift: int, device=None) -> torch.Tensor:
-    """``(height, width)`` labels of the regions a cyclic shift by ``-shift`` brings together:
-    the last ``shift`` rows and the last ``shift`` columns came from the opposite border."""
-    rows = torch.arange(height, device=device) >= height - shift
-    cols = torch.arange(width, device=device) >= width - shift
-    return rows[:, None].long() * 2 + cols[None, :].long()
-
-
-def split_windows(x: torch.Tensor, window: int) -> torch.Tensor:
-    """``(B, H, W, C)`` -> ``(B, nW, window², C)``, windows and their tokens row-major."""
-    b, h, w, c = x.shape
-    x = x.view(b, h // window, window, w // window, window, c).transpose(2, 3)
-    return x.reshape(b, (h // window) * (w // window), window * window, c)
-
-
-def merge_windows(x: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
-    """Inverse of :func:`split_windows`: ``(B, nW, window², C)`` -> ``(B, H, W, C)``."""
-    b, _, _, c = x.shape
-    x = x.view(b, height // window, width // window, window, window, c).transpose(2, 3)
-    return x.reshape(b, height, width, c)
-
-
-def window_region_mismatch(
-    height: int, width: int, window: int, shift: int, device=None
-) -> torch.Tensor:
-    """``(nW, window², window²)`` bool: True where query and key token of a shifted window
-    belong to different regions (such pairs must not attend to each other)."""
-    labels = shifted_region_labels(height, width, shift, device=device)
-    per_window = split_windows(labels[None, :, :, None], window)[0, :, :, 0]  # nW, N
-    return per_window[:, :, None] != per_window[:, None, :]
-
-
-@functools.cache
-def _cpu_shift_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
-    return shift_bias(height, width, window, shift, device="cpu")
-
-
-def shift_bias(height: int, width: int, window: int, shift: int, device=None) -> torch.Tensor:
-    """SwinIR's additive attention mask ``(nW, window², window²)``: 0 within a region,
-    ``MASK_FILL`` (-100) across regions."""
-    mismatch = window_region_mismatch(height, width, window, shift, device=device)
-    return torch.zeros(mismatch.shape, device=device).masked_fill(mismatch, MASK_FILL)
-
-
-# --------------------------------------------------------------------------------------------
 # Swin transformer parts
 # --------------------------------------------------------------------------------------------
-
-
-class Mlp(nn.Module):
-    """Two linear layers with a GELU between them."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class WindowAttention(nn.Module):
@@ -192,7 +119,7 @@ class SwinTransformerBlock(nn.Module):
         self.shift = shift
         mask = None
         if shift:
-            mask = on_default_device(_cpu_shift_mask(resolution, resolution, window, shift))
+            mask = on_default_device(cpu_shifted_window_mask(resolution, resolution, window, shift))
         self.register_buffer("attn_mask", mask)
         self._other_mask: tuple[tuple, torch.Tensor] | None = None  # latest other grid size
         self.norm1 = nn.LayerNorm(dim)
@@ -208,7 +135,8 @@ class SwinTransformerBlock(nn.Module):
             return self.attn_mask
         key = (tuple(size), device)
         if self._other_mask is None or self._other_mask[0] != key:
-            self._other_mask = (key, shift_bias(*size, self.window, self.shift, device=device))
+            mask = shifted_window_mask(*size, self.window, self.shift, device=device)
+            self._other_mask = (key, mask)
         return self._other_mask[1]
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -218,8 +146,9 @@ class SwinTransformerBlock(nn.Module):
         y = self.norm1(x).view(b, h, w, c)
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(split_windows(y, self.window), self.mask_for(size, x.device))
-        y = merge_windows(y, self.window, h, w)
+        y = to_windows(y, self.window).view(b, -1, self.window**2, c)  # B, nW, N, C
+        y = self.attn(y, self.mask_for(size, x.device))
+        y = from_windows(y.view(-1, self.window**2, c), self.window, h, w)
         if self.shift:
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
         x = x + y.reshape(b, h * w, c)

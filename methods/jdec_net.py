@@ -29,6 +29,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from methods.swin_common import (
+    Mlp,
+    cpu_shifted_window_mask,
+    from_windows,
+    on_default_device,
+    relative_position_index,
+    shifted_window_mask,
+    to_windows,
+)
+
 EMBED = 256  # encoder width (emb_size)
 DEPTHS = (6, 6, 6, 6, 6)  # hard-coded upstream, whatever the config's ``depth``
 HEADS = (8, 8, 8, 8, 8)
@@ -37,7 +47,6 @@ MLP_RATIO = 2.0
 TRAIN_RES = 56  # upstream's fixed "input resolution" (224 // 4): sets the stored attn_mask
 HIDDEN = 512  # hidden_dim: amplitude channels; frequencies get twice as many
 DECODER_HIDDEN = (512, 512, 512)
-MASK_FILL = -100.0
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -56,27 +65,6 @@ def subblock_matrix(size: int) -> torch.Tensor:
     return dct_matrix(8) @ small.T
 
 
-def shifted_window_mask(h: int, w: int, window: int, shift: int, device="cpu") -> torch.Tensor:
-    """Attention mask of shifted windows, ``(nW, window², window²)``: 0 inside a region that
-    was contiguous before the cyclic shift, -100 across regions."""
-    region = torch.zeros(h, w, device=device)
-    bounds = ((0, -window), (-window, -shift), (-shift, None))
-    label = 0
-    for r0, r1 in bounds:
-        for c0, c1 in bounds:
-            region[r0:r1, c0:c1] = label
-            label += 1
-    wins = region.view(h // window, window, w // window, window).transpose(1, 2)
-    wins = wins.reshape(-1, window * window)
-    diff = wins[:, None, :] - wins[:, :, None]
-    return torch.where(diff != 0, MASK_FILL, 0.0)
-
-
-@functools.cache
-def _cpu_mask(resolution: int, window: int, shift: int) -> torch.Tensor:
-    return shifted_window_mask(resolution, resolution, window, shift, device="cpu")
-
-
 @functools.cache
 def relative_position_tables(window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """SwinV2's ``(1, 2W-1, 2W-1, 2)`` log-spaced offset table (offsets -(W-1)..W-1 scaled to
@@ -85,30 +73,7 @@ def relative_position_tables(window: int) -> tuple[torch.Tensor, torch.Tensor]:
     span = torch.arange(1 - window, window, dtype=torch.float32, device="cpu") / (window - 1) * 8
     grid = torch.stack(torch.meshgrid(span, span, indexing="ij"), dim=-1)[None]
     table = torch.sign(grid) * torch.log2(grid.abs() + 1.0) / math.log2(8)
-    ticks = torch.arange(window, device="cpu")
-    pos = torch.stack(torch.meshgrid(ticks, ticks, indexing="ij")).flatten(1)
-    rel = pos[:, :, None] - pos[:, None, :] + (window - 1)  # 2, N, N, each in 0..2W-2
-    return table, rel[0] * (2 * window - 1) + rel[1]
-
-
-def _on_default_device(t: torch.Tensor) -> torch.Tensor:
-    """A private copy on the current default device (``with torch.device(...)`` included);
-    constants are computed on the CPU because factory calls on the meta device are slow."""
-    return t.to(torch.get_default_device(), copy=True)
-
-
-def to_windows(x: torch.Tensor, window: int) -> torch.Tensor:
-    """``(B, H, W, C)`` -> ``(B * nW, window², C)``, windows in row-major order."""
-    b, h, w, c = x.shape
-    x = x.view(b, h // window, window, w // window, window, c).transpose(2, 3)
-    return x.reshape(-1, window * window, c)
-
-
-def from_windows(x: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`to_windows`."""
-    c = x.shape[-1]
-    x = x.view(-1, h // window, w // window, window, window, c).transpose(2, 3)
-    return x.reshape(-1, h, w, c)
+    return table, relative_position_index(window)
 
 
 class CosineWindowAttention(nn.Module):
@@ -123,8 +88,8 @@ class CosineWindowAttention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         table, index = relative_position_tables(window)
-        self.register_buffer("relative_coords_table", _on_default_device(table))
-        self.register_buffer("relative_position_index", _on_default_device(index))
+        self.register_buffer("relative_coords_table", on_default_device(table))
+        self.register_buffer("relative_position_index", on_default_device(index))
         self.cpb_mlp = nn.Sequential(
             nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
         )
@@ -154,17 +119,6 @@ class CosineWindowAttention(nn.Module):
         return self.proj(out)
 
 
-class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class SwinV2Block(nn.Module):
     """(Shifted-)window attention and MLP, each followed by its LayerNorm (res-post-norm).
 
@@ -181,10 +135,10 @@ class SwinV2Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = CosineWindowAttention(dim, window, heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = FeedForward(dim, int(dim * MLP_RATIO))
+        self.mlp = Mlp(dim, int(dim * MLP_RATIO))
         mask = None
         if shift:
-            mask = _on_default_device(_cpu_mask(resolution, window, shift))
+            mask = on_default_device(cpu_shifted_window_mask(resolution, resolution, window, shift))
         self.register_buffer("attn_mask", mask)
         self._masks: dict[tuple, torch.Tensor] = {}  # other grid sizes, computed once
 

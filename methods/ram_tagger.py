@@ -32,6 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.swin_common import (
+    Mlp,
+    cpu_shifted_window_mask,
+    from_windows,
+    on_default_device,
+    relative_position_index,
+    to_windows,
+)
+
 #: ImageNet normalisation and input size (test_osediff.py ``ram_transforms``)
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -114,49 +123,14 @@ class LoraLinear(nn.Linear):
 # ----------------------------------------------------------------------------- Swin encoder
 
 
-def _windows(x: torch.Tensor, w: int) -> torch.Tensor:
-    """B,H,W,C -> (B * nW), w, w, C."""
-    b, h, wd, c = x.shape
-    x = x.view(b, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5)
-    return x.contiguous().view(-1, w, w, c)
-
-
-def _unwindows(x: torch.Tensor, w: int, h: int, wd: int) -> torch.Tensor:
-    """(B * nW), w, w, C -> B,H,W,C."""
-    b = int(x.shape[0] / (h * wd / w / w))
-    x = x.view(b, h // w, wd // w, w, w, -1).permute(0, 1, 3, 2, 4, 5)
-    return x.contiguous().view(b, h, wd, -1)
-
-
-def _relative_index(w: int) -> torch.Tensor:
-    """Index into the (2w-1)^2 relative position table for every pair in a w x w window."""
-    ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing="ij")
-    pos = torch.stack([ys.flatten(), xs.flatten()])  # 2, w*w
-    rel = (pos[:, :, None] - pos[:, None, :]).permute(1, 2, 0) + (w - 1)
-    return rel[..., 0] * (2 * w - 1) + rel[..., 1]
-
-
-def _shift_mask(res: int, w: int, shift: int) -> torch.Tensor:
-    """nW, w*w, w*w additive mask (0 / -100) keeping attention inside shifted regions."""
-    region = torch.zeros(1, res, res, 1)
-    cuts = (slice(0, -w), slice(-w, -shift), slice(-shift, None))
-    label = 0
-    for hs in cuts:
-        for ws in cuts:
-            region[:, hs, ws, :] = label
-            label += 1
-    ids = _windows(region, w).view(-1, w * w)
-    diff = ids[:, None, :] - ids[:, :, None]
-    return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
-
-
 class WindowAttention(nn.Module):
     def __init__(self, dim: int, window: int, heads: int, cfg: RamConfig) -> None:
         super().__init__()
         self.window, self.heads = window, heads
         self.scale = (dim // heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        self.register_buffer("relative_position_index", _relative_index(window))
+        index = on_default_device(relative_position_index(window))
+        self.register_buffer("relative_position_index", index)
         self.qkv = LoraLinear(dim, 3 * dim, cfg.lora_rank, cfg.lora_alpha, (True, False, True))
         self.proj = nn.Linear(dim, dim)
 
@@ -175,17 +149,6 @@ class WindowAttention(nn.Module):
         return self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
 
 
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class SwinBlock(nn.Module):
     """(Shifted) window attention + MLP, pre-norm; no shift and one window when the feature
     map is not larger than the window."""
@@ -195,7 +158,9 @@ class SwinBlock(nn.Module):
         self.res = res
         self.window = min(cfg.window_size, res)
         self.shift = cfg.window_size // 2 if shift and res > cfg.window_size else 0
-        mask = _shift_mask(res, self.window, self.shift) if self.shift else None
+        mask = None
+        if self.shift:
+            mask = on_default_device(cpu_shifted_window_mask(res, res, self.window, self.shift))
         self.register_buffer("attn_mask", mask)
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, self.window, heads, cfg)
@@ -208,8 +173,7 @@ class SwinBlock(nn.Module):
         if self.shift:
             h = torch.roll(h, shifts=(-self.shift, -self.shift), dims=(1, 2))
         w = self.window
-        h = self.attn(_windows(h, w).view(-1, w * w, c), self.attn_mask)
-        h = _unwindows(h.view(-1, w, w, c), w, self.res, self.res)
+        h = from_windows(self.attn(to_windows(h, w), self.attn_mask), w, self.res, self.res)
         if self.shift:
             h = torch.roll(h, shifts=(self.shift, self.shift), dims=(1, 2))
         x = x + h.view(b, n, c)

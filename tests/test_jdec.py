@@ -23,7 +23,8 @@ from methods.jdec import (
     padded_grid,
     read_coefficients,
 )
-from methods.jdec_net import JDECNet, dct_matrix, shifted_window_mask
+from methods.jdec_net import JDECNet, dct_matrix
+from methods.swin_common import shifted_window_mask
 
 
 def test_network_matches_official_manifest(manifests):
