@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from methods.swin_common import (
     Mlp,
+    TokenNorm,
     cpu_shifted_window_mask,
     from_windows,
     on_default_device,
@@ -197,18 +198,6 @@ class RSTB(nn.Module):
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         y = tokens_to_image(self.residual_group(x, size), size)
         return x + image_to_tokens(self.conv(y))
-
-
-class TokenNorm(nn.Module):
-    """Holds the LayerNorm applied to the tokens before the first group (``patch_embed.norm``
-    upstream, where the 1x1 "patch embedding" has no weights of its own)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
 
 
 class SwinIR(nn.Module):

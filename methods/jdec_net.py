@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from methods.swin_common import (
     Mlp,
+    TokenNorm,
     cpu_shifted_window_mask,
     from_windows,
     on_default_device,
@@ -206,17 +207,6 @@ def tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2)
 
 
-class NormOnly(nn.Module):
-    """Holds a LayerNorm (upstream's unused ``patch_embed_deep`` has nothing else)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
-
-
 class GroupSpectraEmbedding(nn.Module):
     """Group spectra embedding: each 8x8 Y block becomes 2x2 tokens and each 8x8 chroma block
     4x4 tokens, so one token per 4x4 luma pixels, carrying sub-block DCT coefficients (16 of Y,
@@ -267,7 +257,7 @@ class SpectraEncoder(nn.Module):
             raise ValueError(f"num_heads needs {len(DEPTHS)} entries, got {list(heads)}")
         self.dim = dim
         self.patch_embed = GroupSpectraEmbedding(dim)
-        self.patch_embed_deep = NormOnly(dim)
+        self.patch_embed_deep = TokenNorm(dim)
         self.layers = nn.ModuleList([SwinV2Stage(dim, TRAIN_RES, DEPTHS[0], heads[0], WINDOW)])
         self.layers_RSTB = nn.ModuleList(
             ResidualSwinGroup(dim, TRAIN_RES, d, h, WINDOW)

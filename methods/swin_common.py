@@ -25,6 +25,18 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class TokenNorm(nn.Module):
+    """Holds a LayerNorm applied to tokens, as ``<name>.norm`` (upstream's patch-embedding
+    modules whose convolution lives elsewhere or is unused keep only this)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+
 def on_default_device(t: torch.Tensor) -> torch.Tensor:
     """A private copy of a CPU constant on the current default device (``with torch.device``
     included, so buffers get their shapes on the meta device without computing there)."""
