@@ -263,11 +263,12 @@ class DiffBIR(Method):
     def _sample(self, c_txt, u_txt, c_img, g):
         import torch
 
-        from methods import edm_sampler, sd_core
+        from methods import edm_sampler
 
         x = torch.randn(c_img.shape, generator=g, device=c_img.device, dtype=torch.float32)
         if self.spec.sampler == "spaced":
-            sched = SpacedSchedule(sd_core.alphas_cumprod().double().numpy(), self.steps)
+            ac = np.cumprod(1 - edm_sampler.scaled_linear_betas())  # float64, as upstream
+            sched = SpacedSchedule(ac, self.steps)
             for i in reversed(range(len(sched.timesteps))):
                 eps = self._guided(x, int(sched.timesteps[i]), c_txt, u_txt, c_img)
                 noise = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
