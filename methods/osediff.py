@@ -3,7 +3,8 @@ Super-Resolution", NeurIPS 2024. Upstream: cswry/OSEDiff @fcc4f09 (Apache-2.0).
 
 One UNet step at t = 999 on the SD-2.1-base latent of the input (LoRA on VAE encoder and UNet,
 rank 4, so scale 8/4 = 2), text condition from the SD-2.1 text encoder. For artifact removal the
-upscale factor is 1.
+upscale factor is 1. Upstream's test script also enlarges inputs whose short side is under 512
+px and (its resize back being discarded) returns them enlarged; carbench keeps the input size.
 
 Prompt (``osediff:tagger=dape|none``): as test_osediff.py, "<tags>, <prompt>," with the tags that
 DAPE (RAM Swin-L + LoRA, ``methods.ram_tagger``) finds in the (padded) input, run in the method's

@@ -236,6 +236,8 @@ def gaussian_tile_weights(width: int, height: int):
 
 def tile_offsets(length: int, tile: int, overlap: int) -> list[int]:
     """Tile starts as upstream: stride tile - overlap, the last tile flush with the end."""
+    if overlap >= tile:
+        raise ValueError(f"tile overlap {overlap} must be smaller than the tile {tile}")
     n, cur = 0, 0
     while cur < length:
         cur = max(n * tile - overlap * n, 0) + tile
@@ -245,13 +247,19 @@ def tile_offsets(length: int, tile: int, overlap: int) -> list[int]:
 
 def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
     """``fn`` over latent tiles with Gaussian blending when the latent has more than
-    ``tile * tile`` positions (CODiff/OSEDiff defaults 96/32); otherwise one call."""
+    ``tile * tile`` positions (CODiff/OSEDiff defaults 96/32); otherwise one call.
+
+    Tiles shrink to the latent's short side as upstream; where that leaves them no larger than
+    the overlap (a latent side <= 32, i.e. <= 256 px, with more than 96 x 96 positions) upstream
+    loops forever; there the overlap becomes half the tile instead."""
     import torch
 
     _, c, h, w = latent.shape
     if h * w <= tile * tile:
         return fn(latent)
     tile = min(tile, h, w)
+    if overlap >= tile:
+        overlap = tile // 2
     weights = gaussian_tile_weights(tile, tile).to(latent.device, torch.float32)
     out = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)
     total = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)

@@ -118,6 +118,17 @@ def test_gaussian_tile_weights_by_hand():
     assert sd_core.tile_offsets(200, 96, 32) == [0, 64, 104]
 
 
+def test_latent_tiling_of_a_thin_strip_terminates():
+    """A latent with more than 96 x 96 positions whose short side is <= the overlap (32): the
+    tiles shrink to that side; upstream's tile loop never ends there, here the overlap halves."""
+    with pytest.raises(ValueError):
+        sd_core.tile_offsets(300, 32, 32)
+    z = torch.randn(1, 4, 32, 300)
+    calls = []
+    out = sd_core.tiled_latent_apply(lambda t: calls.append(t.shape) or t * 2, z)
+    assert torch.allclose(out, z * 2) and calls[0] == (1, 4, 32, 32) and len(calls) == 18
+
+
 def test_color_fixes():
     torch.manual_seed(0)
     out, ref = torch.rand(1, 3, 32, 32) * 0.5, torch.rand(1, 3, 32, 32) * 0.2 + 0.6
