@@ -17,13 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
+import PIL
+from PIL import Image, features
 
 from bench.datasets import resolve
 from bench.generate import generate
 from bench.protocols import get_protocol
+from bench.provenance import carbench_version
 from bench.workspace import Workspace
 from degradations import expand
+from degradations.jpeg import libjpeg_version
 
 QFS = (5, 10, 20)
 
@@ -79,6 +82,10 @@ def main() -> None:
                 args.repeat,
             )
     print(f"dataset {args.dataset}: {len(images)} images, QF {QFS}, {mp:.1f} MP encoded per run")
+    print(
+        f"versions: bare loop Pillow {PIL.__version__} ({features.version('jpg')} API), "
+        f"bench generate carbench {carbench_version()} with {libjpeg_version()}"
+    )
     print(f"{'contender':<28}{'workers':>8}{'seconds':>10}{'MP/s':>9}")
     for (name, jobs), sec in results.items():
         label = "bare Pillow loop" if name == "bare" else "bench generate (fbcnn)"

@@ -92,6 +92,18 @@ def main() -> None:
         f"{args.dataset}: {len(pairs)} images, mean {mp:.2f} MP, JPEG QF 10, "
         f"torch threads {torch.get_num_threads()}"
     )
+    import cv2
+    import numpy as np
+    import pyiqa
+    import skimage
+
+    from bench.provenance import carbench_version
+
+    print(
+        f"versions: carbench {carbench_version()}, numpy {np.__version__}, OpenCV "
+        f"{cv2.__version__}, torch {torch.__version__}, pyiqa {pyiqa.__version__}, "
+        f"scikit-image {skimage.__version__}"
+    )
     for name, ms in rows.items():
         print(f"{name:<36}{ms:>10.1f} ms/image")
     r = rows

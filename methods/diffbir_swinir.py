@@ -39,6 +39,7 @@ from methods.swin_common import (
     TokenNorm,
     cpu_shifted_window_mask,
     from_windows,
+    init_swin_weights,
     on_default_device,
     relative_position_index,
     shifted_window_mask,
@@ -251,7 +252,7 @@ class SwinIR(nn.Module):
         self.conv_hr = nn.Conv2d(HIDDEN_FEATURES, HIDDEN_FEATURES, 3, 1, 1)
         self.conv_last = nn.Conv2d(HIDDEN_FEATURES, in_chans, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-        self.apply(_init_like_swinir)
+        self.apply(init_swin_weights)
 
     def deep_features(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer trunk on a ``(B, C, h, w)`` feature map (without the outer skip)."""
@@ -287,17 +288,6 @@ class SwinIR(nn.Module):
         feat = self.conv_after_body(self.deep_features(feat)) + feat
         out = self.upsample(feat) / self.img_range + mean
         return out[..., :h, :w]
-
-
-def _init_like_swinir(m: nn.Module) -> None:
-    """Upstream's initialisation: truncated-normal linear weights, zero biases, unit norms."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def build_swinir() -> SwinIR:

@@ -34,6 +34,7 @@ from methods.swin_common import (
     TokenNorm,
     cpu_shifted_window_mask,
     from_windows,
+    init_swin_weights,
     on_default_device,
     relative_position_index,
     shifted_window_mask,
@@ -265,7 +266,7 @@ class SpectraEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1)
-        self.apply(_init_weights)
+        self.apply(init_swin_weights)
         for blk in self.layers[0].blocks:  # res-post-norm starts at zero in the first stage
             for norm in (blk.norm1, blk.norm2):
                 nn.init.zeros_(norm.weight)
@@ -281,16 +282,6 @@ class SpectraEncoder(nn.Module):
             x = group(x, size)
         x = self.conv_after_body(grid_of(self.norm(x), size))
         return tokens(x) + skip
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 class PixelMLP(nn.Module):

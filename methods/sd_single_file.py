@@ -13,6 +13,7 @@ file is dropped, as diffusers does.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bench.errors import BenchError
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.model."
+log = logging.getLogger(__name__)
 #: published text_encoder/config.json of stabilityai/stable-diffusion-2-1-base
 TEXT_CONFIG = dict(
     vocab_size=49408,
@@ -161,6 +163,8 @@ def load_single_file(
     from methods.torch_utils import strict_load
 
     sd = read_checkpoint(Path(path))
+    if extra := unused_keys(sd):
+        log.warning("%s: %d key(s) no part uses, e.g. %s", path, len(extra), extra[:3])
     out: dict = {}
     for part in parts:
         if part == "unet":

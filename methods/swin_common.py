@@ -37,6 +37,18 @@ class TokenNorm(nn.Module):
         return self.norm(x)
 
 
+def init_swin_weights(m: nn.Module) -> None:
+    """Upstream Swin initialisation (``module.apply``): truncated-normal linear weights
+    (std 0.02), zero biases, unit LayerNorms."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
 def on_default_device(t: torch.Tensor) -> torch.Tensor:
     """A private copy of a CPU constant on the current default device (``with torch.device``
     included, so buffers get their shapes on the meta device without computing there)."""
