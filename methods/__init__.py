@@ -22,6 +22,7 @@ BUILTIN = {
     "codiff": "methods.codiff:CODiff",
     "osediff": "methods.osediff:OSEDiff",
     "diffbir": "methods.diffbir:DiffBIR",
+    "swinir": "methods.swinir:SwinIRCar",
 }
 
 

@@ -9,6 +9,8 @@ brought back to full size with three nearest-neighbour x2 upsamplings, each foll
 The module attribute names follow upstream, so the released state dicts load with strict key
 matching (732 keys: 660 parameters, 48 ``relative_position_index`` and 24 ``attn_mask``
 buffers).
+The same class, with ``upsampler=""``, is SwinIR's own JPEG/denoising network (no resampling,
+the output is the input plus a residual); ``methods.swinir`` builds it for the CAR models.
 
 Behaviour as upstream, except where noted:
 
@@ -202,11 +204,15 @@ class RSTB(nn.Module):
 
 
 class SwinIR(nn.Module):
-    """SwinIR with pixel-unshuffle input and the "nearest+conv" reconstruction.
+    """SwinIR with one of two reconstructions (upstream's ``upsampler``):
 
-    Input and output: ``(B, in_chans, H, W)`` images in [0, 1] (the output is not clamped).
-    ``sf`` is the unshuffle factor of the input and also the total upsampling of the
-    reconstruction, so the output has the input's size.
+    * ``"nearest+conv"`` (DiffBIR's cleaner): the input is pixel-unshuffled by ``sf`` and
+      brought back with ``log2(sf)`` nearest x2 upsamplings, so the output has the input's size;
+    * ``""`` (SwinIR's denoising / JPEG models): no resampling, ``sf`` must be 1; one 3x3 conv
+      turns the features into a residual that is added to the input.
+
+    Input and output: ``(B, in_chans, H, W)`` images in [0, 1] (the output is not clamped);
+    ``img_range`` scales the mean-subtracted input inside the network (1 or 255).
     """
 
     def __init__(
@@ -221,21 +227,30 @@ class SwinIR(nn.Module):
         sf: int = 8,
         img_range: float = 1.0,
         unshuffle_scale: int = 8,
+        upsampler: str = "nearest+conv",
     ) -> None:
         super().__init__()
-        if sf & (sf - 1) or sf < 2:
+        if upsampler not in ("nearest+conv", ""):
+            raise ValueError(f"upsampler must be 'nearest+conv' or '', got {upsampler!r}")
+        if upsampler and (sf & (sf - 1) or sf < 2):
             raise ValueError(f"sf must be a power of two >= 2, got {sf}")
+        if not upsampler and sf != 1:
+            raise ValueError(f"without an upsampler sf must be 1, got {sf}")
         if len(depths) != len(num_heads):
             raise ValueError("depths and num_heads must have the same length")
         self.sf = sf
+        self.upsampler = upsampler
         self.img_range = img_range
         self.window_size = window_size
         self.mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
         # upstream unshuffles by ``sf`` while sizing the conv from ``unshuffle_scale``
         self.unshuffle_factor = sf
-        self.conv_first = nn.Sequential(
-            nn.PixelUnshuffle(sf), nn.Conv2d(in_chans * unshuffle_scale**2, embed_dim, 3, 1, 1)
-        )
+        if upsampler:
+            self.conv_first = nn.Sequential(
+                nn.PixelUnshuffle(sf), nn.Conv2d(in_chans * unshuffle_scale**2, embed_dim, 3, 1, 1)
+            )
+        else:
+            self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
         self.patch_embed = TokenNorm(embed_dim)
         self.layers = nn.ModuleList(
             RSTB(embed_dim, img_size, depth, heads, window_size, mlp_ratio)
@@ -243,16 +258,23 @@ class SwinIR(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        if upsampler:
+            self._build_upsampler(in_chans)
+        else:
+            self.conv_last = nn.Conv2d(embed_dim, in_chans, 3, 1, 1)
+        self.apply(init_swin_weights)
+
+    def _build_upsampler(self, out_chans: int) -> None:
+        embed_dim = self.conv_after_body.out_channels
         self.conv_before_upsample = nn.Sequential(
             nn.Conv2d(embed_dim, HIDDEN_FEATURES, 3, 1, 1), nn.LeakyReLU(inplace=True)
         )
-        self.num_up = int(math.log2(sf))
+        self.num_up = int(math.log2(self.sf))
         for i in range(1, self.num_up + 1):  # conv_up1, conv_up2, ...
             setattr(self, f"conv_up{i}", nn.Conv2d(HIDDEN_FEATURES, HIDDEN_FEATURES, 3, 1, 1))
         self.conv_hr = nn.Conv2d(HIDDEN_FEATURES, HIDDEN_FEATURES, 3, 1, 1)
-        self.conv_last = nn.Conv2d(HIDDEN_FEATURES, in_chans, 3, 1, 1)
+        self.conv_last = nn.Conv2d(HIDDEN_FEATURES, out_chans, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-        self.apply(init_swin_weights)
 
     def deep_features(self, x: torch.Tensor) -> torch.Tensor:
         """The transformer trunk on a ``(B, C, h, w)`` feature map (without the outer skip)."""
@@ -286,7 +308,8 @@ class SwinIR(nn.Module):
         x = (x - mean) * self.img_range
         feat = self.conv_first(x)
         feat = self.conv_after_body(self.deep_features(feat)) + feat
-        out = self.upsample(feat) / self.img_range + mean
+        out = self.upsample(feat) if self.upsampler else x + self.conv_last(feat)
+        out = out / self.img_range + mean
         return out[..., :h, :w]
 
 
