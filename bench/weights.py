@@ -3,17 +3,31 @@
 Shared by metric weights (``bench.metrics.weights``) and method weights (``methods``). A file
 comes from a URL (pooch-style: downloaded once, sha256 checked), a Hugging Face repo, a Google
 Drive id (through gdown), or an installed wheel that ships the same bytes.
+
+Sources are tried in order: an installed wheel, the official URL, then each known mirror
+(``WeightFile.mirrors``, the ``--mirror`` base URL, and the files' entries in the JSON file
+named by ``BENCH_WEIGHTS_SOURCES``: ``{"<file name>": {"sha256": "...", "mirrors": [URL, ...]}}``).
+Downloads resume (HTTP Range) from a ``.part`` file. A mirror is accepted only when the file's
+full official sha256 is known and matches; without it a mirror is not tried at all.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.download import download, sha256_file
+from bench.download import DownloadError, download, sha256_file
 from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
+FULL_SHA = re.compile(r"[0-9a-f]{64}")
+GDRIVE = "https://drive.google.com/uc?id="
+HF_HUB = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,8 @@ class WeightFile:
     hf: tuple[str, str] | None = None  # (repo id, file) through huggingface_hub
     gdrive: str | None = None  # Google Drive file id (gdown)
     licence: str = ""
+    mirrors: tuple[str, ...] = ()  # URLs of unofficial copies (accepted only on the full sha256)
+    shared: bool = False  # goes to the weights dir itself, not <weights dir>/<method>
 
     @property
     def name(self) -> str:
@@ -81,50 +97,130 @@ def _from_wheel(wf: WeightFile) -> Path | None:
     return p if p.is_file() else None
 
 
+def extra_sources() -> dict[str, dict]:
+    """``BENCH_WEIGHTS_SOURCES``: extra mirrors (and sha256 values) per file name."""
+    path = os.environ.get("BENCH_WEIGHTS_SOURCES")
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise BenchError(f"BENCH_WEIGHTS_SOURCES={path}: cannot read it ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BenchError(f"{path}: expected {{file name: {{sha256, mirrors}}}}")
+    return data
+
+
+def official_sha256(wf: WeightFile) -> str | None:
+    """The full sha256 of the official file, if recorded (declaration or sources file)."""
+    extra = extra_sources().get(wf.relpath) or extra_sources().get(wf.name) or {}
+    for cand in (wf.sha256, extra.get("sha256")):
+        if cand and FULL_SHA.fullmatch(cand):
+            return cand
+    return None
+
+
+def sources(wf: WeightFile, mirror: str | None = None) -> list[tuple[str, str]]:
+    """``(kind, URL)`` in the order tried. A ``--mirror`` base URL the user names replaces the
+    others (``given``, checked against whatever sha256 is recorded); otherwise ``official``
+    first, then each known ``mirror`` (declared, then from ``BENCH_WEIGHTS_SOURCES``)."""
+    if mirror:
+        return [("given", mirror.rstrip("/") + "/" + wf.name)]
+    if wf.gdrive:
+        out = [("official", f"{GDRIVE}{wf.gdrive}")]
+    else:
+        out = [("official", _hub(wf.url))] if wf.url.startswith("http") else []
+    extra = extra_sources().get(wf.relpath) or extra_sources().get(wf.name) or {}
+    mirrors = [_hub(u) for u in wf.mirrors] + list(extra.get("mirrors", []))
+    return out + [("mirror", u) for u in mirrors]
+
+
+def _hub(url: str) -> str:
+    """Hugging Face URLs go to ``HF_ENDPOINT`` when set (huggingface_hub's variable)."""
+    endpoint = os.environ.get("HF_ENDPOINT")
+    if endpoint and url.startswith(HF_HUB):
+        return endpoint.rstrip("/") + url[len(HF_HUB) :]
+    return url
+
+
 def fetch_file(wf: WeightFile, root: Path, mirror: str | None = None) -> Path:
-    """Make ``wf`` present under ``root``: kept if there and verified, else copied from a wheel,
-    else downloaded (``mirror``: a base URL serving the same file names). Hash always checked."""
+    """Make ``wf`` present under ``root`` (see :func:`fetch_with_source`)."""
+    return fetch_with_source(wf, root, mirror)[0]
+
+
+def fetch_with_source(wf: WeightFile, root: Path, mirror: str | None = None) -> tuple[Path, str]:
+    """Make ``wf`` present under ``root``: kept if there and verified, else copied from a
+    wheel, else downloaded from the first source that serves the verified file. Returns the
+    path and what served it (``present``, ``wheel``, ``official <URL>``, ``mirror <URL>``)."""
     have = present(wf, root)
     if have is not None and hash_ok(have, wf.sha256):
-        return have
+        return have, "present"
     if wf.hf:
-        return _fetch_hf(wf, root)
+        return _fetch_hf(wf, root), f"Hugging Face {wf.hf[0]}"
     dest = root / wf.relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = _from_wheel(wf) if wf.wheel else None
     if src is not None and hash_ok(src, wf.sha256):
         shutil.copyfile(src, dest)
-        return dest
-    tmp = dest.with_name(dest.name + ".download")
-    if not mirror and not wf.gdrive and "/drive/folders/" in wf.url:
+        return dest, f"wheel {wf.wheel[0]}"
+    if not mirror and "/drive/folders/" in wf.url:
         raise BenchError(
             f"{wf.name} lies in a Google Drive folder ({wf.url}) and cannot be "
             f"fetched file by file: download the folder by hand (e.g. `gdown "
             f"--folder {wf.url}`) and put {wf.name} at {dest}"
         )
-    if mirror:
-        url = mirror.rstrip("/") + "/" + wf.name
-        download(url, tmp)
-    elif wf.gdrive:
-        url = f"https://drive.google.com/uc?id={wf.gdrive}"
-        _gdown(wf.gdrive, tmp, dest)
-    elif wf.url:
-        url = wf.url
-        download(url, tmp)
-    else:
+    full = official_sha256(wf)
+    tmp = dest.with_name(dest.name + ".download")  # resumable as tmp.part
+    tried = []
+    for kind, url in sources(wf, mirror):
+        if kind == "mirror" and full is None:
+            tried.append(f"{url}: not tried, no official sha256 of {wf.name} is recorded")
+            continue
+        try:
+            if url.startswith(GDRIVE):
+                _gdown(wf.gdrive, tmp, dest)
+            else:
+                download(url, tmp, progress=False)
+            _check_and_place(wf, tmp, dest, url, full)
+        except DownloadError as e:
+            if "interrupted" in str(e):  # resume once from the same source
+                try:
+                    download(url, tmp, progress=False)
+                    _check_and_place(wf, tmp, dest, url, full)
+                except BenchError as e2:
+                    tried.append(str(e2))
+                    continue
+            else:
+                tried.append(str(e))
+                continue
+        except BenchError as e:
+            tried.append(str(e))
+            continue
+        log.info("%s served by %s %s", wf.name, kind, url)
+        return dest, f"{kind} {url}"
+    if not tried:
         raise BenchError(f"{wf.name}: no download source known; put it at {dest}")
-    if not hash_ok(tmp, wf.sha256):
-        tmp.unlink()
+    raise BenchError(f"{wf.name}: no source served the official file:\n  " + "\n  ".join(tried))
+
+
+def _check_and_place(
+    wf: WeightFile, got: Path, dest: Path, url: str, full: str | None = None
+) -> None:
+    """Size and sha256 check (``full``, else the recorded prefix) of a finished download;
+    moves it to ``dest`` or deletes it."""
+    want = full or wf.sha256
+    if not hash_ok(got, want):
+        got.unlink()
         raise BenchError(
-            f"{url}: sha256 does not start with {wf.sha256} (not the official "
+            f"{url}: sha256 does not start with {want} (not the official "
             f"{wf.name}); the download was deleted"
         )
-    if wf.size is not None and tmp.stat().st_size != wf.size:
-        size = tmp.stat().st_size
-        tmp.unlink()
+    if wf.size is not None and got.stat().st_size != wf.size:
+        size = got.stat().st_size
+        got.unlink()
         raise BenchError(f"{url}: {size} bytes, expected {wf.size}; the download was deleted")
-    os.replace(tmp, dest)
-    return dest
+    if got != dest:
+        os.replace(got, dest)
 
 
 def _gdown(file_id: str, tmp: Path, dest: Path) -> None:

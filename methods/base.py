@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile, cache_root, hash_ok
+from bench.weights import WeightFile, cache_root, hash_ok, sources
 
 
 @dataclass
@@ -90,12 +90,15 @@ class Method:
         found, missing = [], []
         for wf in files:
             candidates = [root / self.name / wf.relpath, root / wf.relpath]
+            if wf.shared:
+                candidates.reverse()
             hit = next((c for c in candidates if c.is_file()), None)
             if hit is None:
                 size = f", {wf.size:,} bytes" if wf.size else ""
                 sha = f", sha256 {wf.sha256}" if wf.sha256 else ""
+                src = " or ".join([wf.source()] + [u for k, u in sources(wf) if k == "mirror"])
                 missing.append(
-                    f"{wf.name}: get {wf.source()}{size}{sha} and put it at "
+                    f"{wf.name}: get {src}{size}{sha} and put it at "
                     f"{candidates[0]} (or run `bench weights fetch {self.name}`)"
                 )
             else:

@@ -18,6 +18,7 @@ import numpy as np
 from bench.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.fbcnn_net import build_fbcnn_unet
+from methods.sd_core import sd21_files
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
 
 CAVE_GDRIVE = "1SZo5UMSMEcYy4Wr-OIQgTk8hUXiFMIbK"
@@ -196,7 +197,8 @@ class CODiff(OneStepSD):
                 gdrive=CAVE_GDRIVE,
                 licence="Apache-2.0",
             ),
-        ]
+        ],
+        "sd21-base": sd21_files(("unet", "vae")),
     }
 
     def build_network(self, variant: str | None = None):

@@ -29,6 +29,7 @@ import numpy as np
 from bench.errors import BenchError, WeightsMissingError
 from bench.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
+from methods.sd_core import SD21_MIRRORS
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
 
 HF = "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/"
@@ -141,6 +142,9 @@ class DiffBIR(Method):
                 "https://huggingface.co/stabilityai/stable-diffusion-2-1-base/resolve/main/"
                 + SD21_FILE,
                 licence="CreativeML Open RAIL++-M",
+                mirrors=tuple(
+                    f"https://huggingface.co/{m}/resolve/main/{SD21_FILE}" for m in SD21_MIRRORS
+                ),
             )
         ],
     }

