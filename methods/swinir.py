@@ -24,6 +24,10 @@ Protocol as upstream's test script:
 * ``bench run --tile N`` (N a multiple of 7) runs overlapping tiles (overlap 32, averaged) on
   the padded image, as upstream's ``--tile``; upstream shrinks the tile to the shorter side,
   carbench keeps it per axis.
+
+Weights: the eight release files are declared with their official URLs only; no sha256 or size
+is published upstream and none was found elsewhere here, so a download is not hash-checked
+(and no mirror can be accepted for them).
 """
 
 from __future__ import annotations
