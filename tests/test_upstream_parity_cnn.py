@@ -94,3 +94,58 @@ def test_fbcnn_matches_upstream(case, fbcnn_ref):
     # ref: float32 network output rounded here; the adapter's channels-last convolutions sum
     # in another order, so a value within ~1e-6 of a .5 boundary may round the other way
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+# ------------------------------------------ PromptCIR (lbc12345/PromptCIR-NTIRE24@3506b1a)
+PROMPTCIR_GAIN, PROMPTCIR_SEEDS = 0.5, (11, 12)  # as in tests/reference/promptcir_upstream.py
+
+
+@pytest.fixture(scope="module")
+def promptcir_ref():
+    return _load("promptcir.npz")
+
+
+@pytest.fixture(scope="module")
+def promptcir_nets():
+    from methods.promptcir import build_promptcir
+
+    nets = []
+    for seed in PROMPTCIR_SEEDS:
+        net = build_promptcir().eval()
+        fill_standin(net, seed, PROMPTCIR_GAIN)
+        nets.append(net)
+    return nets
+
+
+@pytest.mark.slow  # ~3 s with the fixture: a 35M-parameter transformer on the CPU
+def test_promptcir_network_matches_upstream(promptcir_ref, promptcir_nets):
+    """One forward pass on a 64x64 crop. Same operations, different fusion (carbench's own
+    attention code): float32 agreement measured ~1e-5; 1e-4 is far below a changed constant."""
+    ref = promptcir_ref
+    assert layout_digest(promptcir_nets[0]) == str(ref["layout"])
+    _has_variance(ref["net_out"], 1e-2)
+    x = torch.from_numpy(ref["net_input"].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        y = promptcir_nets[0](x.contiguous())
+    assert np.abs(y[0].numpy() - ref["net_out"]).max() < 1e-4
+
+
+@pytest.mark.slow  # ~35 s: 4 passes x 2 tiles of 128x128
+def test_promptcir_ensemble_matches_upstream(promptcir_ref, promptcir_nets):
+    """The adapter's default protocol on a 100x130 crop (padded 128x160: upstream's square tile
+    min(384, H, W) = 128 with overlap 96, two tiles), both checkpoints x {identity, transpose},
+    against upstream's test()/tile_eval() and its 4-pass average. uint8: at most 1 level where
+    float32 noise crosses a rounding boundary, on almost no pixels."""
+    from methods.promptcir import PromptCIR
+
+    ref = promptcir_ref
+    m = PromptCIR()
+    m._nets = list(promptcir_nets)
+    with torch.no_grad():
+        x = torch.from_numpy(ref["ensemble_input"].astype(np.float32) / 255.0)
+        pass0 = m._one_pass(m._nets[0], x.permute(2, 0, 1)[None].contiguous())
+    assert np.abs(pass0[0].numpy() - ref["pass0"].astype(np.float32)).max() < 2e-3  # fp16
+    out = m.restore(Sample("x", ref["ensemble_input"], None, "jpeg-q10", {"qf": 10}))
+    _has_variance(ref["ensemble_u8"], 5)
+    diff = np.abs(out.astype(int) - ref["ensemble_u8"].astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
