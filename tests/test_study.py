@@ -191,3 +191,126 @@ def test_pairwise_swaps_are_undone(workspace, tmp_path):
 def _by_file(study: Study, files: list[str]) -> list[str]:
     by = {s.file: s.id for s in study.stimuli.values()}
     return [by[f] for f in files]
+
+
+def _browser(p):
+    return p.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
+    """A rater answers by click and by keyboard, closes the page halfway, reopens the link and
+    continues; the admin page shows the progress."""
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "b"
+    assert (
+        run_cli(
+            "study",
+            "create",
+            folder,
+            "-w",
+            workspace,
+            "--methods",
+            "jpeg",
+            "--anchors",
+            "gt",
+            "--crop",
+            "96",
+            "--raters",
+            "1",
+            "--repeats",
+            "1",
+        )
+        == 0
+    )
+    study = Study.load(folder)
+    links = _links(folder)
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(folder, port)
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(base + links["rater001"])
+            page.wait_for_function("document.body.dataset.ready === '0'")
+            shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
+            if os.environ.get("CARBENCH_SCREENSHOT"):
+                page.screenshot(path=str(shot))
+            page.click("#controls button[data-value='8']")
+            page.wait_for_function("document.body.dataset.ready === '1'")
+            page.keyboard.press("0")  # 10
+            page.wait_for_function("document.body.dataset.ready === '2'")
+            assert page.inner_text("#count") == "2 / 9"
+            page.close()  # halfway
+            page = browser.new_page()
+            page.goto(base + links["rater001"])
+            page.wait_for_function("document.body.dataset.ready === '2'")
+            for pos in range(2, 9):
+                page.keyboard.press(str(pos % 9 + 1))
+                want = "done" if pos == 8 else str(pos + 1)
+                page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+            admin = browser.new_page()
+            admin.goto(f"{base}/admin/{study.config.admin_token}")
+            assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    values = [v for (v,) in con.execute("SELECT value FROM answers ORDER BY pos")]
+    assert values == [8, 10] + [pos % 9 + 1 for pos in range(2, 9)]
+
+
+def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "l"
+    assert (
+        run_cli(
+            "study",
+            "create",
+            folder,
+            "-w",
+            workspace,
+            "--methods",
+            "jpeg",
+            "--anchors",
+            "gt",
+            "--crop",
+            "32",
+            "--raters",
+            "50",
+            "--repeats",
+            "0",
+            "--images",
+            "2",
+        )
+        == 0
+    )
+    tokens = [v.rsplit("/", 1)[1] for k, v in _links(folder).items() if k != "admin"]
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(folder, port)
+
+    def rater(k: int) -> int:
+        tok, sent = tokens[k], 0
+        for pos in range(4):
+            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": k % 10 + 1})[0] == 200
+            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 1})[0] == 409
+            sent += 1
+        return sent
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            assert sum(pool.map(rater, range(50), timeout=120)) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    rows = con.execute("SELECT rater, pos, value FROM answers").fetchall()
+    assert len(rows) == 200 and len({(r, p) for r, p, _ in rows}) == 200
+    assert all(v == (r - 1) % 10 + 1 for r, _, v in rows)
