@@ -136,6 +136,18 @@ def test_rating_study_over_http(workspace, tmp_path):
     assert rows == [(0, 1), (1, 2), (2, 3), (3, 4)] + [(p, 7) for p in range(4, 9)]
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert "refused 409" in (folder / "server.log").read_text()
+    assert run_cli("study", "report", folder, "--store", workspace, "--resamples", "50") == 0
+    from bench.store import ResultStore
+
+    stored = ResultStore(workspace / "results").load(metric="mos")
+    by = {(m, i): v for m, i, v in zip(stored.method, stored.image, stored.value, strict=True)}
+    first = {
+        study.items[i].stimuli[0]: v
+        for i, v in con.execute("SELECT item, value FROM answers WHERE pos < 8")
+    }  # rater001's first pass
+    for sid, v in first.items():
+        s = study.stimuli[sid]
+        assert by[s.method, s.image] == v
 
 
 def test_pairwise_swaps_are_undone(workspace, tmp_path):

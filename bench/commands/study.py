@@ -82,3 +82,90 @@ def serve_cmd(
     logging.getLogger("bench.study.server").setLevel(logging.INFO)
     typer.echo(f"admin: http://{host}:{port}/admin/{study.config.admin_token}")
     uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
+
+
+@app.command("report")
+def report_cmd(
+    folder: Annotated[Path, typer.Argument(help="Study folder")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="latex | html | markdown | csv")] = (
+        "markdown"
+    ),
+    exclude_outliers: Annotated[bool, typer.Option(help="Drop flagged raters")] = False,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Workspace whose result store gets MOS rows")
+    ] = None,
+) -> None:
+    """MOS (rating) or Bradley-Terry scores (pairwise) with 95% intervals, rater consistency."""
+    import time
+
+    from bench.errors import BenchError
+    from bench.study.model import Study
+    from bench.study.stats import answers_frame, bradley_terry, consistency, mos
+
+    study = Study.load(folder)
+    df = answers_frame(study)
+    if df.empty:
+        raise BenchError(f"{folder}: no answers yet")
+    flags = consistency(df)
+    typer.echo(flags.to_string(index=False))
+    if exclude_outliers:
+        df = df[~df.rater.isin(flags.rater[flags.outlier])]
+    if study.config.mode == "pairwise":
+        table = bradley_terry(df, resamples, seed)
+        typer.echo(table.to_string(index=False))
+        return
+    table = mos(df, resamples, seed)
+    from reports.model import build_table
+    from reports.render import to_latex, to_markdown
+    from reports.tables import natural_key
+
+    summary = table.assign(metric="mos", variant="mos", mean=table.mos)
+    model = build_table(
+        summary,
+        f"User study {study.config.name}: MOS ({study.config.scale_min}-{study.config.scale_max})",
+        footnote=f"95% intervals: two-way bootstrap over raters and images, {resamples} "
+        f"resamples, seed {seed}.",
+    )
+    ci = {(r.dataset, r.method, r.degradation): (r.lo, r.hi) for r in table.itertuples()}
+    for block in model.blocks:
+        for row in block.rows:
+            for cell, deg in zip(
+                row.cells, sorted(set(table.degradation), key=natural_key), strict=False
+            ):
+                lo_hi = ci.get((block.name, row.key, deg))
+                if lo_hi and cell.value is not None:
+                    cell.text += f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]"
+    if fmt == "csv":
+        typer.echo(table.to_csv(index=False), nl=False)
+    elif fmt == "latex":
+        typer.echo(to_latex(model), nl=False)
+    elif fmt == "html":
+        from reports.render import table_html
+
+        typer.echo(table_html(model, "mos"))
+    else:
+        typer.echo(to_markdown(model), nl=False)
+    if store is not None:
+        from bench.store import ResultStore
+
+        first = df[df.is_repeat == 0]
+        per_image = first.groupby(["dataset", "protocol", "degradation", "method", "image"])
+        rows = [
+            {
+                **dict(
+                    zip(["dataset", "protocol", "degradation", "method", "image"], k, strict=True)
+                ),
+                "metric": "mos",
+                "variant": "mos",
+                "value": float(g.value.mean()),
+                "higher_better": True,
+                "kind": "study",
+                "implementation": f"study {folder.name}",
+                "created": time.time(),
+            }
+            for k, g in per_image
+        ]
+        ResultStore(Path(store) / "results").append(rows)
+        typer.echo(f"stored {len(rows)} MOS rows in {store}/results")
