@@ -9,6 +9,7 @@ import typer
 
 from bench import __version__
 from bench.commands import datasets as datasets_cmd
+from bench.commands import study as study_cmd
 from bench.commands import weights as weights_cmd
 from bench.commands.check import check_cmd
 from bench.commands.generate import generate_cmd
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(weights_cmd.app, name="weights")
+app.add_typer(study_cmd.app, name="study")
 app.command("generate")(generate_cmd)
 app.command("run")(run_cmd)
 app.command("report")(report_cmd)

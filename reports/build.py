@@ -38,6 +38,8 @@ def render_report(
     table: str = "auto",
     ws: Workspace | None = None,
     standalone: bool = False,
+    ci: int = 0,
+    seed: int = 0,
 ) -> str:
     """The report text in ``fmt`` (latex | html | markdown | csv) for a table preset."""
     summary = summarize(rows)
@@ -62,6 +64,10 @@ def render_report(
             footnote=note,
             label=f"tab:{preset.name}",
         )
+    if ci:
+        from reports.ci import add_intervals
+
+        add_intervals(model, rows, ci, seed)
     if fmt == "latex":
         return to_latex(model, standalone=standalone)
     if fmt == "markdown":

@@ -54,6 +54,7 @@ class Cell:
     text: str
     n: int = 0
     rank: int | None = None
+    key: tuple | None = None  # (dataset, degradation, method, variant), for --ci
 
 
 @dataclass
@@ -144,7 +145,9 @@ def build_table(
             cells = []
             for col in columns:
                 v, n = lookup.get((m, col.degradation, col.variant), (None, 0))
-                cells.append(Cell(v, _fmt(v, col.decimals), n))
+                cells.append(
+                    Cell(v, _fmt(v, col.decimals), n, key=(ds, col.degradation, m, col.variant))
+                )
             rows.append(Row(m, method_label(m), method_group(m), cells))
         for j, col in enumerate(columns):
             rank_cells([r.cells[j] for r in rows if r.group != "baseline"], col.higher_better)

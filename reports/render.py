@@ -40,6 +40,7 @@ _TEX_ESCAPES = {
     "^": r"\textasciicircum{}",
 }
 _TEX_SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "∞": r"$\infty$", "|": r"$|$"}
+_TEX_SYMBOLS["†"] = r"$^\dagger$"
 
 
 def tex(text: str) -> str:

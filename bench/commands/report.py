@@ -22,6 +22,8 @@ def report_cmd(
     dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d")] = None,
     method: Annotated[list[str] | None, typer.Option("--method", "-m")] = None,
     standalone: Annotated[bool, typer.Option(help="LaTeX: a complete document")] = False,
+    ci: Annotated[int, typer.Option("--ci", help="Bootstrap resamples for 95% intervals")] = 0,
+    seed: Annotated[int, typer.Option(help="--ci seed")] = 0,
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
@@ -32,7 +34,7 @@ def report_cmd(
     rows = ResultStore(ws.root / "results").load(dataset=dataset, method=method)
     if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")
-    text = render_report(rows, fmt, table, ws, standalone)
+    text = render_report(rows, fmt, table, ws, standalone, ci, seed)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -1,0 +1,138 @@
+"""A study folder: ``study.json`` (config), ``stimuli.json`` (every shown file with its sha256),
+``items.json`` (what a rater judges), ``images/`` and ``answers.sqlite``.
+
+Everything a rater sees is a file under ``images/`` named by an opaque id, so method names
+never reach the browser. The folder can be copied to another machine as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+
+MODES = ("rating", "pairwise")
+CONFIG, STIMULI, ITEMS, DB = "study.json", "stimuli.json", "items.json", "answers.sqlite"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What the study asks and how its per-rater order is drawn."""
+
+    name: str
+    mode: str  # rating | pairwise
+    seed: int
+    admin_token: str
+    scale_min: int = 1
+    scale_max: int = 10
+    repeats: int = 2  # items shown twice per rater (consistency)
+    question: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise BenchError(f"unknown study mode {self.mode!r}; available: {', '.join(MODES)}")
+        if self.scale_min >= self.scale_max:
+            raise BenchError(f"rating scale {self.scale_min}..{self.scale_max} is empty")
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One shown image: where it came from (hidden from raters) and its file."""
+
+    id: str
+    dataset: str
+    protocol: str
+    degradation: str
+    method: str  # method id, or "gt" / "jpeg" anchors
+    image: str
+    file: str  # name under images/
+    sha256: str
+    crop: tuple[int, int, int, int] | None = None  # x, y, w, h in the source image
+
+
+@dataclass(frozen=True)
+class Item:
+    """One judgement: a stimulus to rate, or two stimuli of the same image to compare."""
+
+    id: str
+    stimuli: tuple[str, ...]
+
+
+@dataclass
+class Study:
+    root: Path
+    config: StudyConfig
+    stimuli: dict[str, Stimulus] = field(default_factory=dict)
+    items: dict[str, Item] = field(default_factory=dict)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / CONFIG).write_text(json.dumps(asdict(self.config), indent=1))
+        (self.root / STIMULI).write_text(
+            json.dumps([asdict(s) for s in self.stimuli.values()], indent=1)
+        )
+        (self.root / ITEMS).write_text(json.dumps([asdict(i) for i in self.items.values()]))
+
+    @classmethod
+    def load(cls, root: Path, verify: bool = False) -> Study:
+        """Read a study folder; ``verify`` re-hashes every image against its recorded sha256."""
+        root = Path(root)
+        try:
+            config = StudyConfig(**json.loads((root / CONFIG).read_text()))
+            stimuli = [
+                Stimulus(**{**s, "crop": _crop(s["crop"])})
+                for s in json.loads((root / STIMULI).read_text())
+            ]
+            items = [
+                Item(i["id"], tuple(i["stimuli"])) for i in json.loads((root / ITEMS).read_text())
+            ]
+        except FileNotFoundError as e:
+            raise BenchError(
+                f"{root}: not a study folder ({Path(e.filename).name} missing); "
+                "create one with `bench study create`"
+            ) from None
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            raise BenchError(f"{root}: damaged study files ({e})") from None
+        study = cls(root, config, {s.id: s for s in stimuli}, {i.id: i for i in items})
+        if verify:
+            for s in stimuli:
+                path = study.images_dir / s.file
+                if not path.is_file() or file_sha256(path) != s.sha256:
+                    raise BenchError(f"{path}: missing or changed since the study was created")
+        return study
+
+    def plan(self, rater_seed: int) -> list[tuple[str, bool]]:
+        """A rater's (item id, is_repeat) sequence: a seeded shuffle, then ``repeats`` items
+        drawn again at the end; pairwise items also get a seeded left/right swap (see
+        ``swapped``)."""
+        rng = random.Random(rater_seed)
+        order = sorted(self.items)
+        rng.shuffle(order)
+        k = min(self.config.repeats, len(order))
+        again = rng.sample(order[: max(k, len(order) // 2)], k) if k else []
+        return [(i, False) for i in order] + [(i, True) for i in again]
+
+
+def _crop(value) -> tuple[int, int, int, int] | None:
+    return tuple(value) if value else None
+
+
+def swapped(rater_seed: int, pos: int) -> bool:
+    """Whether a pairwise item at ``pos`` shows its second stimulus on the left."""
+    return random.Random(f"{rater_seed}:{pos}").random() < 0.5
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

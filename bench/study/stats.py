@@ -1,0 +1,127 @@
+"""Study statistics: MOS with two-way (raters x images) bootstrap intervals, Bradley-Terry
+scores (``choix``) with rater-bootstrap intervals, rater consistency and outlier flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.study.db import StudyDB
+from bench.study.model import Study
+
+SET = ["dataset", "protocol", "degradation"]
+
+
+def answers_frame(study: Study) -> pd.DataFrame:
+    """One row per stored answer, with the hidden stimulus fields joined back."""
+    db = StudyDB(study.db_path)
+    rows = db.answers()
+    db.close()
+    df = pd.DataFrame(rows, columns=["rater", "pos", "item", "value", "is_repeat", "swap"])
+    first = [study.stimuli[study.items[i].stimuli[0]] for i in df.item]
+    for col in [*SET, "image", "method"]:
+        df[col] = [getattr(s, col) for s in first]
+    if study.config.mode == "pairwise":
+        df["method_b"] = [study.stimuli[study.items[i].stimuli[1]].method for i in df.item]
+    return df
+
+
+def two_way_bootstrap(grid: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
+    """Mean of a raters x images grid (NaN = not rated) and its percentile interval from
+    resampling raters and images independently."""
+    rng = np.random.default_rng(seed)
+    r, i = grid.shape
+    stats = np.empty(n_boot)
+    for b in range(n_boot):
+        g = grid[rng.integers(0, r, r)][:, rng.integers(0, i, i)]
+        stats[b] = np.nanmean(g)
+    a = (1 - level) / 2
+    return float(np.nanmean(grid)), float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
+
+
+def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """MOS per (set, method) with 95% intervals over raters and images (first answers only)."""
+    df = df[df.is_repeat == 0]
+    out = []
+    for key, g in df.groupby([*SET, "method"], sort=True):
+        grid = g.pivot_table(index="rater", columns="image", values="value").to_numpy(float)
+        m, lo, hi = two_way_bootstrap(grid, n_boot, seed)
+        out.append(
+            {
+                **dict(zip([*SET, "method"], key, strict=True)),
+                "mos": m,
+                "lo": lo,
+                "hi": hi,
+                "n": int(np.isfinite(grid).sum()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def _bt(methods: list[str], g: pd.DataFrame) -> np.ndarray:
+    import choix
+
+    idx = {m: k for k, m in enumerate(methods)}
+    data = [
+        (idx[a], idx[b]) if v == 0 else (idx[b], idx[a])
+        for a, b, v in zip(g.method, g.method_b, g.value, strict=True)
+    ]
+    return choix.ilsr_pairwise(len(methods), data, alpha=0.01)
+
+
+def bradley_terry(df: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Bradley-Terry log-strengths (mean zero) per set, 95% intervals from resampling raters."""
+    df = df[df.is_repeat == 0]
+    rng = np.random.default_rng(seed)
+    out = []
+    for key, g in df.groupby(SET, sort=True):
+        methods = sorted(set(g.method) | set(g.method_b))
+        score = _bt(methods, g)
+        raters = g.rater.unique()
+        by = {r: g[g.rater == r] for r in raters}
+        boot = np.array(
+            [
+                _bt(methods, pd.concat([by[r] for r in rng.choice(raters, len(raters))]))
+                for _ in range(n_boot)
+            ]
+        )
+        lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+        for k, m in enumerate(methods):
+            out.append(
+                {
+                    **dict(zip(SET, key, strict=True)),
+                    "method": m,
+                    "bt": float(score[k]),
+                    "lo": float(lo[k]),
+                    "hi": float(hi[k]),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def consistency(df: pd.DataFrame, min_corr: float = 0.3) -> pd.DataFrame:
+    """Per rater: repeat agreement (ratings: mean |first - repeat|; pairs: share of equal
+    choices), correlation with the other raters' mean per item, and an outlier flag."""
+    out = []
+    first = df[df.is_repeat == 0]
+    for r, g in df.groupby("rater"):
+        rep = g[g.is_repeat == 1]
+        base = g[g.is_repeat == 0].set_index("item").value
+        again = rep.set_index("item").value
+        common = again.index.intersection(base.index)
+        if "method_b" in df:
+            agree = float((again[common] == base[common]).mean()) if len(common) else np.nan
+        else:
+            agree = float((again[common] - base[common]).abs().mean()) if len(common) else np.nan
+        others = first[first.rater != r].groupby("item").value.mean()
+        both = base.index.intersection(others.index)
+        corr = float(np.corrcoef(base[both], others[both])[0, 1]) if len(both) > 2 else np.nan
+        out.append(
+            {
+                "rater": r,
+                "repeat": agree,
+                "corr": corr,
+                "outlier": bool(np.isfinite(corr) and corr < min_corr),
+            }
+        )
+    return pd.DataFrame(out)

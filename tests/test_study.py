@@ -1,0 +1,328 @@
+"""``bench study``: a study built from a real run, served by uvicorn on 127.0.0.1, answered over
+HTTP; bad requests refused and logged; SIGKILL loses no answered item."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bench.study.model import Study, file_sha256
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    ws = tmp_path_factory.mktemp("study") / "ws"
+    args = ("-w", ws, "-p", "fbcnn", "-g", "jpeg:q=10", "--no-progress")
+    assert run_cli("generate", *args) == 0
+    assert run_cli("run", *args, "--methods", "jpeg", "--metrics", "psnr") == 0
+    return ws
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(folder: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "study", "serve", str(folder), "--port", str(port)],
+        env=env,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def _call(url: str, body: dict | None = None) -> tuple[int, dict | str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode(errors="replace")
+            status = r.status
+    except urllib.error.HTTPError as e:
+        text, status = e.read().decode(), e.code
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def _links(folder: Path) -> dict[str, str]:
+    return dict(line.split() for line in (folder / "links.txt").read_text().splitlines())
+
+
+def test_rating_study_over_http(workspace, tmp_path):
+    folder = tmp_path / "s"
+    code = run_cli(
+        "study",
+        "create",
+        folder,
+        "-w",
+        workspace,
+        "--methods",
+        "jpeg",
+        "--anchors",
+        "gt",
+        "--crop",
+        "64",
+        "--raters",
+        "2",
+        "--repeats",
+        "1",
+    )
+    assert code == 0
+    study = Study.load(folder, verify=True)
+    assert len(study.stimuli) == 8 and len(study.items) == 8  # 4 images x (gt, jpeg)
+    assert all(file_sha256(study.images_dir / s.file) == s.sha256 for s in study.stimuli.values())
+    links = _links(folder)
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(folder, port)
+    try:
+        tok = links["rater001"].rsplit("/", 1)[1]
+        assert _call(f"{base}/api/wrongtoken/next")[0] == 403
+        status, item = _call(f"{base}/api/{tok}/next")
+        assert status == 200 and item["total"] == 9 and item["pos"] == 0
+        assert "jpeg" not in json.dumps(item) and "gt" not in json.dumps(item)  # names hidden
+        img = item["images"][0]
+        assert _call(f"{base}/img/{tok}/{img}")[0] == 200
+        assert _call(f"{base}/img/{tok}/..%2F..%2Fstudy.json")[0] == 404
+        assert _call(f"{base}/img/{tok}/%2e%2e/answers.sqlite")[0] == 404
+        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 11})[0] == 422
+        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": "5"})[0] == 400
+        assert _call(f"{base}/api/{tok}/answer", {"pos": 99, "value": 5})[0] == 404
+        for pos in range(4):
+            status, nxt = _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 1})
+            assert status == 200 and nxt["pos"] == pos + 1
+        assert _call(f"{base}/api/{tok}/answer", {"pos": 3, "value": 5})[0] == 409  # replay
+        assert _call(f"{base}/admin/nottheadmin")[0] == 403
+        status, prog = _call(f"{base}/admin/{study.config.admin_token}/progress")
+        assert status == 200 and prog["raters"][0]["done"] == 4 and prog["rejects"] >= 7
+        proc.send_signal(signal.SIGKILL)  # nothing answered may be lost
+        proc.wait(10)
+        proc = _serve(folder, port)
+        status, nxt = _call(f"{base}/api/{tok}/next")  # resumes where the rater stopped
+        assert nxt["pos"] == 4
+        for pos in range(4, 9):
+            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 7})[0] == 200
+        assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    rows = con.execute("SELECT pos, value FROM answers ORDER BY pos").fetchall()
+    assert rows == [(0, 1), (1, 2), (2, 3), (3, 4)] + [(p, 7) for p in range(4, 9)]
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert "refused 409" in (folder / "server.log").read_text()
+    assert run_cli("study", "report", folder, "--store", workspace, "--resamples", "50") == 0
+    from bench.store import ResultStore
+
+    stored = ResultStore(workspace / "results").load(metric="mos")
+    by = {(m, i): v for m, i, v in zip(stored.method, stored.image, stored.value, strict=True)}
+    first = {
+        study.items[i].stimuli[0]: v
+        for i, v in con.execute("SELECT item, value FROM answers WHERE pos < 8")
+    }  # rater001's first pass
+    for sid, v in first.items():
+        s = study.stimuli[sid]
+        assert by[s.method, s.image] == v
+
+
+def test_pairwise_swaps_are_undone(workspace, tmp_path):
+    folder = tmp_path / "p"
+    assert (
+        run_cli(
+            "study",
+            "create",
+            folder,
+            "-w",
+            workspace,
+            "--methods",
+            "jpeg",
+            "--anchors",
+            "gt",
+            "--mode",
+            "pairwise",
+            "--raters",
+            "1",
+            "--repeats",
+            "0",
+            "--images",
+            "2",
+        )
+        == 0
+    )
+    study = Study.load(folder)
+    assert len(study.items) == 2 and all(len(i.stimuli) == 2 for i in study.items.values())
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    tok = _links(folder)["rater001"].rsplit("/", 1)[1]
+    proc = _serve(folder, port)
+    try:
+        chosen = []
+        while True:
+            status, item = _call(f"{base}/api/{tok}/next")
+            if item["finished"]:
+                break
+            gt_side = [study.stimuli[s].method for s in _by_file(study, item["images"])].index("gt")
+            chosen.append(gt_side)
+            assert (
+                _call(f"{base}/api/{tok}/answer", {"pos": item["pos"], "value": gt_side})[0] == 200
+            )
+        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 2})[0] == 422
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    for item, value in con.execute("SELECT item, value FROM answers"):
+        assert study.stimuli[study.items[item].stimuli[value]].method == "gt"
+
+
+def _by_file(study: Study, files: list[str]) -> list[str]:
+    by = {s.file: s.id for s in study.stimuli.values()}
+    return [by[f] for f in files]
+
+
+def _browser(p):
+    return p.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
+    """A rater answers by click and by keyboard, closes the page halfway, reopens the link and
+    continues; the admin page shows the progress."""
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "b"
+    assert (
+        run_cli(
+            "study",
+            "create",
+            folder,
+            "-w",
+            workspace,
+            "--methods",
+            "jpeg",
+            "--anchors",
+            "gt",
+            "--crop",
+            "96",
+            "--raters",
+            "1",
+            "--repeats",
+            "1",
+        )
+        == 0
+    )
+    study = Study.load(folder)
+    links = _links(folder)
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(folder, port)
+    try:
+        with sync_playwright() as p:
+            browser = _browser(p)
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(base + links["rater001"])
+            page.wait_for_function("document.body.dataset.ready === '0'")
+            shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
+            if os.environ.get("CARBENCH_SCREENSHOT"):
+                page.screenshot(path=str(shot))
+            page.click("#controls button[data-value='8']")
+            page.wait_for_function("document.body.dataset.ready === '1'")
+            page.keyboard.press("0")  # 10
+            page.wait_for_function("document.body.dataset.ready === '2'")
+            assert page.inner_text("#count") == "2 / 9"
+            page.close()  # halfway
+            page = browser.new_page()
+            page.goto(base + links["rater001"])
+            page.wait_for_function("document.body.dataset.ready === '2'")
+            for pos in range(2, 9):
+                page.keyboard.press(str(pos % 9 + 1))
+                want = "done" if pos == 8 else str(pos + 1)
+                page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+            admin = browser.new_page()
+            admin.goto(f"{base}/admin/{study.config.admin_token}")
+            assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    values = [v for (v,) in con.execute("SELECT value FROM answers ORDER BY pos")]
+    assert values == [8, 10] + [pos % 9 + 1 for pos in range(2, 9)]
+
+
+def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tmp_path / "l"
+    assert (
+        run_cli(
+            "study",
+            "create",
+            folder,
+            "-w",
+            workspace,
+            "--methods",
+            "jpeg",
+            "--anchors",
+            "gt",
+            "--crop",
+            "32",
+            "--raters",
+            "50",
+            "--repeats",
+            "0",
+            "--images",
+            "2",
+        )
+        == 0
+    )
+    tokens = [v.rsplit("/", 1)[1] for k, v in _links(folder).items() if k != "admin"]
+    port = _port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(folder, port)
+
+    def rater(k: int) -> int:
+        tok, sent = tokens[k], 0
+        for pos in range(4):
+            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": k % 10 + 1})[0] == 200
+            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 1})[0] == 409
+            sent += 1
+        return sent
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            assert sum(pool.map(rater, range(50), timeout=120)) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    con = sqlite3.connect(folder / "answers.sqlite")
+    rows = con.execute("SELECT rater, pos, value FROM answers").fetchall()
+    assert len(rows) == 200 and len({(r, p) for r, p, _ in rows}) == 200
+    assert all(v == (r - 1) % 10 + 1 for r, _, v in rows)
