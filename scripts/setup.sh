@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # ffmpeg + libx265: HEVC-intra degradations; TeX Live: LaTeX tables are compiled in the tests;
 # chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks.
 APT_PACKAGES=(ffmpeg texlive-latex-base texlive-latex-recommended texlive-latex-extra
-              chromium poppler-utils fonts-dejavu-core)
+              chromium poppler-utils fonts-dejavu-core webp)
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v cwebp >/dev/null 2>&1 || missing+=(webp)
 command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
