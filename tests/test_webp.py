@@ -92,3 +92,10 @@ def test_against_cwebp_dwebp(rgb, q, tmp_path):
     ref = (tmp_path / "ref.webp").read_bytes()
     assert abs(len(ref) - len(ours.bitstream)) <= 0.10 * len(ref)
     assert abs(_psnr(decode_webp(ref), rgb) - _psnr(ours.decoded, rgb)) < 0.5
+
+
+def test_report_label():
+    from reports.labels import degradation_label
+
+    assert degradation_label("webp-q50") == "WebP q=50"
+    assert degradation_label("webp-q50-m6") == "WebP q=50 m6"
