@@ -58,6 +58,9 @@ def degradation_label(deg: str) -> str:
     m = re.fullmatch(r"(bpg|hevc)-qp(\d+)(-.*)?", deg)
     if m:
         return f"QP={m[2]}" + (" (HEVC)" if m[1] == "hevc" else "") + (m[3] or "")
+    m = re.fullmatch(r"jp2k-(cr|db)(\d+)", deg)
+    if m:
+        return f"J2K {m[2]}:1" if m[1] == "cr" else f"J2K {m[2]} dB"
     m = re.fullmatch(r"webp-q(\d+)(?:-m(\d))?", deg)
     if m:
         return f"WebP q={m[1]}" + (f" m{m[2]}" if m[2] else "")
