@@ -18,10 +18,19 @@ from degradations.base import Degradation
 from degradations.double_jpeg import DoubleJpeg
 from degradations.hevc import Bpg, Hevc, bpgenc_available
 from degradations.jpeg import Jpeg
+from degradations.jpeg2000 import Jpeg2000
+from degradations.webp import Webp
 
 log = logging.getLogger(__name__)
 
-KINDS: dict[str, type[Degradation]] = {"jpeg": Jpeg, "jpeg2": DoubleJpeg, "bpg": Bpg, "hevc": Hevc}
+KINDS: dict[str, type[Degradation]] = {
+    "jpeg": Jpeg,
+    "jpeg2": DoubleJpeg,
+    "bpg": Bpg,
+    "hevc": Hevc,
+    "webp": Webp,
+    "jp2k": Jpeg2000,
+}
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
     (re.compile(r"jpeg-q(\d+)(?:-(420|422|444|gray))?"), lambda m: Jpeg(int(m[1]), m[2] or "420")),
@@ -30,6 +39,8 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
         lambda m: DoubleJpeg(int(m[1]), int(m[2]), int(m[3] or 0), int(m[4] or 0), m[5] or "420"),
     ),
     (re.compile(r"hevc-qp(\d+)(?:-(420|422|444))?"), lambda m: Hevc(int(m[1]), m[2] or "420")),
+    (re.compile(r"jp2k-(cr|db)(\d+)"), lambda m: Jpeg2000(m[1], int(m[2]))),
+    (re.compile(r"webp-q(\d+)(?:-m(\d))?"), lambda m: Webp(int(m[1]), int(m[2] or 4))),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
 
@@ -63,7 +74,7 @@ def from_id(did: str) -> Degradation:
             return deg
     raise ValueError(
         f"unknown degradation {did!r}; expected an id like jpeg-q10, jpeg-q10-444, jpeg2-q10-q30, "
-        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30 or a spec like jpeg:q=5,10,20"
+        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50 or a spec like jpeg:q=5,10,20"
     )
 
 
@@ -103,6 +114,8 @@ _ALLOWED = {
     "jpeg2": {"q1", "q2", "pairs", "shift", "chroma"},
     "bpg": {"qp", "chroma", "cs", "bits", "encoder", "level"},
     "hevc": {"qp", "chroma"},
+    "webp": {"q", "method"},
+    "jp2k": {"cr", "db"},
 }
 
 
@@ -145,6 +158,15 @@ def expand(spec: str) -> list[Degradation]:
             DoubleJpeg(q1, q2, dy, dx, c)
             for (q1, q2), (dy, dx), c in itertools.product(pairs, shifts, chroma)
         ]
+    if kind == "jp2k":
+        if not p:
+            raise ValueError("jp2k needs cr=... or db=..., e.g. jp2k:cr=10,20,40")
+        return [Jpeg2000(m, v) for m in ("cr", "db") for v in _ints(p.get(m, []), m)]
+    if kind == "webp":
+        if "q" not in p:
+            raise ValueError("webp needs q=..., e.g. webp:q=25,50,75")
+        methods = _ints(p.get("method", ["4"]), "method")
+        return [Webp(q, m) for q, m in itertools.product(_ints(p["q"], "q"), methods)]
     if "qp" not in p:
         raise ValueError(f"{kind} needs qp=..., e.g. {kind}:qp=30,40,50")
     qps = _ints(p["qp"], "qp")

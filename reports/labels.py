@@ -47,7 +47,7 @@ def method_group(method_id: str) -> str:
 
 def degradation_label(deg: str) -> str:
     """``jpeg-q10`` -> ``QF=10``; ``jpeg2-q5-q95-s8x8`` -> ``QF=(5,95) s8x8``; ``bpg-qp30``
-    -> ``QP=30``; ``hevc-qp30`` -> ``QP=30 (HEVC)``."""
+    -> ``QP=30``; ``hevc-qp30`` -> ``QP=30 (HEVC)``; ``webp-q50`` -> ``WebP q=50``."""
     m = re.fullmatch(r"jpeg-q(\d+)(-\w+)?", deg)
     if m:
         return f"QF={m[1]}" + (f" ({m[2][1:]})" if m[2] else "")
@@ -58,6 +58,12 @@ def degradation_label(deg: str) -> str:
     m = re.fullmatch(r"(bpg|hevc)-qp(\d+)(-.*)?", deg)
     if m:
         return f"QP={m[2]}" + (" (HEVC)" if m[1] == "hevc" else "") + (m[3] or "")
+    m = re.fullmatch(r"jp2k-(cr|db)(\d+)", deg)
+    if m:
+        return f"J2K {m[2]}:1" if m[1] == "cr" else f"J2K {m[2]} dB"
+    m = re.fullmatch(r"webp-q(\d+)(?:-m(\d))?", deg)
+    if m:
+        return f"WebP q={m[1]}" + (f" m{m[2]}" if m[2] else "")
     return deg
 
 

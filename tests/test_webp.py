@@ -1,0 +1,101 @@
+"""WebP (libwebp via Pillow) against Debian's cwebp/dwebp: dwebp decodes our files to the same
+pixels; cwebp at the same quality/method gives the same size within 10% and PSNR within 0.5 dB
+(the two libwebp builds differ in version, so bytes may differ)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from degradations.registry import expand, from_id
+from degradations.webp import Webp, decode_webp, encode_webp
+
+needs_cwebp = pytest.mark.skipif(
+    shutil.which("cwebp") is None, reason="cwebp (Debian webp) missing"
+)
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut()[128:256, 192:352])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float(10 * np.log10(255**2 / mse))
+
+
+def test_ids_and_grammar_round_trip():
+    degs = expand("webp:q=10,50,method=4,6")
+    assert [d.id for d in degs] == ["webp-q10", "webp-q10-m6", "webp-q50", "webp-q50-m6"]
+    assert all(from_id(d.id) == d for d in degs)
+    assert Webp(50).params() == {"quality": 50, "method": 4, "preset": "default", "lossless": False}
+
+
+@pytest.mark.parametrize(
+    "spec, msg",
+    [
+        ("webp:q=101", "0 to 100"),
+        ("webp:q=50,speed=3", "no parameter 'speed'"),
+        ("webp:q=50,method=7", "0 to 6"),
+        ("webp:method=4", "needs q"),
+    ],
+)
+def test_bad_specs(spec, msg):
+    with pytest.raises(ValueError, match=msg):
+        expand(spec)
+
+
+def test_quality_orders_size_and_error(rgb):
+    sizes = [len(encode_webp(rgb, q)) for q in (5, 50, 95)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    psnrs = [_psnr(decode_webp(encode_webp(rgb, q)), rgb) for q in (5, 50, 95)]
+    assert psnrs[0] < psnrs[1] < psnrs[2]
+
+
+def test_gray_round_trip_is_gray():
+    gray = np.ascontiguousarray(data.camera()[:64, :96])
+    out = Webp(50).apply(gray)
+    assert out.decoded.shape == gray.shape and _psnr(out.decoded, gray) > 25
+
+
+@needs_cwebp
+@pytest.mark.parametrize("q", [10, 50, 90])
+def test_against_cwebp_dwebp(rgb, q, tmp_path):
+    ours = Webp(q).apply(rgb)
+    (tmp_path / "ours.webp").write_bytes(ours.bitstream)
+    subprocess.run(
+        ["dwebp", "-quiet", str(tmp_path / "ours.webp"), "-ppm", "-o", str(tmp_path / "ours.ppm")],
+        check=True,
+    )
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ours.ppm")), ours.decoded)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    subprocess.run(
+        [
+            "cwebp",
+            "-quiet",
+            "-q",
+            str(q),
+            "-m",
+            "4",
+            str(tmp_path / "in.png"),
+            "-o",
+            str(tmp_path / "ref.webp"),
+        ],
+        check=True,
+    )
+    ref = (tmp_path / "ref.webp").read_bytes()
+    assert abs(len(ref) - len(ours.bitstream)) <= 0.10 * len(ref)
+    assert abs(_psnr(decode_webp(ref), rgb) - _psnr(ours.decoded, rgb)) < 0.5
+
+
+def test_report_label():
+    from reports.labels import degradation_label
+
+    assert degradation_label("webp-q50") == "WebP q=50"
+    assert degradation_label("webp-q50-m6") == "WebP q=50 m6"
