@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.metrics.registry import canonical_variant_id, higher_is_better
 
 KEY = ["dataset", "protocol", "degradation", "method", "metric"]
 #: default tolerances per metric (absolute, in the metric's unit)
@@ -28,7 +29,6 @@ DEFAULT_TOLERANCE = {
     "clipiqa": 5e-5,
     "niqe": 5e-4,
 }
-HIGHER_BETTER = {"lpips": False, "dists": False, "niqe": False}
 
 
 @dataclass
@@ -67,6 +67,7 @@ def read_baseline(path: Path) -> pd.DataFrame:
     missing = [c for c in [*KEY, "variant", "mean"] if c not in df]
     if missing:
         raise BenchError(f"{path}: baseline lacks column(s) {', '.join(missing)}")
+    df["variant"] = df["variant"].map(canonical_variant_id)  # baselines with old metric ids
     return df
 
 
@@ -86,7 +87,9 @@ def check(
     allow_better: bool = False,
 ) -> CheckResult:
     tol_override = tolerances or {}
-    have = {tuple(r[k] for k in KEY): r for r in summary.to_dict("records")}
+    records = summary.to_dict("records")
+    exact = {(*(r[k] for k in KEY), r["variant"]): r for r in records}
+    by_metric = {tuple(r[k] for k in KEY): r for r in records}
     out = []
     for b in baseline.to_dict("records"):
         key = tuple(b[k] for k in KEY)
@@ -101,7 +104,8 @@ def check(
             "delta": None,
             "tolerance": tol,
         }
-        got = have.get(key)
+        # the same variant; else any variant of the metric, to report that the variant changed
+        got = exact.get((*key, b["variant"])) or by_metric.get(key)
         if got is None:
             row.update(status="missing", message="no result in the store")
         elif got["variant"] != b["variant"]:
@@ -120,7 +124,7 @@ def check(
             same = float(got["mean"]) == float(b["mean"])  # also inf == inf (identical images)
             delta = 0.0 if same else float(got["mean"]) - float(b["mean"])
             row.update(actual=got["mean"], delta=delta)
-            better = delta > 0 if HIGHER_BETTER.get(b["metric"], True) else delta < 0
+            better = delta > 0 if higher_is_better(b["variant"]) else delta < 0
             if abs(delta) <= tol:
                 row.update(status="ok", message="")
             elif better and allow_better:

@@ -13,6 +13,8 @@ import functools
 import hashlib
 import io
 import os
+import re
+import socket
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -182,7 +184,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file + rename; never leaves a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.parent not in _SWEPT:
+        sweep_stale_temp_files(path.parent)
+        _SWEPT.add(path.parent)
+    owner = f"{_HOST}-{os.getpid()}"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{owner}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -198,6 +204,44 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_SWEPT: set[Path] = set()
+_TEMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Remove temp files left in ``folder`` by a writer on this host that was killed.
+
+    A temp file's name carries its writer's host and pid (``.NAME.HOST-PID.XXXX.tmp``); one whose
+    process is gone is a leftover of a kill between create and rename and is deleted. Files of
+    live processes or of other hosts are left alone, so concurrent writers are never disturbed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if not m or m["host"] != _HOST:
+            continue
+        pid = int(m["pid"])
+        if pid != os.getpid() and not _pid_alive(pid):
+            _unlink_quietly(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _unlink_quietly(p: str) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.imageio import write_bytes_atomic
+from bench.metrics.registry import canonical_variant_id
 
 KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]
 
@@ -55,6 +56,8 @@ class ResultStore:
         if not parts:
             return pd.DataFrame(columns=[*KEY, "metric", "value"])
         df = pd.concat([_read_part(p) for p in parts], ignore_index=True)
+        if "variant" in df:  # stores written before a metric id was renamed still load
+            df["variant"] = df["variant"].map(canonical_variant_id)
         for col, want in filters.items():
             if want is None:
                 continue

@@ -68,7 +68,7 @@ def main() -> None:
         "carbench ssim:gauss11-y": per_image_ms(
             lambda o, r: fullref.ssim(fullref.to_y(o), fullref.to_y(r)), pairs
         ),
-        "carbench psnrb:kair": per_image_ms(fullref.psnrb, pairs),
+        "carbench psnrb:fbcnn": per_image_ms(fullref.psnrb, pairs),
         "scikit-image psnr": per_image_ms(
             lambda o, r: peak_signal_noise_ratio(r, o, data_range=255), pairs
         ),

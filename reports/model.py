@@ -187,7 +187,7 @@ def rank_cells(cells: list[Cell], higher_better: bool, key=None) -> None:
         c.rank = 1 if v == vals[0] else 2 if len(vals) > 1 and v == vals[1] else None
 
 
-CLASSIC = ("psnr:rgb", "ssim:gauss11", "psnrb:kair")
+CLASSIC = ("psnr:rgb", "ssim:gauss11", "psnrb:fbcnn")
 
 
 def build_classic(

@@ -19,9 +19,31 @@ os.environ["HF_HOME"] = os.path.join(os.environ["BENCH_CACHE"], "huggingface")
 os.environ.pop("BENCH_WEIGHTS_MIRROR", None)
 
 
+def _env_folder(var: str, must_hold: tuple[str, ...]) -> Path | None:
+    """The folder named by ``var``; None when unset; set but wrong is a usage error, not a skip."""
+    env = os.environ.get(var)
+    if not env:
+        return None
+    folder = Path(env)
+    missing = [name for name in must_hold if not (folder / name).exists()]
+    if not folder.is_dir() or missing:
+        what = "is not a folder" if not folder.is_dir() else f"lacks {', '.join(missing)}"
+        raise pytest.UsageError(f"{var}={env} {what}: point it at the shared folder or unset it")
+    return folder
+
+
 def _data_root() -> Path | None:
-    env = os.environ.get("BENCH_DATA_ROOT")
-    return Path(env) if env and Path(env).is_dir() else None
+    return _env_folder("BENCH_DATA_ROOT", ("LIVE1", "Classic5"))
+
+
+def _shared_root() -> Path | None:
+    """../shared (manifests, weights, notes), named by BENCH_SHARED; independent of the data."""
+    return _env_folder("BENCH_SHARED", ("manifests", "weights"))
+
+
+def pytest_configure(config):
+    _data_root()  # fail the whole run at once on a wrong setting
+    _shared_root()
 
 
 @pytest.fixture(autouse=True)
@@ -43,20 +65,25 @@ def data_root() -> Path:
 
 
 @pytest.fixture
-def manifests(data_root) -> Path:
-    """../shared/manifests (beside the data folder)."""
-    folder = data_root.parent / "manifests"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
-    return folder
+def shared_root() -> Path:
+    root = _shared_root()
+    if root is None:
+        pytest.skip("BENCH_SHARED not set (official manifests and DnCNN-3 weights unavailable)")
+    return root
 
 
 @pytest.fixture
-def dncnn3_weights(data_root) -> Path:
-    """The original DnCNN-3 release (../shared/weights/dncnn3)."""
-    folder = data_root.parent / "weights" / "dncnn3"
+def manifests(shared_root) -> Path:
+    """``$BENCH_SHARED/manifests``: official checkpoint key names and shapes."""
+    return shared_root / "manifests"
+
+
+@pytest.fixture
+def dncnn3_weights(shared_root) -> Path:
+    """The original DnCNN-3 release (``$BENCH_SHARED/weights/dncnn3``)."""
+    folder = shared_root / "weights" / "dncnn3"
     if not (folder / "DnCNN3.mat").is_file():
-        pytest.skip(f"{folder}/DnCNN3.mat not found")
+        pytest.fail(f"{folder}/DnCNN3.mat not found although BENCH_SHARED is set")
     return folder
 
 
@@ -145,3 +172,14 @@ def static_server(tmp_path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+_FIXTURE_MARKERS = {"data_root": "data", "shared_root": "shared", "ffmpeg": "ffmpeg"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers follow the fixtures a test really uses, so ``-m data`` selects exactly those."""
+    for item in items:
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)

@@ -156,3 +156,30 @@ def test_disk_full_names_the_file_and_keeps_earlier_files(tiny_disk):
         write_bytes_atomic(tiny_disk / "second.bin", os.urandom(600_000))
     assert first.read_bytes() == b"a" * 600_000
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["first.bin"]
+
+
+def test_temp_files_of_killed_writers_are_swept(tmp_path):
+    """A writer SIGKILLed between create and rename leaves `.NAME.HOST-PID.X.tmp`; the next
+    write into that folder removes it, but never a live process's or another host's."""
+    import socket
+    import sys
+
+    from bench import imageio
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    host = imageio._HOST
+    stale = tmp_path / f".a.png.{host}-{dead_pid}.abc123.tmp"
+    live = tmp_path / f".b.png.{host}-{os.getppid()}.def456.tmp"
+    other = tmp_path / f".c.png.otherhost-{dead_pid}.ghi789.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    assert socket.gethostname()  # the host part is derived from it
+    imageio._SWEPT.discard(tmp_path)
+    write_bytes_atomic(tmp_path / "d.png", b"new")
+    assert (tmp_path / "d.png").read_bytes() == b"new"
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tmp") == sorted(
+        [live.name, other.name]
+    )

@@ -103,7 +103,7 @@ def test_psnrb_counts_float_vs_integer():
 
 def test_psnrb_variants_agree_on_gray_multiple_of_8(camera):
     out = Jpeg(10).apply(camera).decoded
-    assert fullref.psnrb(out, camera, "kair") == pytest.approx(
+    assert fullref.psnrb(out, camera, "fbcnn") == pytest.approx(
         fullref.psnrb(out, camera, "swinir"), abs=1e-9
     )
 
@@ -173,7 +173,7 @@ def test_metric_names():
     assert [m.id for m in parse_metrics("psnr,ssim,psnrb")[0]] == [
         "psnr:rgb",
         "ssim:gauss11",
-        "psnrb:kair",
+        "psnrb:fbcnn",
     ]
     specs, lenient = parse_metrics("available")
     assert lenient and "lpips:alex-v0.1" in [m.id for m in specs]

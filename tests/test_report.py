@@ -107,10 +107,10 @@ def test_classic_layout():
         {
             ("Classic5", "jpeg-q10", "jpeg", "psnr:rgb"): [27.82],
             ("Classic5", "jpeg-q10", "jpeg", "ssim:gauss11"): [0.7596],
-            ("Classic5", "jpeg-q10", "jpeg", "psnrb:kair"): [25.21],
+            ("Classic5", "jpeg-q10", "jpeg", "psnrb:fbcnn"): [25.21],
             ("Classic5", "jpeg-q10", "dncnn3", "psnr:rgb"): [29.40],
             ("Classic5", "jpeg-q10", "dncnn3", "ssim:gauss11"): [0.8026],
-            ("Classic5", "jpeg-q10", "dncnn3", "psnrb:kair"): [29.13],
+            ("Classic5", "jpeg-q10", "dncnn3", "psnrb:fbcnn"): [29.13],
         }
     )
     model = build_classic(summarize(rows), "c")

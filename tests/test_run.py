@@ -79,7 +79,7 @@ def test_jpeg_row_reproduces_published_live1_colour(ws, data_root, tmp_path, cap
     assert run_cli("report", "-w", ws, "--format", "csv", "--out", out) == 0
     assert _check_published(out, {"LIVE1"}) == 2
     df = pd.read_csv(out)
-    assert set(df.variant) == {"psnr:rgb", "ssim:gauss11", "psnrb:kair"} and set(df.n) == {29}
+    assert set(df.variant) == {"psnr:rgb", "ssim:gauss11", "psnrb:fbcnn"} and set(df.n) == {29}
     # a re-run does no work: no new store part
     parts = ResultStore(ws / "results").parts()
     assert run_cli(*args) == 0

@@ -6,10 +6,11 @@ Conventions (see the README's metric table):
   C2=(0.03*255)^2, valid region (5 pixels dropped per side), mean of the map; colour = mean
   of the per-channel values (FBCNN/KAIR/SwinIR). ``box8``: uniform 8x8 window, stride 1, valid
   region, images in [0,1] with C1=0.01^2, C2=0.03^2, population variances (QGAC/JDEC).
-* PSNR-B (Yim & Bovik 2011) ``kair``: BEF on the *test* image (rounded BT.601 Y for colour),
-  boundary counts with true division, MSE over all channels, one value (FBCNN/CODiff/KAIR).
-  ``swinir``: per channel on [0,1] images, BEF on the test image, integer (floor) counts,
-  dB averaged over channels (SwinIR, following QGAC).
+* PSNR-B (Yim & Bovik 2011) ``fbcnn``: BEF on the *test* image (rounded BT.601 Y for colour),
+  boundary counts with true division, MSE over all channels, one value (FBCNN/CODiff/JDEC test
+  scripts; stored as ``psnrb:kair`` before 0.2). ``swinir``: per channel on [0,1] images, BEF on
+  the test image, integer (floor) counts, dB averaged over channels (QGAC; KAIR's and SwinIR's
+  ``calculate_psnrb``).
 """
 
 from __future__ import annotations
@@ -125,13 +126,13 @@ def blocking_effect_factor(img: np.ndarray, integer_counts: bool = False) -> flo
     return math.log2(BLOCK) / math.log2(min(h, w)) * (d_b - d_bc)
 
 
-def psnrb(test: np.ndarray, ref: np.ndarray, variant: str = "kair") -> float:
-    """PSNR-B in dB (``kair`` or ``swinir`` convention, see the module docstring)."""
+def psnrb(test: np.ndarray, ref: np.ndarray, variant: str = "fbcnn") -> float:
+    """PSNR-B in dB (``fbcnn`` or ``swinir`` convention, see the module docstring)."""
     _check_pair(test, ref)
     if min(test.shape[:2]) < BLOCK:
         raise ValueError(f"PSNR-B needs images of at least {BLOCK}x{BLOCK}")
     x, y = test.astype(np.float64), ref.astype(np.float64)
-    if variant == "kair":
+    if variant == "fbcnn":
         bef_img = to_y(test, rounded=True).astype(np.float64)
         mse_b = np.mean((x - y) ** 2) + blocking_effect_factor(bef_img)
         return math.inf if mse_b == 0 else 10.0 * math.log10(255.0**2 / mse_b)
@@ -143,4 +144,4 @@ def psnrb(test: np.ndarray, ref: np.ndarray, variant: str = "kair") -> float:
             mse_b = np.mean((xc - yc) ** 2) + blocking_effect_factor(xc, integer_counts=True)
             vals.append(math.inf if mse_b == 0 else 10.0 * math.log10(1.0 / mse_b))
         return float(np.mean(vals))
-    raise ValueError(f"unknown PSNR-B variant {variant!r}; known: kair, swinir")
+    raise ValueError(f"unknown PSNR-B variant {variant!r}; known: fbcnn, swinir")

@@ -79,9 +79,9 @@ def _bef(img: torch.Tensor, integer_counts: bool) -> torch.Tensor:
     return torch.where(d_b > d_bc, eta * (d_b - d_bc), torch.zeros_like(d_b))
 
 
-def psnrb(test: np.ndarray, ref: np.ndarray, device: torch.device, variant: str = "kair") -> float:
+def psnrb(test: np.ndarray, ref: np.ndarray, device: torch.device, variant: str = "fbcnn") -> float:
     x, y = _t(test, device), _t(ref, device)
-    if variant == "kair":
+    if variant == "fbcnn":
         bef = _bef(_t(to_y(test), device), integer_counts=False)[0, 0]
         mse_b = float(torch.mean((x - y) ** 2) + bef)
         return math.inf if mse_b == 0 else 10.0 * math.log10(255.0**2 / mse_b)
@@ -89,4 +89,4 @@ def psnrb(test: np.ndarray, ref: np.ndarray, device: torch.device, variant: str 
         x, y = x / 255.0, y / 255.0
         mse_b = ((x - y) ** 2).mean(dim=(2, 3)) + _bef(x, integer_counts=True)
         return float(torch.mean(10.0 * torch.log10(1.0 / mse_b)))
-    raise ValueError(f"unknown PSNR-B variant {variant!r}; known: kair, swinir")
+    raise ValueError(f"unknown PSNR-B variant {variant!r}; known: fbcnn, swinir")

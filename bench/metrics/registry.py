@@ -78,13 +78,13 @@ METRICS: list[MetricSpec] = [
     ),
     MetricSpec(
         "psnrb",
-        "kair",
+        "fbcnn",
         "FR",
         True,
         2,
         _OWN,
         "PSNR-B, BEF on rounded Y of the output, MSE "
-        "over RGB, float boundary counts (FBCNN/CODiff/KAIR)",
+        "over RGB, float boundary counts (FBCNN/CODiff/JDEC test scripts)",
     ),
     MetricSpec(
         "psnrb",
@@ -93,7 +93,7 @@ METRICS: list[MetricSpec] = [
         True,
         2,
         _OWN,
-        "PSNR-B per channel, integer counts, dB averaged (SwinIR/QGAC)",
+        "PSNR-B per channel, integer counts, dB averaged (QGAC; KAIR/SwinIR calculate_psnrb)",
     ),
     MetricSpec("lpips", "alex-v0.1", "FR", False, 4, "pyiqa", "LPIPS v0.1, AlexNet", "lpips"),
     MetricSpec("dists", "vgg16", "FR", False, 4, "pyiqa", "DISTS", "dists"),
@@ -118,22 +118,45 @@ METRICS: list[MetricSpec] = [
         "CLIP-IQA RN50, pyiqa's 5 antonym prompt pairs (not CLIP-IQA+)",
         "clipiqa",
     ),
-    MetricSpec("niqe", "matlab", "NR", False, 4, "pyiqa", "NIQE (MATLAB-calibrated)", "niqe"),
+    MetricSpec(
+        "niqe", "pyiqa", "NR", False, 4, "pyiqa", "NIQE, pyiqa's `niqe` (its Python port)", "niqe"
+    ),
 ]
 DEFAULT_VARIANT = {
     "psnr": "rgb",
     "ssim": "gauss11",
-    "psnrb": "kair",
+    "psnrb": "fbcnn",
     "lpips": "alex-v0.1",
     "dists": "vgg16",
     "musiq": "koniq",
     "maniqa": "koniq",
     "clipiqa": "rn50",
-    "niqe": "matlab",
+    "niqe": "pyiqa",
 }
 #: What ``all`` means: the CODiff table metrics plus the classic trio (NIQE is opt-in).
 ALL = ("psnr", "ssim", "psnrb", "lpips", "dists", "musiq", "maniqa", "clipiqa")
 _BY_KEY = {(m.name, m.variant): m for m in METRICS}
+#: Old variant ids (as earlier releases stored them) -> the id naming the convention followed.
+#: ``psnrb:kair`` was FBCNN's PSNR-B (KAIR's own calculate_psnrb is the per-channel ``swinir``
+#: one); ``niqe:matlab`` was computed with pyiqa's ``niqe``, not its ``niqe_matlab``.
+ALIASES = {("psnrb", "kair"): "fbcnn", ("niqe", "matlab"): "pyiqa"}
+
+
+def canonical_variant_id(variant_id: str) -> str:
+    """``psnrb:kair@4`` -> ``psnrb:fbcnn@4``; ids without an alias come back unchanged."""
+    base, at, border = str(variant_id).partition("@")
+    name, _, variant = base.partition(":")
+    new = ALIASES.get((name, variant))
+    return f"{name}:{new}{at}{border}" if new else str(variant_id)
+
+
+def higher_is_better(metric: str) -> bool:
+    """The direction of ``metric`` (a name such as ``lpips`` or a variant id), from its row."""
+    name = str(metric).partition(":")[0].partition("@")[0]
+    for m in METRICS:
+        if m.name == name:
+            return m.higher_better
+    raise BenchError(f"unknown metric {metric!r}; known: {', '.join(DEFAULT_VARIANT)}")
 
 
 def parse_metric(text: str) -> MetricSpec:
@@ -146,6 +169,7 @@ def parse_metric(text: str) -> MetricSpec:
             f"unknown metric {name!r}; known: {', '.join(DEFAULT_VARIANT)} (or all / available)"
         )
     variant = variant or DEFAULT_VARIANT[name]
+    variant = ALIASES.get((name, variant), variant)
     spec = _BY_KEY.get((name, variant))
     if spec is None:
         known = ", ".join(m.variant for m in METRICS if m.name == name)
