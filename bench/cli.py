@@ -58,7 +58,9 @@ def _main(
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (callable from tests)."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code here
+        if isinstance(code, int):
+            return code
     except BenchError as e:
         typer.echo(f"error: {e}", err=True)
         return 1

@@ -24,3 +24,8 @@ class DiskFullError(BenchError):
 
 class WeightsMissingError(BenchError):
     """Required weight files are not on disk."""
+
+
+#: Exit code of a command that finished everything it could but skipped failed items
+#: (1 is an error that stopped the command, 2 a usage error).
+PARTIAL_FAILURE_EXIT = 3

@@ -40,6 +40,7 @@ class GenerateSummary:
     done: int = 0  # (image, degradation) pairs produced now
     skipped: int = 0  # already present
     failed: list[str] = field(default_factory=list)  # one message per failed image
+    notes: dict[str, list[str]] = field(default_factory=dict)  # conversion note -> images
     manifests: list[Path] = field(default_factory=list)
 
 
@@ -217,6 +218,10 @@ def _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress,
                 journal.write(records)
                 for r in records:
                     done[(r["degradation"], r["image"])] = r
+                    if r.get("source_note"):
+                        imgs = summary.notes.setdefault(r["source_note"], [])
+                        if r["image"] not in imgs:
+                            imgs.append(r["image"])
                 summary.done += len(records)
                 if err is not None:
                     summary.failed.append(err)

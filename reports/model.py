@@ -150,8 +150,8 @@ def build_table(
                 )
             rows.append(Row(m, method_label(m), method_group(m), cells))
         for j, col in enumerate(columns):
+            _mark_partial([r.cells[j] for r in rows])  # first: a partial mean is never ranked
             rank_cells([r.cells[j] for r in rows if r.group != "baseline"], col.higher_better)
-            _mark_partial([r.cells[j] for r in rows])
         blocks.append(Block(ds, ", ".join(sorted(set(sub.protocol))), rows))
     groups = []
     for col in columns:
@@ -180,7 +180,11 @@ def _mark_partial(cells: list[Cell]) -> None:
 def rank_cells(cells: list[Cell], higher_better: bool, key=None) -> None:
     """Mark best (1) and second best (2); ties (equal at display precision) share a rank."""
     key = key or (lambda c: float(c.text.rstrip(PARTIAL)))
-    usable = [c for c in cells if c.value is not None and c.text not in ("–", "∞")]
+    usable = [
+        c
+        for c in cells
+        if c.value is not None and c.text not in ("–", "∞") and not c.text.endswith(PARTIAL)
+    ]
     vals = sorted({key(c) for c in usable}, reverse=higher_better)
     for c in usable:
         v = key(c)
@@ -227,8 +231,8 @@ def build_classic(
                 text = "|".join(_fmt(v, k) for v, k in zip(trio, (2, 3, 2), strict=True))
                 cells.append(Cell(trio[0], text, look.get((m, d, CLASSIC[0]), (None, 0))[1]))
             ranked = [c for c, m in zip(cells, meths, strict=True) if method_group(m) != "baseline"]
+            _mark_partial(cells)  # first: a partial mean is never ranked
             rank_cells(ranked, True, key=lambda c: round(c.value, 2))
-            _mark_partial(cells)
             rows.append(Row(d, degradation_label(d), "all", cells))
         blocks.append(Block(ds, ", ".join(sorted(set(sub.protocol))), rows))
     headers = [method_label(m) for m in meths]

@@ -267,3 +267,32 @@ def test_check_allow_better(sample_workspace, tmp_path, capsys):
     df.to_csv(base, index=False)
     assert run_cli("check", "-w", sample_workspace, "-b", base, "--allow-better") == 1
     assert "regressed: worse by 0.5" in capsys.readouterr().out
+
+
+def test_a_partial_mean_is_never_ranked_best():
+    """fbcnn's mean over 2 of 4 images is the highest number but not comparable: it gets the
+    partial mark and no rank; the full cells are ranked among themselves."""
+    rows = _rows(
+        {
+            ("LIVE1", "jpeg-q10", "jpeg", "psnr:rgb"): [25.0, 25.0, 25.0, 25.0],
+            ("LIVE1", "jpeg-q10", "fbcnn", "psnr:rgb"): [40.0, 40.0],
+            ("LIVE1", "jpeg-q10", "codiff", "psnr:rgb"): [30.0, 30.0, 30.0, 30.0],
+            ("LIVE1", "jpeg-q10", "osediff", "psnr:rgb"): [28.0, 28.0, 28.0, 28.0],
+        }
+    )
+    model = build_table(summarize(rows), "t")
+    cells = {r.key: r.cells[0] for r in model.blocks[0].rows}
+    assert cells["fbcnn"].text == "40.00*" and cells["fbcnn"].rank is None
+    assert cells["codiff"].rank == 1 and cells["osediff"].rank == 2
+    rows_c = _rows(
+        {
+            ("C5", "jpeg-q10", m, v): vals
+            for m, vals in (("fbcnn", [40.0]), ("codiff", [30.0, 30.0]), ("dncnn3", [29.0, 29.0]))
+            for v in ("psnr:rgb", "ssim:gauss11", "psnrb:fbcnn")
+        }
+    )
+    classic = build_classic(summarize(rows_c), "c")
+    (row,) = classic.blocks[0].rows
+    by = dict(zip(classic.headers, row.cells, strict=True))
+    assert by["FBCNN"].text.endswith("*") and by["FBCNN"].rank is None
+    assert by["CODiff"].rank == 1 and by["DnCNN-3"].rank == 2

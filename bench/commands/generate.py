@@ -19,6 +19,7 @@ from bench.commands.common import (
     workspace,
 )
 from bench.datasets import resolve
+from bench.errors import PARTIAL_FAILURE_EXIT
 from bench.generate import generate
 from bench.protocols import get_protocol
 from bench.shard import parse_shard
@@ -68,9 +69,22 @@ def generate_cmd(
                 f"{ds.name}/{proto.name}{part.tag}: generated {s.done}, already present "
                 f"{s.skipped}, failed images {len(s.failed)} ({ids})"
             )
+        for note, images in s.notes.items():  # once per set, also in manifest column source_note
+            more = f" and {len(images) - 5} more" if len(images) > 5 else ""
+            shown = ", ".join(images[:5]) + more
+            typer.echo(
+                f"  note: {len(images)} source image(s) converted losslessly - {note} ({shown}); "
+                "recorded in the manifest (source_note)",
+                err=True,
+            )
         for msg in s.failed:
             typer.echo(f"  failed: {msg}", err=True)
         failures += len(s.failed)
         typer.echo(f"  sets under {ws.set_dir(ds.name, proto.name)}")
     if failures:
-        typer.echo(f"{failures} image(s) failed and were skipped (see above)", err=True)
+        typer.echo(
+            f"{failures} image(s) failed and were skipped (see above); everything else is "
+            f"written - exit code {PARTIAL_FAILURE_EXIT}",
+            err=True,
+        )
+        raise typer.Exit(PARTIAL_FAILURE_EXIT)

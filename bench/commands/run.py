@@ -23,7 +23,7 @@ from bench.commands.common import (
 )
 from bench.datasets import resolve
 from bench.device_pool import parse_devices
-from bench.errors import BenchError
+from bench.errors import PARTIAL_FAILURE_EXIT, BenchError
 from bench.metrics.registry import parse_metrics
 from bench.metrics.runner import MetricRunner
 from bench.metrics.scorers import pick_device
@@ -138,4 +138,9 @@ def run_cmd(
             typer.echo(f"  failed: {msg}", err=True)
         failures += len(s.failed)
     if failures:
-        typer.echo(f"{failures} item(s) failed and were skipped (see above)", err=True)
+        typer.echo(
+            f"{failures} item(s) failed and were skipped (see above); everything else is "
+            f"stored - exit code {PARTIAL_FAILURE_EXIT}",
+            err=True,
+        )
+        raise typer.Exit(PARTIAL_FAILURE_EXIT)
