@@ -15,6 +15,18 @@ class Suite:
     protocol: str
     datasets: tuple[str, ...]
     degradations: tuple[str, ...]  # CLI specs
+    #: method name -> options its paper used for this table (e.g. FBCNN's double-JPEG
+    #: checkpoint); applied by ``bench run --suite`` unless the user sets that option
+    method_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def apply_method_options(self, spec: str) -> str:
+        """``fbcnn`` -> ``fbcnn:variant=gray-double`` under ``fbcnn-double``; user options win."""
+        name, _, opts = spec.partition(":")
+        given = {kv.partition("=")[0] for kv in opts.split(",") if kv}
+        extra = [f"{k}={v}" for k, v in dict(self.method_options).get(name, ()) if k not in given]
+        if not extra:
+            return spec
+        return f"{name}:{','.join([*filter(None, [opts]), *extra])}"
 
 
 def suites() -> dict[str, Suite]:
@@ -26,6 +38,10 @@ def suites() -> dict[str, Suite]:
             e["protocol"],
             tuple(e["datasets"]),
             tuple(e["degradations"]),
+            tuple(
+                (m, tuple((str(k), str(v)) for k, v in opts.items()))
+                for m, opts in (e.get("method_options") or {}).items()
+            ),
         )
     return out
 

@@ -204,7 +204,7 @@ def with_bpg_fallback(deg: Degradation) -> Degradation:
             "the ffmpeg fallback only reproduces bpgenc's default options"
         )
     fallback = Hevc(deg.qp, deg.chroma)
-    log.warning(
+    log.info(
         "bpgenc not found: %s is generated as %s (ffmpeg + libx265, BPG-compatible "
         "settings); it is recorded under that id",
         deg.id,

@@ -47,7 +47,8 @@ def method_group(method_id: str) -> str:
 
 def degradation_label(deg: str) -> str:
     """``jpeg-q10`` -> ``QF=10``; ``jpeg2-q5-q95-s8x8`` -> ``QF=(5,95) s8x8``; ``bpg-qp30``
-    -> ``QP=30``; ``hevc-qp30`` -> ``QP=30 (HEVC)``; ``webp-q50`` -> ``WebP q=50``."""
+    -> ``QP=30``; ``hevc-qp30`` (also what a
+    ``bpg:`` spec becomes without bpgenc) -> ``HEVC-intra QP=30``, never a BPG label; ``webp-q50`` -> ``WebP q=50``."""
     m = re.fullmatch(r"jpeg-q(\d+)(-\w+)?", deg)
     if m:
         return f"QF={m[1]}" + (f" ({m[2][1:]})" if m[2] else "")
@@ -57,7 +58,7 @@ def degradation_label(deg: str) -> str:
         return f"QF=({m[1]},{m[2]}){shift}" + (f" ({m[5][1:]})" if m[5] else "")
     m = re.fullmatch(r"(bpg|hevc)-qp(\d+)(-.*)?", deg)
     if m:
-        return f"QP={m[2]}" + (" (HEVC)" if m[1] == "hevc" else "") + (m[3] or "")
+        return ("HEVC-intra " if m[1] == "hevc" else "") + f"QP={m[2]}" + (m[3] or "")
     m = re.fullmatch(r"jp2k-(cr|db)(\d+)", deg)
     if m:
         return f"J2K {m[2]}:1" if m[1] == "cr" else f"J2K {m[2]} dB"

@@ -75,3 +75,17 @@ def test_real_bpgenc(astronaut):
     out = Bpg(30).apply(astronaut)
     assert out.bitstream[:4] == b"\x42\x50\x47\xfb"
     assert psnr(out.decoded, astronaut) == pytest.approx(35.32, abs=0.3)
+
+
+def test_bpg_fallback_is_said_first_and_reported_as_hevc_intra(ffmpeg, ws, monkeypatch, capsys):
+    from conftest import run_cli
+    from reports.labels import degradation_label
+
+    monkeypatch.setenv("BENCH_BPGENC", "/nonexistent/bpgenc")
+    assert run_cli("generate", "-w", ws, "-g", "bpg:qp=40", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert err.startswith("bpgenc not found: bpg-qp40 runs as hevc-qp40 (HEVC-intra")
+    assert (ws / "sets/sample/codiff/hevc-qp40/manifest.parquet").is_file()
+    assert not (ws / "sets/sample/codiff/bpg-qp40").exists()
+    assert degradation_label("hevc-qp40") == "HEVC-intra QP=40"
+    assert degradation_label("bpg-qp40") == "QP=40"

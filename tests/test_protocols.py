@@ -66,3 +66,23 @@ def test_fbcnn_keeps_images(coffee, camera):
 def test_too_small_for_codiff():
     with pytest.raises(ValueError, match="needs at least 8x8"):
         get_protocol("codiff").prepare(np.zeros((7, 20, 3), np.uint8))
+
+
+def test_fbcnn_double_suite_runs_the_double_jpeg_checkpoint(ws, capsys):
+    """The FBCNN authors' double-JPEG table uses fbcnn_gray_double.pth: `--suite fbcnn-double`
+    asks for that file (here: missing, so the run stops before any work naming it)."""
+    from bench.suites import get_suite
+    from conftest import run_cli
+
+    s = get_suite("fbcnn-double")
+    assert s.apply_method_options("fbcnn") == "fbcnn:variant=gray-double"
+    assert s.apply_method_options("fbcnn:qf=10") == "fbcnn:qf=10,variant=gray-double"
+    assert s.apply_method_options("fbcnn:variant=gray") == "fbcnn:variant=gray"  # user wins
+    assert s.apply_method_options("jpeg") == "jpeg"
+    assert get_suite("fbcnn-single").apply_method_options("fbcnn") == "fbcnn"
+    code = run_cli("run", "-w", ws, "--suite", "fbcnn-double", "-d", "sample", "--methods",
+                   "fbcnn", "--metrics", "psnr", "--no-progress")
+    out = capsys.readouterr()
+    assert code == 1 and "fbcnn runs as fbcnn:variant=gray-double" in out.out
+    assert "fbcnn_gray_double.pth" in out.err and "fbcnn_gray.pth" not in out.err
+    assert not (ws / "sets").exists()

@@ -91,6 +91,18 @@ def plan(
 
 def _degs(specs) -> list[Degradation]:
     try:
-        return [with_bpg_fallback(d) for d in expand_all(specs)]
+        asked = expand_all(specs)
+        degs = [with_bpg_fallback(d) for d in asked]
     except (ValueError, RuntimeError) as e:
         raise BenchError(str(e)) from None
+    swapped = [(a.id, d.id) for a, d in zip(asked, degs, strict=True) if a.id != d.id]
+    if swapped:  # said before any work; reports label these columns HEVC-intra
+        typer.echo(
+            "bpgenc not found: "
+            + ", ".join(f"{a} runs as {d}" for a, d in swapped)
+            + " (HEVC-intra through ffmpeg + libx265 with bpgenc's default settings; stored, "
+            "labelled and reported as HEVC-intra, not BPG). Install bpgenc/bpgdec or set "
+            "BENCH_BPGENC/BENCH_BPGDEC for real BPG.",
+            err=True,
+        )
+    return degs

@@ -30,6 +30,7 @@ from bench.metrics.scorers import pick_device
 from bench.protocols import get_protocol
 from bench.run import run
 from bench.shard import parse_shard
+from bench.suites import get_suite
 from methods.torch_utils import DTYPES
 
 
@@ -86,7 +87,14 @@ def run_cmd(
     proto = get_protocol(proto_name)
     if dtype not in DTYPES:
         raise BenchError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    adapters = [methods.get(m) for m in split_methods(methods_opt)]
+    method_specs = split_methods(methods_opt)
+    if suite:  # a suite selects the checkpoint/options its paper used
+        s = get_suite(suite)
+        for i, spec in enumerate(method_specs):
+            method_specs[i] = s.apply_method_options(spec)
+            if method_specs[i] != spec:
+                typer.echo(f"suite {suite}: {spec} runs as {method_specs[i]} (as its paper)")
+    adapters = [methods.get(m) for m in method_specs]
     for a in adapters:
         a.tile = tile
     datasets = [resolve(n, ws.root, data_root) for n in names]
