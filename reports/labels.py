@@ -47,8 +47,8 @@ def method_group(method_id: str) -> str:
 
 def degradation_label(deg: str) -> str:
     """``jpeg-q10`` -> ``QF=10``; ``jpeg2-q5-q95-s8x8`` -> ``QF=(5,95) s8x8``; ``bpg-qp30``
-    -> ``QP=30``; ``hevc-qp30`` (also what a
-    ``bpg:`` spec becomes without bpgenc) -> ``HEVC-intra QP=30``, never a BPG label; ``webp-q50`` -> ``WebP q=50``."""
+    -> ``QP=30``; ``hevc-qp30`` (also what a ``bpg:`` spec becomes without bpgenc) ->
+    ``HEVC-intra QP=30``, never a BPG label; ``webp-q50`` -> ``WebP q=50``."""
     m = re.fullmatch(r"jpeg-q(\d+)(-\w+)?", deg)
     if m:
         return f"QF={m[1]}" + (f" ({m[2][1:]})" if m[2] else "")
