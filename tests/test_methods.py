@@ -116,9 +116,19 @@ def test_fbcnn_bad_option():
         methods.get("fbcnn:qf=0")
 
 
-def test_dncnn3_matconvnet_and_kair_files_agree(dncnn3_weights, tmp_path, monkeypatch, camera):
-    """The original .mat and a dncnn3.pth written in KAIR's layout give identical outputs."""
+def test_dncnn3_matconvnet_and_kair_files_agree(
+    dncnn3_weights, manifests, tmp_path, monkeypatch, camera
+):
+    """The .mat converted by carbench has exactly the official KAIR dncnn3.pth layout (key
+    names and shapes from the manifest of KAIR's checkpoint, an independent source), and a
+    .pth in that layout gives the same output as the .mat."""
+    import json
+
     sd = read_matconvnet(dncnn3_weights / "DnCNN3.mat")
+    man = json.loads((manifests / "dncnn3.json").read_text())
+    assert {k: list(v.shape) for k, v in sd.items()} == man["shapes"]
+    assert sum(v.numel() for v in sd.values()) == man["state_dict_numel"] == 665921
+    # (the values are pinned by the published DnCNN-3 table: tests/test_dncnn3_published.py)
     (tmp_path / "w" / "dncnn3").mkdir(parents=True)
     torch.save(sd, tmp_path / "w" / "dncnn3" / "dncnn3.pth")
     img = camera[100:228, 50:210]

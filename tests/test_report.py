@@ -95,11 +95,11 @@ def test_latex_compiles_with_pdflatex(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
-    if shutil.which("pdftotext"):
-        text = subprocess.run(
-            ["pdftotext", "-layout", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True
-        ).stdout
-        assert "0.2000" in text and "QF=10" in text and "b & 50%" in text  # escaped
+    assert shutil.which("pdftotext"), "pdftotext missing (scripts/setup.sh installs poppler-utils)"
+    text = subprocess.run(
+        ["pdftotext", "-layout", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
+    assert "0.2000" in text and "QF=10" in text and "b & 50%" in text  # escaped
 
 
 def test_classic_layout():
