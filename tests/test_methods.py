@@ -78,6 +78,21 @@ def test_fbcnn_end_to_end_with_official_format(fbcnn_checkpoint, monkeypatch, co
     m.tile = 48
     tiled_out = m.restore(_sample(img))
     assert tiled_out.shape == img.shape
+    # Tiling by hand: 48x48 tiles, overlap 12 (= tile // 4), rows start at 0, 29 (77 - 48),
+    # columns at 0, 36, 53 (101 - 48); overlapping predictions averaged with equal weights.
+    net = m._nets["color"]
+    x = torch.from_numpy(_sample(img).decoded.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    acc, cnt = np.zeros((3, 77, 101)), np.zeros((1, 77, 101))
+    with torch.no_grad():
+        for top in (0, 29):
+            for left in (0, 36, 53):
+                y = net(x[..., top : top + 48, left : left + 48].contiguous())[0][0].double()
+                acc[:, top : top + 48, left : left + 48] += y.numpy()
+                cnt[:, top : top + 48, left : left + 48] += 1
+    ref = np.round(np.clip(acc / cnt, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    diff = np.abs(ref.astype(int) - tiled_out.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99  # float32 vs float64 rounding only
+    assert not np.array_equal(tiled_out, out)  # the seams really differ from the whole image
     bf = methods.get("fbcnn")
     bf.load("cpu", "bf16", kinds=("rgb",))
     assert np.abs(bf.restore(_sample(img)).astype(int) - out).mean() < 3
