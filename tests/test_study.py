@@ -38,20 +38,47 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(folder: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "study", "serve", str(folder), "--port", str(port)],
-        env=env,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server did not start")
+class Server:
+    """``bench study serve`` in a subprocess on a free 127.0.0.1 port; restartable."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.port = _port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, folder: Path) -> Server:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+        cmd = [sys.executable, "-m", "bench.cli", "study", "serve", str(folder)]
+        self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], env=env)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def server():
+    """A study server stopped (SIGTERM) at the end of the test, whatever happens."""
+    srv = Server()
+    yield srv
+    srv.stop()
 
 
 def _call(url: str, body: dict | None = None) -> tuple[int, dict | str]:
@@ -73,7 +100,7 @@ def _links(folder: Path) -> dict[str, str]:
     return dict(line.split() for line in (folder / "links.txt").read_text().splitlines())
 
 
-def test_rating_study_over_http(workspace, tmp_path):
+def test_rating_study_over_http(workspace, tmp_path, server):
     folder = tmp_path / "s"
     code = run_cli(
         "study",
@@ -97,40 +124,33 @@ def test_rating_study_over_http(workspace, tmp_path):
     assert len(study.stimuli) == 8 and len(study.items) == 8  # 4 images x (gt, jpeg)
     assert all(file_sha256(study.images_dir / s.file) == s.sha256 for s in study.stimuli.values())
     links = _links(folder)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
-    try:
-        tok = links["rater001"].rsplit("/", 1)[1]
-        assert _call(f"{base}/api/wrongtoken/next")[0] == 403
-        status, item = _call(f"{base}/api/{tok}/next")
-        assert status == 200 and item["total"] == 9 and item["pos"] == 0
-        assert "jpeg" not in json.dumps(item) and "gt" not in json.dumps(item)  # names hidden
-        img = item["images"][0]
-        assert _call(f"{base}/img/{tok}/{img}")[0] == 200
-        assert _call(f"{base}/img/{tok}/..%2F..%2Fstudy.json")[0] == 404
-        assert _call(f"{base}/img/{tok}/%2e%2e/answers.sqlite")[0] == 404
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 11})[0] == 422
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": "5"})[0] == 400
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 99, "value": 5})[0] == 404
-        for pos in range(4):
-            status, nxt = _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 1})
-            assert status == 200 and nxt["pos"] == pos + 1
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 3, "value": 5})[0] == 409  # replay
-        assert _call(f"{base}/admin/nottheadmin")[0] == 403
-        status, prog = _call(f"{base}/admin/{study.config.admin_token}/progress")
-        assert status == 200 and prog["raters"][0]["done"] == 4 and prog["rejects"] >= 7
-        proc.send_signal(signal.SIGKILL)  # nothing answered may be lost
-        proc.wait(10)
-        proc = _serve(folder, port)
-        status, nxt = _call(f"{base}/api/{tok}/next")  # resumes where the rater stopped
-        assert nxt["pos"] == 4
-        for pos in range(4, 9):
-            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 7})[0] == 200
-        assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    tok = links["rater001"].rsplit("/", 1)[1]
+    assert _call(f"{base}/api/wrongtoken/next")[0] == 403
+    status, item = _call(f"{base}/api/{tok}/next")
+    assert status == 200 and item["total"] == 9 and item["pos"] == 0
+    assert "jpeg" not in json.dumps(item) and "gt" not in json.dumps(item)  # names hidden
+    img = item["images"][0]
+    assert _call(f"{base}/img/{tok}/{img}")[0] == 200
+    assert _call(f"{base}/img/{tok}/..%2F..%2Fstudy.json")[0] == 404
+    assert _call(f"{base}/img/{tok}/%2e%2e/answers.sqlite")[0] == 404
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 11})[0] == 422
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": "5"})[0] == 400
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 99, "value": 5})[0] == 404
+    for pos in range(4):
+        status, nxt = _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 1})
+        assert status == 200 and nxt["pos"] == pos + 1
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 3, "value": 5})[0] == 409  # replay
+    assert _call(f"{base}/admin/nottheadmin")[0] == 403
+    status, prog = _call(f"{base}/admin/{study.config.admin_token}/progress")
+    assert status == 200 and prog["raters"][0]["done"] == 4 and prog["rejects"] >= 7
+    server.kill()  # nothing answered may be lost
+    server.start(folder)
+    status, nxt = _call(f"{base}/api/{tok}/next")  # resumes where the rater stopped
+    assert nxt["pos"] == 4
+    for pos in range(4, 9):
+        assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 7})[0] == 200
+    assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
     con = sqlite3.connect(folder / "answers.sqlite")
     rows = con.execute("SELECT pos, value FROM answers ORDER BY pos").fetchall()
     assert rows == [(0, 1), (1, 2), (2, 3), (3, 4)] + [(p, 7) for p in range(4, 9)]
@@ -150,7 +170,7 @@ def test_rating_study_over_http(workspace, tmp_path):
         assert by[s.method, s.image] == v
 
 
-def test_pairwise_swaps_are_undone(workspace, tmp_path):
+def test_pairwise_swaps_are_undone(workspace, tmp_path, server):
     folder = tmp_path / "p"
     assert (
         run_cli(
@@ -176,25 +196,17 @@ def test_pairwise_swaps_are_undone(workspace, tmp_path):
     )
     study = Study.load(folder)
     assert len(study.items) == 2 and all(len(i.stimuli) == 2 for i in study.items.values())
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
     tok = _links(folder)["rater001"].rsplit("/", 1)[1]
-    proc = _serve(folder, port)
-    try:
-        chosen = []
-        while True:
-            status, item = _call(f"{base}/api/{tok}/next")
-            if item["finished"]:
-                break
-            gt_side = [study.stimuli[s].method for s in _by_file(study, item["images"])].index("gt")
-            chosen.append(gt_side)
-            assert (
-                _call(f"{base}/api/{tok}/answer", {"pos": item["pos"], "value": gt_side})[0] == 200
-            )
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 2})[0] == 422
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    chosen = []
+    while True:
+        status, item = _call(f"{base}/api/{tok}/next")
+        if item["finished"]:
+            break
+        gt_side = [study.stimuli[s].method for s in _by_file(study, item["images"])].index("gt")
+        chosen.append(gt_side)
+        assert _call(f"{base}/api/{tok}/answer", {"pos": item["pos"], "value": gt_side})[0] == 200
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 2})[0] == 422
     con = sqlite3.connect(folder / "answers.sqlite")
     for item, value in con.execute("SELECT item, value FROM answers"):
         assert study.stimuli[study.items[item].stimuli[value]].method == "gt"
@@ -205,14 +217,27 @@ def _by_file(study: Study, files: list[str]) -> list[str]:
     return [by[f] for f in files]
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def _browser(p):
-    return p.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip(
+            "Debian chromium (/usr/bin/chromium) is not installed; scripts/setup.sh adds it"
+        )
+    return p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
 
 
-def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
+def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path, server):
     """A rater answers by click and by keyboard, closes the page halfway, reopens the link and
     continues; the admin page shows the progress."""
     from playwright.sync_api import sync_playwright
@@ -240,44 +265,117 @@ def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
     )
     study = Study.load(folder)
     links = _links(folder)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
-    try:
-        with sync_playwright() as p:
-            browser = _browser(p)
-            page = browser.new_page(viewport={"width": 1000, "height": 700})
-            page.goto(base + links["rater001"])
-            page.wait_for_function("document.body.dataset.ready === '0'")
-            shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
-            if os.environ.get("CARBENCH_SCREENSHOT"):
-                page.screenshot(path=str(shot))
-            page.click("#controls button[data-value='8']")
-            page.wait_for_function("document.body.dataset.ready === '1'")
-            page.keyboard.press("0")  # 10
-            page.wait_for_function("document.body.dataset.ready === '2'")
-            assert page.inner_text("#count") == "2 / 9"
-            page.close()  # halfway
-            page = browser.new_page()
-            page.goto(base + links["rater001"])
-            page.wait_for_function("document.body.dataset.ready === '2'")
-            for pos in range(2, 9):
-                page.keyboard.press(str(pos % 9 + 1))
-                want = "done" if pos == 8 else str(pos + 1)
-                page.wait_for_function(f"document.body.dataset.ready === '{want}'")
-            admin = browser.new_page()
-            admin.goto(f"{base}/admin/{study.config.admin_token}")
-            assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
-            browser.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + links["rater001"])
+        page.wait_for_function("document.body.dataset.ready === '0'")
+        shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
+        if os.environ.get("CARBENCH_SCREENSHOT"):
+            page.screenshot(path=str(shot))
+        page.click("#controls button[data-value='8']")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        page.keyboard.press("0")  # 10
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        assert page.inner_text("#count") == "2 / 9"
+        page.close()  # halfway
+        page = browser.new_page()
+        page.goto(base + links["rater001"])
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        for pos in range(2, 9):
+            page.keyboard.press(str(pos % 9 + 1))
+            want = "done" if pos == 8 else str(pos + 1)
+            page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+        admin = browser.new_page()
+        admin.goto(f"{base}/admin/{study.config.admin_token}")
+        assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
+        browser.close()
     con = sqlite3.connect(folder / "answers.sqlite")
     values = [v for (v,) in con.execute("SELECT value FROM answers ORDER BY pos")]
     assert values == [8, 10] + [pos % 9 + 1 for pos in range(2, 9)]
 
 
-def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
+def _transforms(page) -> list[str]:
+    return page.eval_on_selector_all("#views img", "els => els.map(e => e.style.transform)")
+
+
+def _shown(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#views img", "els => els.map(e => e.getAttribute('src').split('/').pop())"
+    )
+
+
+def test_pairwise_rater_in_chromium_zooms_pans_clicks_keys_and_resumes(workspace, tmp_path, server):
+    """A pairwise rater: wheel zoom and drag pan move both sides together; answers by click and
+    by keyboard; closes the page halfway and resumes; each stored choice is the stimulus that
+    was on the chosen side of the screen."""
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "pw"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--mode", "pairwise")
+    assert run_cli("study", "create", folder, *args, "--crop", "64", "--raters", "1") == 0
+    study = Study.load(folder)
+    n = len(study.items) + 2  # 4 images x 1 pair, 2 repeats
+    link = _links(folder)["rater001"]
+    base = server.start(folder).base
+    chosen: list[str] = []  # file of the image on the chosen side, per position
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + link)
+        page.wait_for_function("document.body.dataset.ready === '0'")
+        fitted = _transforms(page)
+        assert len(fitted) == 2 and fitted[0] == fitted[1]
+        box = page.locator(".view").nth(0).bounding_box()
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.wheel(0, -100)  # zoom in on the left view
+        page.wait_for_function(
+            "(f) => document.querySelector('#views img').style.transform !== f", arg=fitted[0]
+        )
+        zoomed = _transforms(page)
+        assert zoomed[0] == zoomed[1] != fitted[0] and "scale(" in zoomed[0]
+        box = page.locator(".view").nth(1).bounding_box()  # drag on the right view
+        page.mouse.move(box["x"] + 50, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 90, box["y"] + 70, steps=4)
+        page.mouse.up()
+        panned = _transforms(page)
+        assert panned[0] == panned[1] != zoomed[0]
+        page.keyboard.press("f")  # fit again
+        assert _transforms(page) == fitted
+        chosen.append(_shown(page)[0])
+        page.click("#controls button[data-value='0']")  # left, by click
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        chosen.append(_shown(page)[1])
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        chosen.append(_shown(page)[0])
+        page.keyboard.press("a")
+        page.wait_for_function("document.body.dataset.ready === '3'")
+        assert page.inner_text("#count") == f"3 / {n}"
+        page.close()  # halfway
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + link)
+        page.wait_for_function("document.body.dataset.ready === '3'")
+        for pos in range(3, n):
+            side = pos % 2
+            chosen.append(_shown(page)[side])
+            page.keyboard.press("l" if side else "ArrowLeft")
+            want = "done" if pos == n - 1 else str(pos + 1)
+            page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+        admin = browser.new_page()
+        admin.goto(f"{base}/admin/{study.config.admin_token}")
+        assert admin.inner_text("tr[data-rater='rater001'] td.done") == str(n)
+        browser.close()
+    con = sqlite3.connect(folder / "answers.sqlite")
+    rows = con.execute("SELECT pos, item, value FROM answers ORDER BY pos").fetchall()
+    assert [pos for pos, _, _ in rows] == list(range(n))
+    for (_, item, value), file in zip(rows, chosen, strict=True):
+        assert study.stimuli[study.items[item].stimuli[value]].file == file
+
+
+def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path, server):
     from concurrent.futures import ThreadPoolExecutor
 
     folder = tmp_path / "l"
@@ -304,9 +402,7 @@ def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
         == 0
     )
     tokens = [v.rsplit("/", 1)[1] for k, v in _links(folder).items() if k != "admin"]
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
+    base = server.start(folder).base
 
     def rater(k: int) -> int:
         tok, sent = tokens[k], 0
@@ -316,12 +412,8 @@ def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
             sent += 1
         return sent
 
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            assert sum(pool.map(rater, range(50), timeout=120)) == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(rater, range(50), timeout=120)) == 200
     con = sqlite3.connect(folder / "answers.sqlite")
     rows = con.execute("SELECT rater, pos, value FROM answers").fetchall()
     assert len(rows) == 200 and len({(r, p) for r, p, _ in rows}) == 200
