@@ -168,6 +168,11 @@ def test_rating_study_over_http(workspace, tmp_path, server):
     for sid, v in first.items():
         s = study.stimuli[sid]
         assert by[s.method, s.image] == v
+    html_path = tmp_path / "report.html"  # ratings beside the metrics in the HTML report
+    assert run_cli("report", "-w", workspace, "--format", "html", "--out", html_path) == 0
+    html = html_path.read_text()
+    jpeg_mos = sum(v for sid, v in first.items() if study.stimuli[sid].method == "jpeg") / 4
+    assert "MOS↑" in html and "PSNR" in html and f">{jpeg_mos:.4f}<" in html
 
 
 def test_pairwise_swaps_are_undone(workspace, tmp_path, server):
