@@ -27,6 +27,9 @@ def create_cmd(
     raters: Annotated[int, typer.Option(help="Rater links to create")] = 20,
     scale_min: Annotated[int, typer.Option()] = 1,
     scale_max: Annotated[int, typer.Option()] = 10,
+    db: Annotated[
+        str, typer.Option("--db", help="postgresql:// URL for the answers [answers.sqlite]")
+    ] = "",
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Build a study folder from outputs already in the workspace and print the rater links."""
@@ -47,8 +50,9 @@ def create_cmd(
         repeats,
         (scale_min, scale_max),
         name=folder.name,
+        db_url=db,
     )
-    db = StudyDB(study.db_path)
+    db = StudyDB.open(study)
     links = db.add_raters(study, raters)
     db.close()
     lines = [f"{name} /r/{token}" for name, token in links]
@@ -66,8 +70,12 @@ def serve_cmd(
     folder: Annotated[Path, typer.Argument(help="Study folder")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
+    db: Annotated[
+        str | None, typer.Option("--db", help="postgresql:// URL overriding the study's")
+    ] = None,
 ) -> None:
-    """Serve a study (uvicorn); answers go to the folder's SQLite database (WAL)."""
+    """Serve a study (uvicorn); answers go to the folder's SQLite database (WAL) or the
+    study's PostgreSQL URL (`--db` overrides it)."""
     import logging
 
     import uvicorn
@@ -81,7 +89,7 @@ def serve_cmd(
     logging.getLogger("bench.study.server").addHandler(handler)
     logging.getLogger("bench.study.server").setLevel(logging.INFO)
     typer.echo(f"admin: http://{host}:{port}/admin/{study.config.admin_token}")
-    uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(study, db), host=host, port=port, log_level="warning")
 
 
 @app.command("report")

@@ -15,7 +15,7 @@ SET = ["dataset", "protocol", "degradation"]
 
 def answers_frame(study: Study) -> pd.DataFrame:
     """One row per stored answer, with the hidden stimulus fields joined back."""
-    db = StudyDB(study.db_path)
+    db = StudyDB.open(study)
     rows = db.answers()
     db.close()
     df = pd.DataFrame(rows, columns=["rater", "pos", "item", "value", "is_repeat", "swap"])
