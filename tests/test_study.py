@@ -215,6 +215,15 @@ def test_pairwise_swaps_are_undone(workspace, tmp_path, server):
     con = sqlite3.connect(folder / "answers.sqlite")
     for item, value in con.execute("SELECT item, value FROM answers"):
         assert study.stimuli[study.items[item].stimuli[value]].method == "gt"
+    tex = tmp_path / "thurstone.tex"
+    args = ("--model", "thurstone", "--resamples", "20", "--format", "latex", "--out", tex)
+    assert run_cli("study", "report", folder, *args, "--store", workspace) == 0
+    text = tex.read_text()
+    assert "Thurstone" in text and r"\begin{tabular}" in text
+    from bench.store import ResultStore
+
+    won = ResultStore(workspace / "results").load(metric="winrate")
+    assert set(zip(won.method, won.value, strict=True)) == {("gt", 1.0), ("jpeg", 0.0)}
 
 
 def _by_file(study: Study, files: list[str]) -> list[str]:
