@@ -9,7 +9,7 @@ import typer
 
 from bench.commands.common import WorkspaceOpt, workspace
 
-app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve.")
+app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, report.")
 
 
 @app.command("create")
@@ -70,12 +70,9 @@ def serve_cmd(
     folder: Annotated[Path, typer.Argument(help="Study folder")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
-    db: Annotated[
-        str | None, typer.Option("--db", help="postgresql:// URL overriding the study's")
-    ] = None,
 ) -> None:
     """Serve a study (uvicorn); answers go to the folder's SQLite database (WAL) or the
-    study's PostgreSQL URL (`--db` overrides it)."""
+    PostgreSQL database named at creation (`create --db`)."""
     import logging
 
     import uvicorn
@@ -89,7 +86,7 @@ def serve_cmd(
     logging.getLogger("bench.study.server").addHandler(handler)
     logging.getLogger("bench.study.server").setLevel(logging.INFO)
     typer.echo(f"admin: http://{host}:{port}/admin/{study.config.admin_token}")
-    uvicorn.run(create_app(study, db), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
 
 
 @app.command("report")
