@@ -521,3 +521,36 @@ def test_postgres_backend_over_http_survives_sigkill(workspace, tmp_path, server
     assert run_cli(*other) == 1  # the database belongs to the first study
     assert not (tmp_path / "pg2").exists()
     assert run_cli("study", "report", folder, "--resamples", "20", "--format", "csv") == 0
+
+
+def test_report_flags_and_excludes_an_outlier_rater(workspace, tmp_path, capsys):
+    """Five raters prefer the ground truth, one rates the other way round: it is flagged,
+    ``--exclude-outliers`` drops it (named in the footnote) and the MOS is the five's."""
+    from bench.study.db import StudyDB
+
+    folder = tmp_path / "o"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--crop", "16")
+    assert run_cli("study", "create", folder, *args, "--raters", "6", "--repeats", "0") == 0
+    study = Study.load(folder)
+    images = sorted({s.image for s in study.stimuli.values()})
+    db = StudyDB.open(study)
+    for rid in range(1, 7):
+        while (nxt := db.next_item(rid)) is not None:
+            s = study.stimuli[study.items[nxt[1]].stimuli[0]]
+            odd = images.index(s.image) % 2
+            v = (
+                (8 + odd if s.method == "gt" else 3 + odd)
+                if rid < 6
+                else (2 if s.method == "gt" else 9)
+            )
+            assert db.answer(rid, nxt[0], v, None) == "ok"
+    db.close()
+    capsys.readouterr()
+    assert run_cli("study", "report", folder, "--resamples", "20") == 0
+    flagged = capsys.readouterr()
+    assert "Excluded" not in flagged.out and "7.42 [" in flagged.out  # (5 * 8.5 + 2) / 6
+    flags = [ln.split() for ln in flagged.err.splitlines()[1:]]
+    assert [f[0] for f in flags if f[-1] == "True"] == ["rater006"]
+    assert run_cli("study", "report", folder, "--resamples", "20", "--exclude-outliers") == 0
+    out = capsys.readouterr().out
+    assert "Excluded outlier raters: rater006." in out and "8.50 [" in out and "3.50 [" in out
