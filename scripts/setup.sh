@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ffmpeg + libx265: HEVC-intra degradations; TeX Live: LaTeX tables are compiled in the tests;
-# chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks.
+# chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks;
+# postgresql: `bench study serve --db postgresql://...` is tested against a real server.
 APT_PACKAGES=(ffmpeg texlive-latex-base texlive-latex-recommended texlive-latex-extra
-              chromium poppler-utils fonts-dejavu-core webp libopenjp2-tools)
+              chromium poppler-utils fonts-dejavu-core webp libopenjp2-tools postgresql)
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v cwebp >/dev/null 2>&1 || missing+=(webp)
@@ -15,6 +16,7 @@ command -v opj_compress >/dev/null 2>&1 || missing+=(libopenjp2-tools)
 command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing Debian packages (${missing[*]} missing)"

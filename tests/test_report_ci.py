@@ -77,6 +77,12 @@ def test_marker_exactly_where_the_paired_test_rejects():
     cell20 = dn[1] if noisy.mean() > base.mean() else fb[1]
     assert (MARK in cell20) == _scipy_rejects(best20, second20) is False
     assert "2000 resamples, seed 0" in md
+    lo, hi = map(float, fb[0].split("[")[1].split("]")[0].split(","))  # rendered interval
+    ref = stats.bootstrap((clear,), np.mean, n_resamples=20000, method="percentile", random_state=4)
+    assert (
+        abs(lo - ref.confidence_interval.low) < 0.02
+        and abs(hi - ref.confidence_interval.high) < 0.02
+    )
     assert md == render_report(rows, "markdown", ci=2000, seed=0)  # deterministic
     tex = render_report(rows, "latex", ci=2000, seed=0)
     assert r"$^\dagger$" in tex

@@ -38,20 +38,47 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(folder: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "study", "serve", str(folder), "--port", str(port)],
-        env=env,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server did not start")
+class Server:
+    """``bench study serve`` in a subprocess on a free 127.0.0.1 port; restartable."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.port = _port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, folder: Path) -> Server:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+        cmd = [sys.executable, "-m", "bench.cli", "study", "serve", str(folder)]
+        self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], env=env)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        raise AssertionError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def server():
+    """A study server stopped (SIGTERM) at the end of the test, whatever happens."""
+    srv = Server()
+    yield srv
+    srv.stop()
 
 
 def _call(url: str, body: dict | None = None) -> tuple[int, dict | str]:
@@ -73,7 +100,7 @@ def _links(folder: Path) -> dict[str, str]:
     return dict(line.split() for line in (folder / "links.txt").read_text().splitlines())
 
 
-def test_rating_study_over_http(workspace, tmp_path):
+def test_rating_study_over_http(workspace, tmp_path, server):
     folder = tmp_path / "s"
     code = run_cli(
         "study",
@@ -97,40 +124,33 @@ def test_rating_study_over_http(workspace, tmp_path):
     assert len(study.stimuli) == 8 and len(study.items) == 8  # 4 images x (gt, jpeg)
     assert all(file_sha256(study.images_dir / s.file) == s.sha256 for s in study.stimuli.values())
     links = _links(folder)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
-    try:
-        tok = links["rater001"].rsplit("/", 1)[1]
-        assert _call(f"{base}/api/wrongtoken/next")[0] == 403
-        status, item = _call(f"{base}/api/{tok}/next")
-        assert status == 200 and item["total"] == 9 and item["pos"] == 0
-        assert "jpeg" not in json.dumps(item) and "gt" not in json.dumps(item)  # names hidden
-        img = item["images"][0]
-        assert _call(f"{base}/img/{tok}/{img}")[0] == 200
-        assert _call(f"{base}/img/{tok}/..%2F..%2Fstudy.json")[0] == 404
-        assert _call(f"{base}/img/{tok}/%2e%2e/answers.sqlite")[0] == 404
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 11})[0] == 422
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": "5"})[0] == 400
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 99, "value": 5})[0] == 404
-        for pos in range(4):
-            status, nxt = _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 1})
-            assert status == 200 and nxt["pos"] == pos + 1
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 3, "value": 5})[0] == 409  # replay
-        assert _call(f"{base}/admin/nottheadmin")[0] == 403
-        status, prog = _call(f"{base}/admin/{study.config.admin_token}/progress")
-        assert status == 200 and prog["raters"][0]["done"] == 4 and prog["rejects"] >= 7
-        proc.send_signal(signal.SIGKILL)  # nothing answered may be lost
-        proc.wait(10)
-        proc = _serve(folder, port)
-        status, nxt = _call(f"{base}/api/{tok}/next")  # resumes where the rater stopped
-        assert nxt["pos"] == 4
-        for pos in range(4, 9):
-            assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 7})[0] == 200
-        assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    tok = links["rater001"].rsplit("/", 1)[1]
+    assert _call(f"{base}/api/wrongtoken/next")[0] == 403
+    status, item = _call(f"{base}/api/{tok}/next")
+    assert status == 200 and item["total"] == 9 and item["pos"] == 0
+    assert "jpeg" not in json.dumps(item) and "gt" not in json.dumps(item)  # names hidden
+    img = item["images"][0]
+    assert _call(f"{base}/img/{tok}/{img}")[0] == 200
+    assert _call(f"{base}/img/{tok}/..%2F..%2Fstudy.json")[0] == 404
+    assert _call(f"{base}/img/{tok}/%2e%2e/answers.sqlite")[0] == 404
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 11})[0] == 422
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": "5"})[0] == 400
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 99, "value": 5})[0] == 404
+    for pos in range(4):
+        status, nxt = _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 1})
+        assert status == 200 and nxt["pos"] == pos + 1
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 3, "value": 5})[0] == 409  # replay
+    assert _call(f"{base}/admin/nottheadmin")[0] == 403
+    status, prog = _call(f"{base}/admin/{study.config.admin_token}/progress")
+    assert status == 200 and prog["raters"][0]["done"] == 4 and prog["rejects"] >= 7
+    server.kill()  # nothing answered may be lost
+    server.start(folder)
+    status, nxt = _call(f"{base}/api/{tok}/next")  # resumes where the rater stopped
+    assert nxt["pos"] == 4
+    for pos in range(4, 9):
+        assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 7})[0] == 200
+    assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
     con = sqlite3.connect(folder / "answers.sqlite")
     rows = con.execute("SELECT pos, value FROM answers ORDER BY pos").fetchall()
     assert rows == [(0, 1), (1, 2), (2, 3), (3, 4)] + [(p, 7) for p in range(4, 9)]
@@ -148,9 +168,14 @@ def test_rating_study_over_http(workspace, tmp_path):
     for sid, v in first.items():
         s = study.stimuli[sid]
         assert by[s.method, s.image] == v
+    html_path = tmp_path / "report.html"  # ratings beside the metrics in the HTML report
+    assert run_cli("report", "-w", workspace, "--format", "html", "--out", html_path) == 0
+    html = html_path.read_text()
+    jpeg_mos = sum(v for sid, v in first.items() if study.stimuli[sid].method == "jpeg") / 4
+    assert "MOS↑" in html and "PSNR" in html and f">{jpeg_mos:.4f}<" in html
 
 
-def test_pairwise_swaps_are_undone(workspace, tmp_path):
+def test_pairwise_swaps_are_undone(workspace, tmp_path, server):
     folder = tmp_path / "p"
     assert (
         run_cli(
@@ -176,28 +201,29 @@ def test_pairwise_swaps_are_undone(workspace, tmp_path):
     )
     study = Study.load(folder)
     assert len(study.items) == 2 and all(len(i.stimuli) == 2 for i in study.items.values())
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
     tok = _links(folder)["rater001"].rsplit("/", 1)[1]
-    proc = _serve(folder, port)
-    try:
-        chosen = []
-        while True:
-            status, item = _call(f"{base}/api/{tok}/next")
-            if item["finished"]:
-                break
-            gt_side = [study.stimuli[s].method for s in _by_file(study, item["images"])].index("gt")
-            chosen.append(gt_side)
-            assert (
-                _call(f"{base}/api/{tok}/answer", {"pos": item["pos"], "value": gt_side})[0] == 200
-            )
-        assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 2})[0] == 422
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    chosen = []
+    while True:
+        status, item = _call(f"{base}/api/{tok}/next")
+        if item["finished"]:
+            break
+        gt_side = [study.stimuli[s].method for s in _by_file(study, item["images"])].index("gt")
+        chosen.append(gt_side)
+        assert _call(f"{base}/api/{tok}/answer", {"pos": item["pos"], "value": gt_side})[0] == 200
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 2})[0] == 422
     con = sqlite3.connect(folder / "answers.sqlite")
     for item, value in con.execute("SELECT item, value FROM answers"):
         assert study.stimuli[study.items[item].stimuli[value]].method == "gt"
+    tex = tmp_path / "thurstone.tex"
+    args = ("--model", "thurstone", "--resamples", "20", "--format", "latex", "--out", tex)
+    assert run_cli("study", "report", folder, *args, "--store", workspace) == 0
+    text = tex.read_text()
+    assert "Thurstone" in text and r"\begin{tabular}" in text
+    from bench.store import ResultStore
+
+    won = ResultStore(workspace / "results").load(metric="winrate")
+    assert set(zip(won.method, won.value, strict=True)) == {("gt", 1.0), ("jpeg", 0.0)}
 
 
 def _by_file(study: Study, files: list[str]) -> list[str]:
@@ -205,14 +231,27 @@ def _by_file(study: Study, files: list[str]) -> list[str]:
     return [by[f] for f in files]
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def _browser(p):
-    return p.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip(
+            "Debian chromium (/usr/bin/chromium) is not installed; scripts/setup.sh adds it"
+        )
+    return p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
 
 
-def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
+def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path, server):
     """A rater answers by click and by keyboard, closes the page halfway, reopens the link and
     continues; the admin page shows the progress."""
     from playwright.sync_api import sync_playwright
@@ -240,44 +279,117 @@ def test_rater_in_chromium_clicks_keys_and_resumes(workspace, tmp_path):
     )
     study = Study.load(folder)
     links = _links(folder)
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
-    try:
-        with sync_playwright() as p:
-            browser = _browser(p)
-            page = browser.new_page(viewport={"width": 1000, "height": 700})
-            page.goto(base + links["rater001"])
-            page.wait_for_function("document.body.dataset.ready === '0'")
-            shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
-            if os.environ.get("CARBENCH_SCREENSHOT"):
-                page.screenshot(path=str(shot))
-            page.click("#controls button[data-value='8']")
-            page.wait_for_function("document.body.dataset.ready === '1'")
-            page.keyboard.press("0")  # 10
-            page.wait_for_function("document.body.dataset.ready === '2'")
-            assert page.inner_text("#count") == "2 / 9"
-            page.close()  # halfway
-            page = browser.new_page()
-            page.goto(base + links["rater001"])
-            page.wait_for_function("document.body.dataset.ready === '2'")
-            for pos in range(2, 9):
-                page.keyboard.press(str(pos % 9 + 1))
-                want = "done" if pos == 8 else str(pos + 1)
-                page.wait_for_function(f"document.body.dataset.ready === '{want}'")
-            admin = browser.new_page()
-            admin.goto(f"{base}/admin/{study.config.admin_token}")
-            assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
-            browser.close()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    base = server.start(folder).base
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + links["rater001"])
+        page.wait_for_function("document.body.dataset.ready === '0'")
+        shot = Path(__file__).parents[1] / "docs" / "study-rating.png"
+        if os.environ.get("CARBENCH_SCREENSHOT"):
+            page.screenshot(path=str(shot))
+        page.click("#controls button[data-value='8']")
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        page.keyboard.press("0")  # 10
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        assert page.inner_text("#count") == "2 / 9"
+        page.close()  # halfway
+        page = browser.new_page()
+        page.goto(base + links["rater001"])
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        for pos in range(2, 9):
+            page.keyboard.press(str(pos % 9 + 1))
+            want = "done" if pos == 8 else str(pos + 1)
+            page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+        admin = browser.new_page()
+        admin.goto(f"{base}/admin/{study.config.admin_token}")
+        assert admin.inner_text("tr[data-rater='rater001'] td.done") == "9"
+        browser.close()
     con = sqlite3.connect(folder / "answers.sqlite")
     values = [v for (v,) in con.execute("SELECT value FROM answers ORDER BY pos")]
     assert values == [8, 10] + [pos % 9 + 1 for pos in range(2, 9)]
 
 
-def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
+def _transforms(page) -> list[str]:
+    return page.eval_on_selector_all("#views img", "els => els.map(e => e.style.transform)")
+
+
+def _shown(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#views img", "els => els.map(e => e.getAttribute('src').split('/').pop())"
+    )
+
+
+def test_pairwise_rater_in_chromium_zooms_pans_clicks_keys_and_resumes(workspace, tmp_path, server):
+    """A pairwise rater: wheel zoom and drag pan move both sides together; answers by click and
+    by keyboard; closes the page halfway and resumes; each stored choice is the stimulus that
+    was on the chosen side of the screen."""
+    from playwright.sync_api import sync_playwright
+
+    folder = tmp_path / "pw"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--mode", "pairwise")
+    assert run_cli("study", "create", folder, *args, "--crop", "64", "--raters", "1") == 0
+    study = Study.load(folder)
+    n = len(study.items) + 2  # 4 images x 1 pair, 2 repeats
+    link = _links(folder)["rater001"]
+    base = server.start(folder).base
+    chosen: list[str] = []  # file of the image on the chosen side, per position
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + link)
+        page.wait_for_function("document.body.dataset.ready === '0'")
+        fitted = _transforms(page)
+        assert len(fitted) == 2 and fitted[0] == fitted[1]
+        box = page.locator(".view").nth(0).bounding_box()
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.wheel(0, -100)  # zoom in on the left view
+        page.wait_for_function(
+            "(f) => document.querySelector('#views img').style.transform !== f", arg=fitted[0]
+        )
+        zoomed = _transforms(page)
+        assert zoomed[0] == zoomed[1] != fitted[0] and "scale(" in zoomed[0]
+        box = page.locator(".view").nth(1).bounding_box()  # drag on the right view
+        page.mouse.move(box["x"] + 50, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 90, box["y"] + 70, steps=4)
+        page.mouse.up()
+        panned = _transforms(page)
+        assert panned[0] == panned[1] != zoomed[0]
+        page.keyboard.press("f")  # fit again
+        assert _transforms(page) == fitted
+        chosen.append(_shown(page)[0])
+        page.click("#controls button[data-value='0']")  # left, by click
+        page.wait_for_function("document.body.dataset.ready === '1'")
+        chosen.append(_shown(page)[1])
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.body.dataset.ready === '2'")
+        chosen.append(_shown(page)[0])
+        page.keyboard.press("a")
+        page.wait_for_function("document.body.dataset.ready === '3'")
+        assert page.inner_text("#count") == f"3 / {n}"
+        page.close()  # halfway
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        page.goto(base + link)
+        page.wait_for_function("document.body.dataset.ready === '3'")
+        for pos in range(3, n):
+            side = pos % 2
+            chosen.append(_shown(page)[side])
+            page.keyboard.press("l" if side else "ArrowLeft")
+            want = "done" if pos == n - 1 else str(pos + 1)
+            page.wait_for_function(f"document.body.dataset.ready === '{want}'")
+        admin = browser.new_page()
+        admin.goto(f"{base}/admin/{study.config.admin_token}")
+        assert admin.inner_text("tr[data-rater='rater001'] td.done") == str(n)
+        browser.close()
+    con = sqlite3.connect(folder / "answers.sqlite")
+    rows = con.execute("SELECT pos, item, value FROM answers ORDER BY pos").fetchall()
+    assert [pos for pos, _, _ in rows] == list(range(n))
+    for (_, item, value), file in zip(rows, chosen, strict=True):
+        assert study.stimuli[study.items[item].stimuli[value]].file == file
+
+
+def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path, server):
     from concurrent.futures import ThreadPoolExecutor
 
     folder = tmp_path / "l"
@@ -304,9 +416,7 @@ def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
         == 0
     )
     tokens = [v.rsplit("/", 1)[1] for k, v in _links(folder).items() if k != "admin"]
-    port = _port()
-    base = f"http://127.0.0.1:{port}"
-    proc = _serve(folder, port)
+    base = server.start(folder).base
 
     def rater(k: int) -> int:
         tok, sent = tokens[k], 0
@@ -316,13 +426,131 @@ def test_fifty_concurrent_raters_store_every_answer_once(workspace, tmp_path):
             sent += 1
         return sent
 
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            assert sum(pool.map(rater, range(50), timeout=120)) == 200
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    with ThreadPoolExecutor(16) as pool:
+        assert sum(pool.map(rater, range(50), timeout=120)) == 200
     con = sqlite3.connect(folder / "answers.sqlite")
     rows = con.execute("SELECT rater, pos, value FROM answers").fetchall()
     assert len(rows) == 200 and len({(r, p) for r, p, _ in rows}) == 200
     assert all(v == (r - 1) % 10 + 1 for r, _, v in rows)
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return (found if isinstance(found, str) else found[-1]) if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server (Debian's initdb/pg_ctl) on 127.0.0.1 in a temp folder; as
+    root it runs as the ``postgres`` user. Yields its URL."""
+    import pwd
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) absent; scripts/setup.sh adds them"
+        )
+    pytest.importorskip("psycopg")
+    run_as: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="carbench-pg-"))
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to run the server as")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = _port()
+    data = root / "data"
+    subprocess.run(
+        [*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "bench", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root}"
+    subprocess.run(
+        [*run_as, pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", opts, "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://bench@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgres_backend_over_http_survives_sigkill(workspace, tmp_path, server, postgres):
+    """``--db postgresql://...``: answers go to PostgreSQL (no SQLite file), replays refused,
+    a SIGKILLed server loses nothing, a second study cannot share the database, and
+    ``bench study report`` reads the answers back."""
+    import psycopg
+
+    folder = tmp_path / "pg"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--crop", "32")
+    cli = ("study", "create", folder, *args, "--raters", "2", "--repeats", "0", "--db", postgres)
+    assert run_cli(*cli) == 0
+    assert not (folder / "answers.sqlite").exists()
+    tok = _links(folder)["rater002"].rsplit("/", 1)[1]
+    base = server.start(folder).base
+    for pos in range(3):
+        assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": pos + 2})[0] == 200
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 2, "value": 9})[0] == 409  # replay
+    assert _call(f"{base}/api/{tok}/answer", {"pos": 0, "value": 0})[0] == 422
+    server.kill()
+    server.start(folder)
+    assert _call(f"{base}/api/{tok}/next")[1]["pos"] == 3  # resumed from PostgreSQL
+    for pos in range(3, 8):
+        assert _call(f"{base}/api/{tok}/answer", {"pos": pos, "value": 10})[0] == 200
+    assert _call(f"{base}/api/{tok}/next")[1]["finished"] is True
+    server.stop()
+    with psycopg.connect(postgres) as con:
+        rows = con.execute(
+            "SELECT r.name, a.pos, a.value FROM answers a JOIN raters r ON r.id=a.rater "
+            "ORDER BY a.pos"
+        ).fetchall()
+        refused = con.execute("SELECT status FROM rejects ORDER BY id").fetchall()
+    assert rows == [("rater002", p, v) for p, v in enumerate([2, 3, 4] + [10] * 5)]
+    assert refused == [(409,), (422,)]
+    other = ("study", "create", tmp_path / "pg2", *args, "--raters", "1", "--db", postgres)
+    assert run_cli(*other) == 1  # the database belongs to the first study
+    assert not (tmp_path / "pg2").exists()
+    assert run_cli("study", "report", folder, "--resamples", "20", "--format", "csv") == 0
+
+
+def test_report_flags_and_excludes_an_outlier_rater(workspace, tmp_path, capsys):
+    """Five raters prefer the ground truth, one rates the other way round: it is flagged,
+    ``--exclude-outliers`` drops it (named in the footnote) and the MOS is the five's."""
+    from bench.study.db import StudyDB
+
+    folder = tmp_path / "o"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--crop", "16")
+    assert run_cli("study", "create", folder, *args, "--raters", "6", "--repeats", "0") == 0
+    study = Study.load(folder)
+    images = sorted({s.image for s in study.stimuli.values()})
+    db = StudyDB.open(study)
+    for rid in range(1, 7):
+        while (nxt := db.next_item(rid)) is not None:
+            s = study.stimuli[study.items[nxt[1]].stimuli[0]]
+            odd = images.index(s.image) % 2
+            v = (
+                (8 + odd if s.method == "gt" else 3 + odd)
+                if rid < 6
+                else (2 if s.method == "gt" else 9)
+            )
+            assert db.answer(rid, nxt[0], v, None) == "ok"
+    db.close()
+    capsys.readouterr()
+    assert run_cli("study", "report", folder, "--resamples", "20") == 0
+    flagged = capsys.readouterr()
+    assert "Excluded" not in flagged.out and "7.42 [" in flagged.out  # (5 * 8.5 + 2) / 6
+    flags = [ln.split() for ln in flagged.err.splitlines()[1:]]
+    assert [f[0] for f in flags if f[-1] == "True"] == ["rater006"]
+    assert run_cli("study", "report", folder, "--resamples", "20", "--exclude-outliers") == 0
+    out = capsys.readouterr().out
+    assert "Excluded outlier raters: rater006." in out and "8.50 [" in out and "3.50 [" in out

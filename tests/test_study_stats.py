@@ -8,7 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.study.stats import bradley_terry, consistency, mos, two_way_bootstrap
+from bench.study.report import render_study, study_model
+from bench.study.stats import (
+    bradley_terry,
+    consistency,
+    fit_bradley_terry,
+    fit_thurstone,
+    mos,
+    pairwise_scores,
+    store_rows,
+    two_way_bootstrap,
+)
 
 TRUE = {"a": 3.0, "b": 5.0, "c": 7.0}
 
@@ -61,7 +71,85 @@ def test_bradley_terry_recovers_known_strengths():
     df = pd.DataFrame(rows, columns=["rater", "item", "value", "is_repeat", "method", "method_b"])
     df = df.assign(dataset="d", protocol="p", degradation="jpeg-q10", image="im")
     bt = bradley_terry(df, n_boot=50).set_index("method")
-    assert list(bt.sort_values("bt").index) == ["a", "b", "c"]
+    assert list(bt.sort_values("score").index) == ["a", "b", "c"]
     centred = {m: s - 1.0 for m, s in strength.items()}
     for m in strength:
         assert bt.lo[m] <= centred[m] <= bt.hi[m]
+
+
+def test_two_method_fits_match_closed_forms():
+    """Two methods, a wins k of n: the maximum-likelihood difference is logit(k/n) for
+    Bradley-Terry and probit(k/n) for Thurstone Case V; mean zero puts a at half of it."""
+    from scipy.stats import norm
+
+    k, n = 14, 20
+    wins = [(0, 1)] * k + [(1, 0)] * (n - k)
+    bt = fit_bradley_terry(2, wins, alpha=1e-9)
+    th = fit_thurstone(2, wins, alpha=1e-9)
+    assert bt[0] == pytest.approx(np.log(k / (n - k)) / 2, abs=1e-5)
+    assert th[0] == pytest.approx(norm.ppf(k / n) / 2, abs=1e-5)
+    assert bt.sum() == pytest.approx(0, abs=1e-9) and th.sum() == pytest.approx(0, abs=1e-9)
+
+
+def _probit_pairs(rng, strength, raters=15, reps=8) -> pd.DataFrame:
+    from scipy.stats import norm
+
+    rows = []
+    for r in range(raters):
+        for (x, y), k in itertools.product(itertools.combinations(strength, 2), range(reps)):
+            p = norm.cdf(strength[x] - strength[y])  # P(x preferred)
+            rows.append((f"r{r}", f"{x}{y}{k}", int(rng.random() >= p), 0, x, y))
+    df = pd.DataFrame(rows, columns=["rater", "item", "value", "is_repeat", "method", "method_b"])
+    return df.assign(dataset="d", protocol="p", degradation="jpeg-q10", image="im")
+
+
+@pytest.mark.slow
+def test_thurstone_recovers_known_scores_and_covers_them():
+    strength = {"a": -0.6, "b": 0.0, "c": 0.6}  # mean zero already
+    rng = np.random.default_rng(5)
+    hits, sims = 0, 40
+    for s in range(sims):
+        th = pairwise_scores(_probit_pairs(rng, strength), "thurstone", 100, s).set_index("method")
+        if s == 0:
+            assert list(th.sort_values("score").index) == ["a", "b", "c"]
+            for m, v in strength.items():
+                assert th.score[m] == pytest.approx(v, abs=0.2)
+        hits += sum(th.lo[m] <= v <= th.hi[m] for m, v in strength.items())
+    assert 0.85 <= hits / (3 * sims) <= 1.0, hits / (3 * sims)
+
+
+def test_study_table_layout_best_in_red_anchors_unranked():
+    """Methods as rows, degradations as columns; the ground truth anchor is not ranked;
+    intervals in the cells; the same table in LaTeX, Markdown, HTML and CSV."""
+    rows = []
+    for deg, vals in {"jpeg-q5": (2.0, 4.5, 6.0, 9.0), "jpeg-q10": (3.0, 6.5, 5.0, 9.5)}.items():
+        for m, v in zip(["jpeg", "fbcnn", "codiff", "gt"], vals, strict=True):
+            rows.append(("LIVE1", "codiff", deg, m, v, v - 0.5, v + 0.5, 20))
+    cols = ["dataset", "protocol", "degradation", "method", "mean", "lo", "hi", "n"]
+    table = pd.DataFrame(rows, columns=cols)
+    model = study_model(table, "mos", "MOS", "note")
+    assert model.groups == [("QF=5", 1), ("QF=10", 1)]
+    assert model.headers == ["MOS↑", "MOS↑"]
+    by = {r.key: r.cells for r in model.blocks[0].rows}
+    assert set(by) == {"jpeg", "fbcnn", "codiff", "gt"}
+    assert [c.rank for c in by["codiff"]] == [1, 2] and [c.rank for c in by["fbcnn"]] == [2, 1]
+    assert by["gt"][0].rank is None and by["jpeg"][0].rank is None
+    assert by["codiff"][0].text == "6.00 [5.50, 6.50]"
+    tex = render_study(table, "latex", model)
+    assert r"\textcolor{red}{6.00 [5.50, 6.50]}" in tex and r"\textcolor{blue}{4.50" in tex
+    md = render_study(table, "markdown", model)
+    assert "**6.50 [6.00, 7.00]**" in md and "_5.00 [4.50, 5.50]_" in md
+    html = render_study(table, "html", model)
+    assert 'class="best" data-v="6.0"' in html
+    csv = render_study(table, "csv", model)
+    assert csv.splitlines()[0] == ",".join(cols)
+
+
+def test_pairwise_store_rows_are_win_shares():
+    df = pd.DataFrame(
+        [("r0", "i0", 0, 0, "a", "b"), ("r1", "i0", 1, 0, "a", "b"), ("r2", "i0", 0, 0, "a", "b")],
+        columns=["rater", "item", "value", "is_repeat", "method", "method_b"],
+    ).assign(dataset="d", protocol="p", degradation="g", image="im")
+    rows = {r["method"]: r for r in store_rows(df, "pairwise", "study x")}
+    assert rows["a"]["value"] == pytest.approx(2 / 3) and rows["b"]["value"] == pytest.approx(1 / 3)
+    assert rows["a"]["metric"] == "winrate" and rows["a"]["image"] == "im"

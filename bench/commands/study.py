@@ -9,7 +9,7 @@ import typer
 
 from bench.commands.common import WorkspaceOpt, workspace
 
-app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve.")
+app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, report.")
 
 
 @app.command("create")
@@ -27,6 +27,9 @@ def create_cmd(
     raters: Annotated[int, typer.Option(help="Rater links to create")] = 20,
     scale_min: Annotated[int, typer.Option()] = 1,
     scale_max: Annotated[int, typer.Option()] = 10,
+    db: Annotated[
+        str, typer.Option("--db", help="postgresql:// URL for the answers [answers.sqlite]")
+    ] = "",
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Build a study folder from outputs already in the workspace and print the rater links."""
@@ -47,8 +50,9 @@ def create_cmd(
         repeats,
         (scale_min, scale_max),
         name=folder.name,
+        db_url=db,
     )
-    db = StudyDB(study.db_path)
+    db = StudyDB.open(study)
     links = db.add_raters(study, raters)
     db.close()
     lines = [f"{name} /r/{token}" for name, token in links]
@@ -67,7 +71,8 @@ def serve_cmd(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
 ) -> None:
-    """Serve a study (uvicorn); answers go to the folder's SQLite database (WAL)."""
+    """Serve a study (uvicorn); answers go to the folder's SQLite database (WAL) or the
+    PostgreSQL database named at creation (`create --db`)."""
     import logging
 
     import uvicorn
@@ -90,82 +95,64 @@ def report_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="latex | html | markdown | csv")] = (
         "markdown"
     ),
+    model: Annotated[
+        str, typer.Option("--model", help="Pairwise scores: bt (Bradley-Terry) | thurstone")
+    ] = "bt",
     exclude_outliers: Annotated[bool, typer.Option(help="Drop flagged raters")] = False,
+    min_corr: Annotated[
+        float, typer.Option(help="Outlier: correlation with the other raters below this")
+    ] = 0.3,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here")] = None,
     store: Annotated[
-        Path | None, typer.Option("--store", help="Workspace whose result store gets MOS rows")
+        Path | None, typer.Option("--store", help="Workspace whose result store gets the rows")
     ] = None,
 ) -> None:
-    """MOS (rating) or Bradley-Terry scores (pairwise) with 95% intervals, rater consistency."""
-    import time
-
+    """MOS (rating) or Bradley-Terry/Thurstone scores (pairwise) with 95% intervals in the
+    paper layout, rater consistency and outlier flags; optionally into the result store."""
     from bench.errors import BenchError
     from bench.study.model import Study
-    from bench.study.stats import answers_frame, bradley_terry, consistency, mos
+    from bench.study.report import render_study, study_model
+    from bench.study.stats import answers_frame, consistency, mos, pairwise_scores, store_rows
 
     study = Study.load(folder)
     df = answers_frame(study)
     if df.empty:
         raise BenchError(f"{folder}: no answers yet")
-    flags = consistency(df)
-    typer.echo(flags.to_string(index=False))
-    if exclude_outliers:
-        df = df[~df.rater.isin(flags.rater[flags.outlier])]
-    if study.config.mode == "pairwise":
-        table = bradley_terry(df, resamples, seed)
-        typer.echo(table.to_string(index=False))
-        return
-    table = mos(df, resamples, seed)
-    from reports.model import build_table
-    from reports.render import to_latex, to_markdown
-    from reports.tables import natural_key
-
-    summary = table.assign(metric="mos", variant="mos", mean=table.mos)
-    model = build_table(
-        summary,
-        f"User study {study.config.name}: MOS ({study.config.scale_min}-{study.config.scale_max})",
-        footnote=f"95% intervals: two-way bootstrap over raters and images, {resamples} "
-        f"resamples, seed {seed}.",
-    )
-    ci = {(r.dataset, r.method, r.degradation): (r.lo, r.hi) for r in table.itertuples()}
-    for block in model.blocks:
-        for row in block.rows:
-            for cell, deg in zip(
-                row.cells, sorted(set(table.degradation), key=natural_key), strict=False
-            ):
-                lo_hi = ci.get((block.name, row.key, deg))
-                if lo_hi and cell.value is not None:
-                    cell.text += f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]"
-    if fmt == "csv":
-        typer.echo(table.to_csv(index=False), nl=False)
-    elif fmt == "latex":
-        typer.echo(to_latex(model), nl=False)
-    elif fmt == "html":
-        from reports.render import table_html
-
-        typer.echo(table_html(model, "mos"))
+    flags = consistency(df, min_corr)
+    typer.echo(flags.to_string(index=False), err=True)
+    dropped = sorted(flags.rater[flags.outlier]) if exclude_outliers else []
+    df = df[~df.rater.isin(dropped)]
+    cfg = study.config
+    excluded = f" Excluded outlier raters: {', '.join(dropped)}." if dropped else ""
+    raters = df.rater.nunique()
+    if cfg.mode == "pairwise":
+        if model not in ("bt", "thurstone"):
+            raise BenchError(f"--model {model!r}: use bt or thurstone")
+        table = pairwise_scores(df, model, resamples, seed).rename(columns={"score": "mean"})
+        name = "Bradley-Terry log-strength" if model == "bt" else "Thurstone Case V score"
+        title = f"User study {cfg.name}: {name} (2AFC, mean zero per set)"
+        how = "bootstrap over raters"
+        score = model
     else:
-        typer.echo(to_markdown(model), nl=False)
+        table = mos(df, resamples, seed).rename(columns={"mos": "mean"})
+        title = f"User study {cfg.name}: MOS ({cfg.scale_min}-{cfg.scale_max})"
+        how = "two-way bootstrap over raters and images"
+        score = "mos"
+    note = (
+        f"{raters} raters; [95% interval]: {how}, {resamples} resamples, seed {seed}; best in "
+        f"red, second in blue (JPEG input and ground truth not ranked).{excluded}"
+    )
+    text = render_study(table, fmt, study_model(table, score, title, note))
+    if out is not None:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(text, nl=False)
     if store is not None:
         from bench.store import ResultStore
 
-        first = df[df.is_repeat == 0]
-        per_image = first.groupby(["dataset", "protocol", "degradation", "method", "image"])
-        rows = [
-            {
-                **dict(
-                    zip(["dataset", "protocol", "degradation", "method", "image"], k, strict=True)
-                ),
-                "metric": "mos",
-                "variant": "mos",
-                "value": float(g.value.mean()),
-                "higher_better": True,
-                "kind": "study",
-                "implementation": f"study {folder.name}",
-                "created": time.time(),
-            }
-            for k, g in per_image
-        ]
+        rows = store_rows(df, cfg.mode, f"study {cfg.name}")
         ResultStore(Path(store) / "results").append(rows)
-        typer.echo(f"stored {len(rows)} MOS rows in {store}/results")
+        typer.echo(f"stored {len(rows)} rows in {store}/results", err=True)

@@ -73,6 +73,7 @@ def create_study(
     repeats: int = 2,
     scale: tuple[int, int] = (1, 10),
     name: str = "study",
+    db_url: str = "",
 ) -> Study:
     """Copy (and optionally crop, same seeded window for every method) the chosen images into
     ``root/images`` under opaque names and write the study's config, stimuli and items."""
@@ -94,9 +95,18 @@ def create_study(
         names = sorted({k[3] for k in keys})
         pick = set(rng.sample(names, min(n_images, len(names))))
         keys = [k for k in keys if k[3] in pick]
-    config = StudyConfig(name, mode, seed, secrets.token_urlsafe(16), scale[0], scale[1], repeats)
+    token = secrets.token_urlsafe(16)
+    config = StudyConfig(name, mode, seed, token, scale[0], scale[1], repeats, db_url=db_url)
     study = Study(root, config)
-    study.images_dir.mkdir(parents=True)
+    from bench.study.db import StudyDB
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:  # claim the database first: a refused one leaves nothing behind
+        StudyDB.open(study).close()
+    except BenchError:
+        root.rmdir()
+        raise
+    study.images_dir.mkdir()
     from bench.imageio import write_png_atomic
 
     manifests: dict = {}
@@ -126,8 +136,5 @@ def create_study(
             for a, b in itertools.combinations(group, 2):
                 study.items[f"i{len(study.items):05d}"] = Item(f"i{len(study.items):05d}", (a, b))
     study.save()
-    from bench.study.db import StudyDB
-
-    StudyDB(study.db_path).close()
     log.info("study %s: %d stimuli, %d items", root, len(study.stimuli), len(study.items))
     return study

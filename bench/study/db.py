@@ -1,21 +1,25 @@
-"""The answers database: SQLite in WAL mode, one transaction per answer.
+"""The answers database: SQLite in WAL mode in the study folder, or PostgreSQL when the study
+names a ``postgresql://`` URL; one committed transaction per answer.
 
-Tables: ``raters`` (token, order seed), ``plan`` (each rater's item sequence, fixed when the
-rater is added), ``answers`` (primary key rater+position, so an answer is never stored twice)
-and ``rejects`` (every refused request, for the admin).
+Tables: ``meta`` (which study owns the database), ``raters`` (token, order seed), ``plan``
+(each rater's item sequence, fixed when the rater is added), ``answers`` (primary key
+rater+position, so an answer is never stored twice) and ``rejects`` (every refused request).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from bench.errors import BenchError
 from bench.study.model import Study, swapped
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (study TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS raters (
   id INTEGER PRIMARY KEY, token TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
   seed INTEGER NOT NULL, created REAL NOT NULL);
@@ -31,17 +35,73 @@ CREATE TABLE IF NOT EXISTS rejects (
 """
 
 
-class StudyDB:
-    """A thread-safe handle on one study's database (one connection, one lock)."""
+def is_postgres(target: Path | str) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+
+class StudyDB:
+    """A thread-safe handle on one study's database (one connection, one lock): a SQLite file,
+    or a PostgreSQL database given by URL (psycopg)."""
+
+    def __init__(self, target: Path | str, study_id: str | None = None) -> None:
+        self.pg = is_postgres(target)
         self._lock = threading.Lock()
-        self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        schema = SCHEMA
+        if self.pg:
+            import psycopg
+
+            try:
+                self.conn = psycopg.connect(str(target), autocommit=True)
+            except psycopg.OperationalError as e:
+                raise BenchError(f"cannot connect to the study database: {e}") from None
+            schema = schema.replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY").replace(
+                "REAL", "DOUBLE PRECISION"
+            )
+        else:
+            self.path = Path(target)
+            self.conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        for stmt in filter(str.strip, schema.split(";")):
+            self.conn.execute(stmt)
+        if study_id is not None:
+            self._claim(study_id)
+
+    @classmethod
+    def open(cls, study: Study, url: str | None = None) -> StudyDB:
+        """The study's database: ``url``, else the URL in its config, else its SQLite file."""
+        ident = hashlib.sha256(study.config.admin_token.encode()).hexdigest()[:16]
+        return cls(url or study.config.db_url or study.db_path, ident)
+
+    def _claim(self, study_id: str) -> None:
+        """Record the owning study; refuse a database that already holds another study."""
+        with self._lock:
+            self._x("BEGIN IMMEDIATE")
+            try:
+                row = self._x("SELECT study FROM meta").fetchone()
+                if row is None:
+                    self._x("INSERT INTO meta VALUES (?)", (study_id,))
+                elif row[0] != study_id:
+                    raise BenchError("the study database holds another study's answers")
+                self._x("COMMIT")
+            finally:
+                self._rollback()
+
+    def _x(self, sql: str, params: tuple = ()):
+        """Execute with ``?`` placeholders on either backend."""
+        if self.pg:
+            sql = sql.replace("?", "%s").replace("BEGIN IMMEDIATE", "BEGIN")
+        return self.conn.execute(sql, params)
+
+    def _rollback(self) -> None:
+        if self.pg:
+            from psycopg.pq import TransactionStatus
+
+            if self.conn.info.transaction_status != TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     def close(self) -> None:
         self.conn.close()
@@ -50,37 +110,34 @@ class StudyDB:
         """Add ``n`` raters with fresh tokens and seeded plans; returns (name, token) pairs."""
         out = []
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            start = self.conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+            self._x("BEGIN IMMEDIATE")
+            start = self._x("SELECT COUNT(*) FROM raters").fetchone()[0]
             for k in range(start, start + n):
                 token, name = secrets.token_urlsafe(12), f"{prefix}{k + 1:03d}"
                 seed = study.config.seed * 100_003 + k
-                cur = self.conn.execute(
-                    "INSERT INTO raters(token, name, seed, created) VALUES (?,?,?,?)",
+                rid = self._x(
+                    "INSERT INTO raters(token, name, seed, created) VALUES (?,?,?,?) RETURNING id",
                     (token, name, seed, time.time()),
-                )
+                ).fetchone()[0]
                 rows = [
-                    (cur.lastrowid, pos, item, int(rep), int(swapped(seed, pos)))
+                    (rid, pos, item, int(rep), int(swapped(seed, pos)))
                     for pos, (item, rep) in enumerate(study.plan(seed))
                 ]
-                self.conn.executemany("INSERT INTO plan VALUES (?,?,?,?,?)", rows)
+                sql = "INSERT INTO plan VALUES (?,?,?,?,?)"
+                self.conn.cursor().executemany(sql.replace("?", "%s") if self.pg else sql, rows)
                 out.append((name, token))
-            self.conn.execute("COMMIT")
+            self._x("COMMIT")
         return out
 
     def rater(self, token: str) -> tuple[int, str, int] | None:
         with self._lock:
-            return self.conn.execute(
-                "SELECT id, name, seed FROM raters WHERE token=?", (token,)
-            ).fetchone()
+            return self._x("SELECT id, name, seed FROM raters WHERE token=?", (token,)).fetchone()
 
     def next_item(self, rater: int) -> tuple[int, str, int, int] | None:
         """(pos, item, swap, total) of the first unanswered position, None when done."""
         with self._lock:
-            total = self.conn.execute(
-                "SELECT COUNT(*) FROM plan WHERE rater=?", (rater,)
-            ).fetchone()[0]
-            row = self.conn.execute(
+            total = self._x("SELECT COUNT(*) FROM plan WHERE rater=?", (rater,)).fetchone()[0]
+            row = self._x(
                 "SELECT p.pos, p.item, p.swap FROM plan p LEFT JOIN answers a "
                 "ON a.rater=p.rater AND a.pos=p.pos WHERE p.rater=? AND a.pos IS NULL "
                 "ORDER BY p.pos LIMIT 1",
@@ -90,12 +147,8 @@ class StudyDB:
 
     def progress(self, rater: int) -> tuple[int, int]:
         with self._lock:
-            done = self.conn.execute(
-                "SELECT COUNT(*) FROM answers WHERE rater=?", (rater,)
-            ).fetchone()[0]
-            total = self.conn.execute(
-                "SELECT COUNT(*) FROM plan WHERE rater=?", (rater,)
-            ).fetchone()[0]
+            done = self._x("SELECT COUNT(*) FROM answers WHERE rater=?", (rater,)).fetchone()[0]
+            total = self._x("SELECT COUNT(*) FROM plan WHERE rater=?", (rater,)).fetchone()[0]
         return done, total
 
     def answer(self, rater: int, pos: int, value: int, ms: int | None) -> str:
@@ -103,37 +156,38 @@ class StudyDB:
         position is already answered: nothing stored), ``unknown`` (no such position) or
         ``order`` (not the rater's next position)."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._x("BEGIN IMMEDIATE")
             try:
-                plan = self.conn.execute(
+                if self.pg:  # serialise one rater's answers across server processes too
+                    self._x("SELECT id FROM raters WHERE id=? FOR UPDATE", (rater,))
+                plan = self._x(
                     "SELECT item FROM plan WHERE rater=? AND pos=?", (rater, pos)
                 ).fetchone()
                 if plan is None:
                     return "unknown"
-                if self.conn.execute(
+                if self._x(
                     "SELECT 1 FROM answers WHERE rater=? AND pos=?", (rater, pos)
                 ).fetchone():
                     return "replay"
-                first = self.conn.execute(
+                first = self._x(
                     "SELECT MIN(p.pos) FROM plan p LEFT JOIN answers a ON a.rater=p.rater "
                     "AND a.pos=p.pos WHERE p.rater=? AND a.pos IS NULL",
                     (rater,),
                 ).fetchone()[0]
                 if first != pos:
                     return "order"
-                self.conn.execute(
+                self._x(
                     "INSERT INTO answers VALUES (?,?,?,?,?,?)",
                     (rater, pos, plan[0], value, ms, time.time()),
                 )
-                self.conn.execute("COMMIT")
+                self._x("COMMIT")
                 return "ok"
             finally:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                self._rollback()
 
     def reject(self, status: int, path: str, reason: str) -> None:
         with self._lock:
-            self.conn.execute(
+            self._x(
                 "INSERT INTO rejects(created, status, path, reason) VALUES (?,?,?,?)",
                 (time.time(), status, path[:500], reason[:500]),
             )
@@ -141,7 +195,7 @@ class StudyDB:
     def overview(self) -> list[dict]:
         """Per rater: name, token, answered, total, last answer time."""
         with self._lock:
-            rows = self.conn.execute(
+            rows = self._x(
                 "SELECT r.name, r.token, r.seed, "
                 "(SELECT COUNT(*) FROM answers a WHERE a.rater=r.id), "
                 "(SELECT COUNT(*) FROM plan p WHERE p.rater=r.id), "
@@ -154,7 +208,7 @@ class StudyDB:
     def answers(self) -> list[tuple]:
         """(rater name, pos, item, value, is_repeat, swap) for every stored answer."""
         with self._lock:
-            return self.conn.execute(
+            return self._x(
                 "SELECT r.name, a.pos, a.item, a.value, p.is_repeat, p.swap FROM answers a "
                 "JOIN raters r ON r.id=a.rater JOIN plan p ON p.rater=a.rater AND p.pos=a.pos "
                 "ORDER BY r.id, a.pos"
@@ -162,6 +216,4 @@ class StudyDB:
 
     def rejects(self) -> list[tuple]:
         with self._lock:
-            return self.conn.execute(
-                "SELECT status, path, reason FROM rejects ORDER BY id"
-            ).fetchall()
+            return self._x("SELECT status, path, reason FROM rejects ORDER BY id").fetchall()

@@ -31,6 +31,7 @@ class StudyConfig:
     scale_max: int = 10
     repeats: int = 2  # items shown twice per rater (consistency)
     question: str = ""
+    db_url: str = ""  # postgresql://... ; empty: answers.sqlite in the folder
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -26,9 +26,9 @@ _IMAGE_NAME = re.compile(r"[0-9a-f]{16}\.png")
 _STATUS = {"replay": 409, "order": 409, "unknown": 404}
 
 
-def create_app(study: Study) -> Starlette:
-    """The ASGI app for one study folder."""
-    db = StudyDB(study.db_path)
+def create_app(study: Study, db_url: str | None = None) -> Starlette:
+    """The ASGI app for one study folder (answers in ``db_url`` if given, else the study's)."""
+    db = StudyDB.open(study, db_url)
     files = {s.file for s in study.stimuli.values()}
     images_dir = study.images_dir.resolve()
     cfg = study.config

@@ -1,5 +1,6 @@
 """Study statistics: MOS with two-way (raters x images) bootstrap intervals, Bradley-Terry
-scores (``choix``) with rater-bootstrap intervals, rater consistency and outlier flags."""
+(``choix``) or Thurstone Case V scores with rater-bootstrap intervals, rater consistency and
+outlier flags."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ SET = ["dataset", "protocol", "degradation"]
 
 def answers_frame(study: Study) -> pd.DataFrame:
     """One row per stored answer, with the hidden stimulus fields joined back."""
-    db = StudyDB(study.db_path)
+    db = StudyDB.open(study)
     rows = db.answers()
     db.close()
     df = pd.DataFrame(rows, columns=["rater", "pos", "item", "value", "is_repeat", "swap"])
@@ -58,45 +59,90 @@ def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _bt(methods: list[str], g: pd.DataFrame) -> np.ndarray:
-    import choix
-
+def _wins(methods: list[str], g: pd.DataFrame) -> list[tuple[int, int]]:
+    """(winner, loser) index pairs; ``value`` is the index of the preferred stimulus."""
     idx = {m: k for k, m in enumerate(methods)}
-    data = [
+    return [
         (idx[a], idx[b]) if v == 0 else (idx[b], idx[a])
         for a, b, v in zip(g.method, g.method_b, g.value, strict=True)
     ]
-    return choix.ilsr_pairwise(len(methods), data, alpha=0.01)
 
 
-def bradley_terry(df: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Bradley-Terry log-strengths (mean zero) per set, 95% intervals from resampling raters."""
+def fit_bradley_terry(n: int, wins: list[tuple[int, int]], alpha: float = 0.01) -> np.ndarray:
+    """Bradley-Terry log-strengths, mean zero (choix ILSR, ``alpha`` = ridge prior)."""
+    import choix
+
+    return choix.ilsr_pairwise(n, wins, alpha=alpha)
+
+
+def fit_thurstone(n: int, wins: list[tuple[int, int]], alpha: float = 0.01) -> np.ndarray:
+    """Thurstone Case V scores, mean zero: P(i beats j) = Phi(s_i - s_j), maximum likelihood
+    with a ridge ``alpha`` (so scores stay finite when one method always wins)."""
+    from scipy.optimize import minimize
+    from scipy.special import log_ndtr
+    from scipy.stats import norm
+
+    w = np.array(wins, dtype=int).reshape(-1, 2)
+
+    def nll(s: np.ndarray) -> tuple[float, np.ndarray]:
+        d = s[w[:, 0]] - s[w[:, 1]]
+        ratio = np.exp(norm.logpdf(d) - log_ndtr(d))  # d/dd log Phi(d)
+        grad = alpha * s
+        np.add.at(grad, w[:, 0], -ratio)
+        np.add.at(grad, w[:, 1], ratio)
+        return float(-log_ndtr(d).sum() + alpha * (s**2).sum() / 2), grad
+
+    s = minimize(nll, np.zeros(n), jac=True, method="L-BFGS-B").x
+    return s - s.mean()
+
+
+MODELS = {"bt": fit_bradley_terry, "thurstone": fit_thurstone}
+
+
+def pairwise_scores(
+    df: pd.DataFrame, model: str = "bt", n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
+    """Bradley-Terry (``bt``) or Thurstone scores (mean zero) per set, with percentile
+    intervals from resampling raters (first answers only)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown pairwise model {model!r}; available: {', '.join(MODELS)}")
+    fit = MODELS[model]
     df = df[df.is_repeat == 0]
     rng = np.random.default_rng(seed)
+    a = (1 - level) / 2
     out = []
     for key, g in df.groupby(SET, sort=True):
         methods = sorted(set(g.method) | set(g.method_b))
-        score = _bt(methods, g)
+        score = fit(len(methods), _wins(methods, g))
         raters = g.rater.unique()
         by = {r: g[g.rater == r] for r in raters}
         boot = np.array(
             [
-                _bt(methods, pd.concat([by[r] for r in rng.choice(raters, len(raters))]))
+                fit(
+                    len(methods),
+                    _wins(methods, pd.concat([by[r] for r in rng.choice(raters, len(raters))])),
+                )
                 for _ in range(n_boot)
             ]
         )
-        lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+        lo, hi = np.quantile(boot, [a, 1 - a], axis=0)
         for k, m in enumerate(methods):
             out.append(
                 {
                     **dict(zip(SET, key, strict=True)),
                     "method": m,
-                    "bt": float(score[k]),
+                    "score": float(score[k]),
                     "lo": float(lo[k]),
                     "hi": float(hi[k]),
+                    "n": int(((g.method == m) | (g.method_b == m)).sum()),
                 }
             )
     return pd.DataFrame(out)
+
+
+def bradley_terry(df: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Bradley-Terry log-strengths per set with rater-bootstrap intervals (column ``score``)."""
+    return pairwise_scores(df, "bt", n_boot, seed)
 
 
 def consistency(df: pd.DataFrame, min_corr: float = 0.3) -> pd.DataFrame:
@@ -125,3 +171,38 @@ def consistency(df: pd.DataFrame, min_corr: float = 0.3) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+def store_rows(df: pd.DataFrame, mode: str, implementation: str) -> list[dict]:
+    """Per-image result-store rows (first answers only): ``mos`` (mean rating of the image by
+    the raters) for rating studies; ``winrate`` (share of the image's comparisons the method
+    won) for pairwise ones, so the HTML report shows them beside the metrics."""
+    import time
+
+    first = df[df.is_repeat == 0]
+    key = [*SET, "image", "method"]
+    if mode == "pairwise":
+        won = np.where(first.value == 0, first.method, first.method_b)
+        long = pd.concat(
+            [
+                first.assign(value=(won == first.method).astype(float)),
+                first.assign(method=first.method_b, value=(won == first.method_b).astype(float)),
+            ]
+        )
+        metric = "winrate"
+    else:
+        long, metric = first, "mos"
+    now = time.time()
+    return [
+        {
+            **dict(zip(key, k, strict=True)),
+            "metric": metric,
+            "variant": metric,
+            "value": float(g.value.mean()),
+            "higher_better": True,
+            "kind": "study",
+            "implementation": implementation,
+            "created": now,
+        }
+        for k, g in long.groupby(key)
+    ]
