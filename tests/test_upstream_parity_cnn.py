@@ -151,7 +151,6 @@ def test_promptcir_ensemble_matches_upstream(promptcir_ref, promptcir_nets):
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
-
 @pytest.mark.slow  # ~20 s: 4 tiles of 128x128
 def test_promptcir_tile_overlap_matches_upstream(promptcir_ref, promptcir_nets):
     """One pass of model 1 on a 100x200 crop, padded 128x224: tile 128 with overlap 96 gives

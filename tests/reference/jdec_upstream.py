@@ -41,8 +41,15 @@ CROP = ((200, 312), (300, 412))  # LIVE1/bikes.png, 112x112
 
 def _stub_imports() -> None:
     """Modules imported at module level by upstream files but not used by the network."""
-    for name in ("tensorboardX", "jpegio", "dct_manip", "matplotlib", "matplotlib.pyplot",
-                 "mpl_toolkits", "mpl_toolkits.mplot3d"):
+    for name in (
+        "tensorboardX",
+        "jpegio",
+        "dct_manip",
+        "matplotlib",
+        "matplotlib.pyplot",
+        "mpl_toolkits",
+        "mpl_toolkits.mplot3d",
+    ):
         if name not in sys.modules:
             try:
                 __import__(name)
@@ -80,11 +87,17 @@ def main(upstream: str, out: str) -> None:
         "args": {
             "encoder_spec": {
                 "name": "swinv2_group_embedded",
-                "args": {"use_subblock": True, "emb_size": 256, "num_heads": [8] * 5,
-                         "device": "cpu"},
+                "args": {
+                    "use_subblock": True,
+                    "emb_size": 256,
+                    "num_heads": [8] * 5,
+                    "device": "cpu",
+                },
             },
-            "decoder_spec": {"name": "mlp_1dconv",
-                             "args": {"out_dim": 3, "hidden_list": [512, 512, 512]}},
+            "decoder_spec": {
+                "name": "mlp_1dconv",
+                "args": {"out_dim": 3, "hidden_list": [512, 512, 512]},
+            },
             "hidden_dim": 512,
         },
     }
