@@ -19,7 +19,8 @@ import torch
 from tests.reference.standin import fill_standin, layout_digest
 
 REF = Path(__file__).parent / "data" / "upstream" / "diffbir.npz"
-GAIN = 0.5  # as in tests/reference/diffbir_upstream.py
+# as in tests/reference/diffbir_upstream.py
+GAINS = {"scunet": 0.5, "swinir": 1.0, "control": 0.5}
 SEEDS = {"scunet": 31, "swinir": 32, "control": 33}
 TIMESTEP, CFG = 501, 4.0
 
@@ -44,13 +45,13 @@ def _lq(ref) -> torch.Tensor:
 
 def _check(net, name: str, ref) -> None:
     assert layout_digest(net) == str(ref[f"{name}_layout"])
-    fill_standin(net.eval(), SEEDS[name], GAIN)
+    fill_standin(net.eval(), SEEDS[name], GAINS[name])
 
 
 def test_scunet_stage1_matches_upstream(ref):
     """v2's stage 1, SCUNet with config [2]*7 (W and SW blocks), dim 64. Same operations in
-    float32 (carbench's own window attention): measured ~1e-6; 1e-5 is far below a changed
-    constant (>= 1e-3 here)."""
+    float32 (carbench's own window attention): measured 0.0 on this machine; 1e-5 allows for
+    another BLAS and is far below a changed constant (a 0.2% attention-scale change fails)."""
     from methods.diffbir_scunet import SCUNet
 
     net = SCUNet(in_nc=3, config=(2,) * 7, dim=64)
@@ -63,7 +64,8 @@ def test_scunet_stage1_matches_upstream(ref):
 
 def test_swinir_stage1_matches_upstream(ref):
     """v2.1's stage 1, SwinIR with DiffBIR's options (pixel-unshuffle 8, nearest+conv x8,
-    window 8), embed 48, two layers of depth 2. Tolerance as for SCUNet."""
+    window 8), embed 48, two layers of depth 2, stand-in gain 1. Measured 0.0; a 0.2% change of
+    the attention scale moves the output by ~3e-4."""
     from methods.diffbir_swinir import SwinIR
 
     net = SwinIR(

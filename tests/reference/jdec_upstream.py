@@ -37,6 +37,10 @@ QF = 30  # test.py's loop value
 GAIN = 0.5
 SEED = 21
 CROP = ((200, 312), (300, 412))  # LIVE1/bikes.png, 112x112
+# second stand-in ("hf"): the last convs of the amplitude and frequency heads scaled, so that the
+# cosine basis varies across a sub-block (with plain stand-ins the frequencies are ~0.2 and the
+# output hardly depends on the pixel positions inside a sub-block)
+HF_SCALE = {"coef": 30.0, "freq": 8.0}
 
 
 def _stub_imports() -> None:
@@ -57,6 +61,14 @@ def _stub_imports() -> None:
                 mod = types.ModuleType(name)
                 mod.SummaryWriter = mod.Axes3D = object
                 sys.modules[name] = mod
+
+
+def scale_heads(model) -> None:
+    """The "hf" stand-in: ``coef[2]`` and ``freq[2]`` (weight and bias) times HF_SCALE."""
+    with torch.no_grad():
+        for name, k in HF_SCALE.items():
+            for p in getattr(model, name)[2].parameters():
+                p.mul_(k)
 
 
 def read_coefficients(path: str):
@@ -121,9 +133,12 @@ def main(upstream: str, out: str) -> None:
     with torch.no_grad():
         pred = model(inp.unsqueeze(0), inp_cbcr.unsqueeze(0), qmap.unsqueeze(0))
         pred = pred.squeeze(0) + 0.5
+        scale_heads(model)
+        pred_hf = model(inp.unsqueeze(0), inp_cbcr.unsqueeze(0), qmap.unsqueeze(0))[0] + 0.5
     pred = pred[:, : gt.shape[0], : gt.shape[1]]
     pred_u8 = (pred * 255).round().clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
     print("pred std", pred.std().item(), "range", pred.min().item(), pred.max().item())
+    print("hf std", pred_hf.std().item())
     np.savez_compressed(
         out,
         gt=gt,
@@ -135,6 +150,7 @@ def main(upstream: str, out: str) -> None:
         net_qmap=qmap.numpy().astype(np.float32),
         out=pred.numpy().astype(np.float32),
         out_u8=pred_u8,
+        out_hf=pred_hf.numpy().astype(np.float32),
         layout=np.array(layout_digest(model)),
     )
 
