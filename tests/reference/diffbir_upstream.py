@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -45,7 +46,7 @@ QF = 10
 GAIN = 0.5
 # SwinIR: gain 1 (at 0.5 its attention is so flat that a 0.2% change of the scale moves the
 # output by ~1e-7)
-GAINS = {"scunet": GAIN, "swinir": 1.0, "control": GAIN}
+GAINS = {"scunet": GAIN, "swinir": 1.0, "control": GAIN, "unet": GAIN}
 CROP = ((100, 164), (200, 264))  # LIVE1/bikes.png, 64x64
 SCUNET = dict(in_nc=3, config=[2] * 7, dim=64)  # dim 64: the smallest with >= 1 head
 SWINIR = dict(
@@ -80,10 +81,13 @@ CONTROL = dict(
     legacy=False,
 )
 LATENT = (1, 4, 16, 16)
+UNET = dict(CONTROL, out_channels=4)
+del UNET["hint_channels"]
+CONTROL_SCALES = [1.0] * 5  # control strength 1 (DiffBIR's default), one per residual
 CONTEXT = (1, 7, 32)
 TIMESTEP = 501
 CFG = 4.0
-SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "inputs": 34}
+SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "inputs": 34, "unet": 35}
 
 
 def crop() -> np.ndarray:
@@ -97,7 +101,8 @@ def crop() -> np.ndarray:
 def main(upstream: str, out: str) -> None:
     sys.path.insert(0, upstream)
     torch.Tuple = typing.Tuple  # noqa: UP006 - an annotation in diffbir/sampler/edm_sampler.py (old torch)
-    from diffbir.model.controlnet import ControlNet
+    from diffbir.model.cldm import ControlLDM
+    from diffbir.model.controlnet import ControlledUnetModel, ControlNet
     from diffbir.model.scunet import SCUNet
     from diffbir.model.swinir import SwinIR
     from diffbir.sampler.spaced_sampler import SpacedSampler
@@ -136,8 +141,33 @@ def main(upstream: str, out: str) -> None:
             CFG,
         )
         arrays["cfg_out"] = guided.numpy()
+        # one denoiser call with guidance: ControlLDM.forward (controlnet -> scaled residuals ->
+        # ControlledUnetModel) on cond / uncond text, combined by SpacedSampler.apply_model
+        unet = ControlledUnetModel(**UNET).eval()
+        fill_standin(unet, SEEDS["unet"], GAINS["unet"])
+        arrays["unet_keys"] = np.array(
+            [f"{k}:{tuple(v.shape)}" for k, v in unet.state_dict().items()]
+        )
+        ldm = types.SimpleNamespace(controlnet=control, unet=unet, control_scales=CONTROL_SCALES)
+        u_context = torch.randn(CONTEXT, generator=g)
+        arrays["u_context"] = u_context.numpy()
+        t = torch.tensor([TIMESTEP])
+        arrays["eps_cond"] = ControlLDM.forward(
+            ldm, latent, t, {"c_txt": context, "c_img": hint}
+        ).numpy()
+        arrays["eps_guided"] = SpacedSampler.apply_model(
+            None,
+            lambda x_, t_, c: ControlLDM.forward(ldm, x_, t_, c),
+            latent,
+            t,
+            {"c_txt": context, "c_img": hint},
+            {"c_txt": u_context, "c_img": hint},
+            CFG,
+        ).numpy()
     for k, v in arrays.items():
-        print(k, v.shape, v.dtype, float(np.std(v.astype(np.float64))) if v.ndim else "")
+        print(
+            k, v.shape, v.dtype, float(np.std(v.astype(np.float64))) if v.dtype.kind == "f" else ""
+        )
     np.savez_compressed(out, **arrays)
 
 
