@@ -173,7 +173,7 @@ def test_promptcir_tile_overlap_matches_upstream(promptcir_ref, promptcir_nets):
 JDEC_GAIN, JDEC_SEED = 0.5, 21  # as in tests/reference/jdec_upstream.py
 
 
-@pytest.mark.slow  # ~5 s: the 39M-parameter network filled and run on a 112x112 crop
+@pytest.mark.slow  # ~10-20 s: the 39M-parameter network, two forwards on a 112x112 crop
 def test_jdec_matches_upstream(tmp_path):
     """Coefficients and tables as upstream feeds them, the normalised network inputs, the
     network output and the adapter's uint8 image on the stored JPEG (QF 30, OpenCV). Same
