@@ -29,6 +29,9 @@ GAIN = 0.5
 SEEDS = (11, 12)  # model_best.pth, model_best2.pth
 NET_CROP = ((100, 164), (200, 264))  # 64x64 network input (already a multiple of 32)
 ENS_CROP = ((100, 200), (200, 330))  # 100x130 -> padded 128x160: tile 128, overlap 96, 2 tiles
+# 100x200 -> padded 128x224: tile 128, stride 32 -> column starts 0, 32, 64, 96 (4 tiles), so the
+# overlap (stride) decides where the tiles lie
+TILE_CROP = ((100, 200), (200, 400))
 
 
 def protocol_functions(upstream: str) -> dict:
@@ -65,7 +68,7 @@ def main(upstream: str, out: str) -> None:
         net = MyModel(decoder=True).eval()
         fill_standin(net, seed, GAIN)
         nets.append(net)
-    net_in, ens_in = crop(*NET_CROP), crop(*ENS_CROP)
+    net_in, ens_in, tile_in = crop(*NET_CROP), crop(*ENS_CROP), crop(*TILE_CROP)
     with torch.no_grad():
         y = nets[0](to_tensor(net_in))
         x = to_tensor(ens_in)
@@ -74,6 +77,7 @@ def main(upstream: str, out: str) -> None:
             fns["test"](n, xt).transpose(-2, -1) for n in nets
         ]
         sr = sum(p.clamp(0, 1) for p in passes) / 4.0
+        tiles = fns["test"](nets[0], to_tensor(tile_in))
     sr = np.clip((sr[0].numpy().transpose(1, 2, 0) * 255.0).round(), 0, 255).astype(np.uint8)
     print("net out std", y.std().item(), "pass0 std", passes[0].std().item())
     np.savez_compressed(
@@ -83,6 +87,8 @@ def main(upstream: str, out: str) -> None:
         ensemble_input=ens_in,
         pass0=passes[0][0].numpy().astype(np.float16),
         ensemble_u8=sr,
+        tiles_input=tile_in,
+        tiles_pass0=tiles[0].numpy().astype(np.float16),
         layout=np.array(layout_digest(nets[0])),
     )
 
