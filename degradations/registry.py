@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
+from degradations.avif import Avif
 from degradations.base import Degradation
 from degradations.double_jpeg import DoubleJpeg
 from degradations.hevc import Bpg, Hevc, bpgenc_available
@@ -30,6 +31,7 @@ KINDS: dict[str, type[Degradation]] = {
     "hevc": Hevc,
     "webp": Webp,
     "jp2k": Jpeg2000,
+    "avif": Avif,
 }
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
@@ -41,6 +43,10 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
     (re.compile(r"hevc-qp(\d+)(?:-(420|422|444))?"), lambda m: Hevc(int(m[1]), m[2] or "420")),
     (re.compile(r"jp2k-(cr|db)(\d+)"), lambda m: Jpeg2000(m[1], int(m[2]))),
     (re.compile(r"webp-q(\d+)(?:-m(\d))?"), lambda m: Webp(int(m[1]), int(m[2] or 4))),
+    (
+        re.compile(r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?"),
+        lambda m: Avif(int(m[1]), int(m[2] or 6), m[3] or "420"),
+    ),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
 
@@ -74,7 +80,7 @@ def from_id(did: str) -> Degradation:
             return deg
     raise ValueError(
         f"unknown degradation {did!r}; expected an id like jpeg-q10, jpeg-q10-444, jpeg2-q10-q30, "
-        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50 or a spec like jpeg:q=5,10,20"
+        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50, avif-q50 or a spec like jpeg:q=5,10,20"
     )
 
 
@@ -116,6 +122,7 @@ _ALLOWED = {
     "hevc": {"qp", "chroma"},
     "webp": {"q", "method"},
     "jp2k": {"cr", "db"},
+    "avif": {"q", "speed", "chroma"},
 }
 
 
@@ -167,6 +174,14 @@ def expand(spec: str) -> list[Degradation]:
             raise ValueError("webp needs q=..., e.g. webp:q=25,50,75")
         methods = _ints(p.get("method", ["4"]), "method")
         return [Webp(q, m) for q, m in itertools.product(_ints(p["q"], "q"), methods)]
+    if kind == "avif":
+        if "q" not in p:
+            raise ValueError("avif needs q=..., e.g. avif:q=30,50,70")
+        speeds = _ints(p.get("speed", ["6"]), "speed")
+        return [
+            Avif(q, s, c)
+            for q, s, c in itertools.product(_ints(p["q"], "q"), speeds, chroma)
+        ]
     if "qp" not in p:
         raise ValueError(f"{kind} needs qp=..., e.g. {kind}:qp=30,40,50")
     qps = _ints(p["qp"], "qp")
