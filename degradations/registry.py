@@ -20,6 +20,7 @@ from degradations.double_jpeg import DoubleJpeg
 from degradations.hevc import Bpg, Hevc, bpgenc_available
 from degradations.jpeg import Jpeg
 from degradations.jpeg2000 import Jpeg2000
+from degradations.jpegxl import JpegXl
 from degradations.webp import Webp
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ KINDS: dict[str, type[Degradation]] = {
     "webp": Webp,
     "jp2k": Jpeg2000,
     "avif": Avif,
+    "jxl": JpegXl,
 }
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
@@ -46,6 +48,10 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
     (
         re.compile(r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?"),
         lambda m: Avif(int(m[1]), int(m[2] or 6), m[3] or "420"),
+    ),
+    (
+        re.compile(r"jxl-(d|q)(\d+(?:\.\d+)?)(?:-e(\d))?"),
+        lambda m: JpegXl(m[1], int(m[2]) if m[1] == "q" else float(m[2]), int(m[3] or 7)),
     ),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
@@ -80,7 +86,8 @@ def from_id(did: str) -> Degradation:
             return deg
     raise ValueError(
         f"unknown degradation {did!r}; expected an id like jpeg-q10, jpeg-q10-444, jpeg2-q10-q30, "
-        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50, avif-q50 or a spec like jpeg:q=5,10,20"
+        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50, avif-q50, jxl-d1.5 "
+        "or a spec like jpeg:q=5,10,20"
     )
 
 
@@ -123,6 +130,7 @@ _ALLOWED = {
     "webp": {"q", "method"},
     "jp2k": {"cr", "db"},
     "avif": {"q", "speed", "chroma"},
+    "jxl": {"d", "q", "effort"},
 }
 
 
@@ -174,6 +182,16 @@ def expand(spec: str) -> list[Degradation]:
             raise ValueError("webp needs q=..., e.g. webp:q=25,50,75")
         methods = _ints(p.get("method", ["4"]), "method")
         return [Webp(q, m) for q, m in itertools.product(_ints(p["q"], "q"), methods)]
+    if kind == "jxl":
+        if "d" not in p and "q" not in p:
+            raise ValueError("jxl needs d=... (distance) or q=..., e.g. jxl:d=1,2,4")
+        try:
+            values = [("d", float(v)) for v in p.get("d", [])]
+        except ValueError:
+            raise ValueError(f"jxl d takes numbers, got {','.join(p['d'])}") from None
+        values += [("q", v) for v in _ints(p.get("q", []), "q")]
+        efforts = _ints(p.get("effort", ["7"]), "effort")
+        return [JpegXl(m, v, e) for (m, v), e in itertools.product(values, efforts)]
     if kind == "avif":
         if "q" not in p:
             raise ValueError("avif needs q=..., e.g. avif:q=30,50,70")
