@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from degradations.avif import Avif
 from degradations.base import Degradation
 from degradations.double_jpeg import DoubleJpeg
+from degradations.heif import Heif
 from degradations.hevc import Bpg, Hevc, bpgenc_available
 from degradations.jpeg import Jpeg
 from degradations.jpeg2000 import Jpeg2000
@@ -34,6 +35,7 @@ KINDS: dict[str, type[Degradation]] = {
     "jp2k": Jpeg2000,
     "avif": Avif,
     "jxl": JpegXl,
+    "heif": Heif,
 }
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
@@ -53,6 +55,7 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
         re.compile(r"jxl-(d|q)(\d+(?:\.\d+)?)(?:-e(\d))?"),
         lambda m: JpegXl(m[1], int(m[2]) if m[1] == "q" else float(m[2]), int(m[3] or 7)),
     ),
+    (re.compile(r"heif-qp(\d+)(?:-(444))?"), lambda m: Heif(int(m[1]), m[2] or "420")),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
 
@@ -131,6 +134,7 @@ _ALLOWED = {
     "jp2k": {"cr", "db"},
     "avif": {"q", "speed", "chroma"},
     "jxl": {"d", "q", "effort"},
+    "heif": {"qp", "chroma"},
 }
 
 
@@ -203,6 +207,8 @@ def expand(spec: str) -> list[Degradation]:
     if "qp" not in p:
         raise ValueError(f"{kind} needs qp=..., e.g. {kind}:qp=30,40,50")
     qps = _ints(p["qp"], "qp")
+    if kind == "heif":
+        return [Heif(qp, c) for qp, c in itertools.product(qps, chroma)]
     if kind == "hevc":
         return [Hevc(qp, c) for qp, c in itertools.product(qps, chroma)]
     return [

@@ -64,6 +64,9 @@ def degradation_label(deg: str) -> str:
     m = re.fullmatch(r"webp-q(\d+)(?:-m(\d))?", deg)
     if m:
         return f"WebP q={m[1]}" + (f" m{m[2]}" if m[2] else "")
+    m = re.fullmatch(r"heif-qp(\d+)(?:-(444))?", deg)
+    if m:
+        return f"QP={m[1]} (HEIF)" + (" (444)" if m[2] else "")
     m = re.fullmatch(r"jxl-(d|q)([\d.]+)(?:-e(\d))?", deg)
     if m:
         return f"JXL {m[1]}={m[2]}" + (f" e{m[3]}" if m[3] else "")
