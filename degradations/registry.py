@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 from degradations.avif import Avif
 from degradations.base import Degradation
+from degradations.chain import Chain
 from degradations.double_jpeg import DoubleJpeg
 from degradations.heif import Heif
 from degradations.hevc import Bpg, Hevc, bpgenc_available
@@ -36,6 +37,7 @@ KINDS: dict[str, type[Degradation]] = {
     "avif": Avif,
     "jxl": JpegXl,
     "heif": Heif,
+    "chain": Chain,
 }
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
@@ -56,6 +58,7 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
         lambda m: JpegXl(m[1], int(m[2]) if m[1] == "q" else float(m[2]), int(m[3] or 7)),
     ),
     (re.compile(r"heif-qp(\d+)(?:-(444))?"), lambda m: Heif(int(m[1]), m[2] or "420")),
+    (re.compile(r"chain-(.+)"), lambda m: Chain.from_id_text(m[1])),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
 
@@ -146,6 +149,8 @@ def expand(spec: str) -> list[Degradation]:
     kind, _, rest = spec.partition(":")
     if kind not in KINDS:
         raise ValueError(f"unknown degradation kind {kind!r}; known: {', '.join(KINDS)}")
+    if kind == "chain":
+        return [Chain.parse(rest)]
     p = _split_params(rest)
     unknown = set(p) - _ALLOWED[kind]
     if unknown:

@@ -45,9 +45,19 @@ def method_group(method_id: str) -> str:
         return "external"
 
 
+def _step_label(tok: str) -> str:
+    """One chain step: ``resize0.5`` -> ``×0.5``, ``long2048`` kept, codecs as their label."""
+    m = re.fullmatch(r"resize([\d.]+)(-[a-z]+)?", tok)
+    if m:
+        return f"×{m[1]}" + (f" {m[2][1:]}" if m[2] else "")
+    return tok if tok.startswith("long") else degradation_label(tok)
+
+
 def degradation_label(deg: str) -> str:
     """``jpeg-q10`` -> ``QF=10``; ``jpeg2-q5-q95-s8x8`` -> ``QF=(5,95) s8x8``; ``bpg-qp30``
     -> ``QP=30``; ``hevc-qp30`` -> ``QP=30 (HEVC)``; ``webp-q50`` -> ``WebP q=50``."""
+    if deg.startswith("chain-"):
+        return " → ".join(_step_label(t) for t in deg.removeprefix("chain-").split("+"))
     m = re.fullmatch(r"jpeg-q(\d+)(-\w+)?", deg)
     if m:
         return f"QF={m[1]}" + (f" ({m[2][1:]})" if m[2] else "")
