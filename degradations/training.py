@@ -267,6 +267,23 @@ def write_shards(
     killed run leaves only whole shards and resumes by skipping them. Returns (written, skipped).
     """
     out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "recipe": ds.recipe_name,
+        "seed": ds.seed,
+        "pairs": len(ds),
+        "per_shard": per_shard,
+        "images": [p.name for p in ds.files],
+    }
+    meta_path = out / "train.json"
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old != meta:
+            diff = sorted(k for k in meta if old.get(k) != meta[k])
+            raise ValueError(f"{out} holds shards of other settings ({', '.join(diff)} differ)")
+    else:
+        tmp_meta = meta_path.with_suffix(".json.tmp")
+        tmp_meta.write_text(json.dumps(meta, indent=1))
+        tmp_meta.replace(meta_path)
     i, n = part
     n_shards = -(-len(ds) // per_shard)
     written = skipped = 0

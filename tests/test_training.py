@@ -121,3 +121,9 @@ def test_shards_resume_without_loss_or_duplicates(folder, tmp_path):
             meta = json.loads(tar.extractfile(tar.getmembers()[2]).read())
             assert meta["recipe"].startswith("generic:")
     assert keys == [f"{i:09d}" for i in range(10)]
+
+
+def test_shards_of_other_settings_refused(folder, tmp_path):
+    write_shards(PairDataset(folder, "fbcnn", seed=1, length=2), tmp_path, per_shard=2)
+    with pytest.raises(ValueError, match="seed differ"):
+        write_shards(PairDataset(folder, "fbcnn", seed=2, length=2), tmp_path, per_shard=2)
