@@ -100,3 +100,15 @@ def test_report_label():
 
     assert degradation_label("chain-long2048+jpeg-q85+jpeg-q70") == "long2048 → QF=85 → QF=70"
     assert degradation_label("chain-resize0.5+webp-q50+resize2") == "×0.5 → WebP q=50 → ×2"
+
+
+def test_bpp_plot_keeps_codecs_apart():
+    from reports.html_report import codec_family
+
+    assert [codec_family(d) for d in ("jpeg-q10", "avif-q50-444", "jxl-d1.5", "heif-qp30")] == [
+        "JPEG",
+        "AVIF",
+        "JPEG XL",
+        "HEIF",
+    ]
+    assert codec_family("chain-long2048+jpeg-q85+jpeg-q70") == "chain"
