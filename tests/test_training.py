@@ -127,3 +127,42 @@ def test_shards_of_other_settings_refused(folder, tmp_path):
     write_shards(PairDataset(folder, "fbcnn", seed=1, length=2), tmp_path, per_shard=2)
     with pytest.raises(ValueError, match="seed differ"):
         write_shards(PairDataset(folder, "fbcnn", seed=2, length=2), tmp_path, per_shard=2)
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes_to_the_same_shards(folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "generate",
+        "--train",
+        "--images",
+        str(folder),
+        "--recipe",
+        "generic:jpeg:q=uniform(10,90),crop=64",
+        "--pairs",
+        "60",
+        "--per-shard",
+        "4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    subprocess.run([*args, "--out", str(ref)], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("*.tar"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list(out.glob("*.tar"))) < 15  # killed part-way
+    subprocess.run([*args, "--out", str(out)], check=True, env=env, capture_output=True)
+    assert not list(out.glob("*.tmp"))
+    want = {p.name: p.read_bytes() for p in ref.glob("*.tar")}
+    assert len(want) == 15 and {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
