@@ -1,7 +1,10 @@
 """Encode+decode speed of each in-process codec against its Debian command-line tool.
 
 Baselines, as subprocesses on the same images written as PNG: ``cwebp -q 50 -m 4`` then
-``dwebp -ppm`` (WebP); ``opj_compress -I -r 20`` then ``opj_decompress`` (JPEG 2000). Ours:
+``dwebp -ppm`` (WebP); ``opj_compress -I -r 20`` then ``opj_decompress`` (JPEG 2000);
+``avifenc -j 1 -s 6 --min 32 --max 32`` then ``avifdec -j 1`` (AVIF q50); ``cjxl -d 2 -e 7``
+then ``djxl`` (JPEG XL, one thread each); ``heif-enc -p x265:qp=35`` (veryslow, tune ssim) then
+``heif-convert`` (HEIF). Library and tool versions differ (see the tests). Ours:
 ``deg.apply(rgb).decoded`` in process. Prints MP/s of both, the ratio and the versions.
 
     python benchmarks/codecs.py [--images N]
@@ -20,8 +23,11 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from degradations.avif import Avif
 from degradations.base import Degradation
+from degradations.heif import Heif
 from degradations.jpeg2000 import Jpeg2000
+from degradations.jpegxl import JpegXl
 from degradations.webp import Webp
 
 #: (degradation, tool name, encode argv, decode argv); {i} input PNG, {b} bitstream, {o} output
@@ -37,6 +43,35 @@ CASES: list[tuple[Degradation, str, list[str], list[str]]] = [
         "opj_compress",
         ["opj_compress", "-I", "-r", "20", "-i", "{i}", "-o", "{b}.j2k"],
         ["opj_decompress", "-i", "{b}.j2k", "-o", "{o}.ppm"],
+    ),
+    (
+        Avif(50),
+        "avifenc",
+        ["avifenc", "-j", "1", "-s", "6", "--min", "32", "--max", "32", "{i}", "{b}.avif"],
+        ["avifdec", "-j", "1", "{b}.avif", "{o}.png"],
+    ),
+    (
+        JpegXl("d", 2.0),
+        "cjxl",
+        ["cjxl", "-d", "2", "-e", "7", "--num_threads=0", "{i}", "{b}.jxl"],
+        ["djxl", "{b}.jxl", "{o}.png", "--num_threads=0"],
+    ),
+    (
+        Heif(35),
+        "heif-enc",
+        [
+            "heif-enc",
+            "-p",
+            "x265:qp=35",
+            "-p",
+            "preset=veryslow",
+            "-p",
+            "tune=ssim",
+            "-o",
+            "{b}.heic",
+            "{i}",
+        ],
+        ["heif-convert", "{b}.heic", "{o}.png"],
     ),
 ]
 

@@ -14,11 +14,15 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
+from degradations.avif import Avif
 from degradations.base import Degradation
+from degradations.chain import Chain
 from degradations.double_jpeg import DoubleJpeg
+from degradations.heif import Heif
 from degradations.hevc import Bpg, Hevc, bpgenc_available
 from degradations.jpeg import Jpeg
 from degradations.jpeg2000 import Jpeg2000
+from degradations.jpegxl import JpegXl
 from degradations.webp import Webp
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,10 @@ KINDS: dict[str, type[Degradation]] = {
     "hevc": Hevc,
     "webp": Webp,
     "jp2k": Jpeg2000,
+    "avif": Avif,
+    "jxl": JpegXl,
+    "heif": Heif,
+    "chain": Chain,
 }
 
 _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]]] = [
@@ -41,6 +49,16 @@ _ID_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Degradation]
     (re.compile(r"hevc-qp(\d+)(?:-(420|422|444))?"), lambda m: Hevc(int(m[1]), m[2] or "420")),
     (re.compile(r"jp2k-(cr|db)(\d+)"), lambda m: Jpeg2000(m[1], int(m[2]))),
     (re.compile(r"webp-q(\d+)(?:-m(\d))?"), lambda m: Webp(int(m[1]), int(m[2] or 4))),
+    (
+        re.compile(r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?"),
+        lambda m: Avif(int(m[1]), int(m[2] or 6), m[3] or "420"),
+    ),
+    (
+        re.compile(r"jxl-(d|q)(\d+(?:\.\d+)?)(?:-e(\d))?"),
+        lambda m: JpegXl(m[1], int(m[2]) if m[1] == "q" else float(m[2]), int(m[3] or 7)),
+    ),
+    (re.compile(r"heif-qp(\d+)(?:-(444))?"), lambda m: Heif(int(m[1]), m[2] or "420")),
+    (re.compile(r"chain-(.+)"), lambda m: Chain.from_id_text(m[1])),
     (re.compile(r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"), lambda m: _bpg_from_suffix(int(m[1]), m[2])),
 ]
 
@@ -74,7 +92,8 @@ def from_id(did: str) -> Degradation:
             return deg
     raise ValueError(
         f"unknown degradation {did!r}; expected an id like jpeg-q10, jpeg-q10-444, jpeg2-q10-q30, "
-        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50 or a spec like jpeg:q=5,10,20"
+        "jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50, avif-q50, jxl-d1.5 "
+        "or a spec like jpeg:q=5,10,20"
     )
 
 
@@ -116,6 +135,9 @@ _ALLOWED = {
     "hevc": {"qp", "chroma"},
     "webp": {"q", "method"},
     "jp2k": {"cr", "db"},
+    "avif": {"q", "speed", "chroma"},
+    "jxl": {"d", "q", "effort"},
+    "heif": {"qp", "chroma"},
 }
 
 
@@ -127,6 +149,8 @@ def expand(spec: str) -> list[Degradation]:
     kind, _, rest = spec.partition(":")
     if kind not in KINDS:
         raise ValueError(f"unknown degradation kind {kind!r}; known: {', '.join(KINDS)}")
+    if kind == "chain":
+        return [Chain.parse(rest)]
     p = _split_params(rest)
     unknown = set(p) - _ALLOWED[kind]
     if unknown:
@@ -167,9 +191,29 @@ def expand(spec: str) -> list[Degradation]:
             raise ValueError("webp needs q=..., e.g. webp:q=25,50,75")
         methods = _ints(p.get("method", ["4"]), "method")
         return [Webp(q, m) for q, m in itertools.product(_ints(p["q"], "q"), methods)]
+    if kind == "jxl":
+        if "d" not in p and "q" not in p:
+            raise ValueError("jxl needs d=... (distance) or q=..., e.g. jxl:d=1,2,4")
+        try:
+            values = [("d", float(v)) for v in p.get("d", [])]
+        except ValueError:
+            raise ValueError(f"jxl d takes numbers, got {','.join(p['d'])}") from None
+        values += [("q", v) for v in _ints(p.get("q", []), "q")]
+        efforts = _ints(p.get("effort", ["7"]), "effort")
+        return [JpegXl(m, v, e) for (m, v), e in itertools.product(values, efforts)]
+    if kind == "avif":
+        if "q" not in p:
+            raise ValueError("avif needs q=..., e.g. avif:q=30,50,70")
+        speeds = _ints(p.get("speed", ["6"]), "speed")
+        return [
+            Avif(q, s, c)
+            for q, s, c in itertools.product(_ints(p["q"], "q"), speeds, chroma)
+        ]
     if "qp" not in p:
         raise ValueError(f"{kind} needs qp=..., e.g. {kind}:qp=30,40,50")
     qps = _ints(p["qp"], "qp")
+    if kind == "heif":
+        return [Heif(qp, c) for qp, c in itertools.product(qps, chroma)]
     if kind == "hevc":
         return [Hevc(qp, c) for qp, c in itertools.product(qps, chroma)]
     return [

@@ -51,7 +51,7 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
             out.append(_line_plot(s, "qf", "JPEG quality factor", metric, f"{ds}: {variant} vs QF"))
         if bpp is not None:
             g = g.assign(bpp=[bpp.get((ds, d), np.nan) for d in g.degradation])
-            g = g.dropna(subset=["bpp"])
+            g = g.dropna(subset=["bpp"]).assign(codec=lambda d: d.degradation.map(codec_family))
             if g.degradation.nunique() >= 2:
                 out.append(
                     _line_plot(
@@ -65,14 +65,38 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
     return out
 
 
+def codec_family(deg: str) -> str:
+    """The codec a degradation id belongs to, for one line per (method, codec) on bpp plots:
+    ``jpeg-q10`` -> ``JPEG``, ``avif-q50-444`` -> ``AVIF``; a chain is ``chain``."""
+    kind = deg.partition("-")[0]
+    return CODEC_NAMES.get(kind, kind)
+
+
+CODEC_NAMES = {
+    "jpeg": "JPEG",
+    "jpeg2": "JPEG×2",
+    "bpg": "BPG",
+    "hevc": "HEVC",
+    "webp": "WebP",
+    "jp2k": "JPEG 2000",
+    "avif": "AVIF",
+    "jxl": "JPEG XL",
+    "heif": "HEIF",
+    "chain": "chain",
+}
+
+
 def _line_plot(df: pd.DataFrame, x: str, xlabel: str, metric: str, title: str) -> dict:
-    """One line per method of ``df[x]`` against the set mean, as inline SVG."""
+    """One line per method (per method and codec when ``df`` has a ``codec`` column, so several
+    codecs share one chart) of ``df[x]`` against the set mean, as inline SVG."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
-    for m, mg in df.groupby("method", sort=False):
+    keys = ["method", "codec"] if "codec" in df and df.codec.nunique() > 1 else ["method"]
+    for k, mg in df.groupby(keys, sort=False):
         mg = mg.sort_values(x)
-        ax.plot(mg[x], mg["mean"], marker="o", label=method_label(m))
+        label = method_label(k[0]) + (f" · {k[1]}" if len(keys) == 2 else "")
+        ax.plot(mg[x], mg["mean"], marker="o", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)

@@ -45,10 +45,20 @@ def method_group(method_id: str) -> str:
         return "external"
 
 
+def _step_label(tok: str) -> str:
+    """One chain step: ``resize0.5`` -> ``×0.5``, ``long2048`` kept, codecs as their label."""
+    m = re.fullmatch(r"resize([\d.]+)(-[a-z]+)?", tok)
+    if m:
+        return f"×{m[1]}" + (f" {m[2][1:]}" if m[2] else "")
+    return tok if tok.startswith("long") else degradation_label(tok)
+
+
 def degradation_label(deg: str) -> str:
     """``jpeg-q10`` -> ``QF=10``; ``jpeg2-q5-q95-s8x8`` -> ``QF=(5,95) s8x8``; ``bpg-qp30``
     -> ``QP=30``; ``hevc-qp30`` (also what a ``bpg:`` spec becomes without bpgenc) ->
     ``HEVC-intra QP=30``, never a BPG label; ``webp-q50`` -> ``WebP q=50``."""
+    if deg.startswith("chain-"):
+        return " → ".join(_step_label(t) for t in deg.removeprefix("chain-").split("+"))
     m = re.fullmatch(r"jpeg-q(\d+)(-\w+)?", deg)
     if m:
         return f"QF={m[1]}" + (f" ({m[2][1:]})" if m[2] else "")
@@ -65,6 +75,15 @@ def degradation_label(deg: str) -> str:
     m = re.fullmatch(r"webp-q(\d+)(?:-m(\d))?", deg)
     if m:
         return f"WebP q={m[1]}" + (f" m{m[2]}" if m[2] else "")
+    m = re.fullmatch(r"heif-qp(\d+)(?:-(444))?", deg)
+    if m:
+        return f"QP={m[1]} (HEIF)" + (" (444)" if m[2] else "")
+    m = re.fullmatch(r"jxl-(d|q)([\d.]+)(?:-e(\d))?", deg)
+    if m:
+        return f"JXL {m[1]}={m[2]}" + (f" e{m[3]}" if m[3] else "")
+    m = re.fullmatch(r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?", deg)
+    if m:
+        return f"AVIF q={m[1]}" + (f" s{m[2]}" if m[2] else "") + (" (444)" if m[3] else "")
     return deg
 
 

@@ -8,11 +8,15 @@ cd "$(dirname "$0")/.."
 # chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks;
 # postgresql: `bench study serve --db postgresql://...` is tested against a real server.
 APT_PACKAGES=(ffmpeg texlive-latex-base texlive-latex-recommended texlive-latex-extra
-              chromium poppler-utils fonts-dejavu-core webp libopenjp2-tools postgresql)
+              chromium poppler-utils fonts-dejavu-core webp libopenjp2-tools postgresql
+              libavif-bin libjxl-tools libheif-examples)
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v cwebp >/dev/null 2>&1 || missing+=(webp)
 command -v opj_compress >/dev/null 2>&1 || missing+=(libopenjp2-tools)
+command -v avifenc >/dev/null 2>&1 || missing+=(libavif-bin)
+command -v cjxl >/dev/null 2>&1 || missing+=(libjxl-tools)
+command -v heif-enc >/dev/null 2>&1 || missing+=(libheif-examples)
 command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)

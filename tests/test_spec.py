@@ -33,7 +33,7 @@ def test_non_canonical_ids_are_refused():
     with pytest.raises(ValueError, match="not canonical"):
         from_id("jpeg-q10-420")
     with pytest.raises(ValueError, match="unknown degradation"):
-        from_id("avif-q10")
+        from_id("vvc-qp30")
 
 
 def test_expand_single():
@@ -84,7 +84,7 @@ def test_expand_all_dedups_in_order():
         ("jpeg:q=ten", "q takes integers"),
         ("jpeg:qf=10", "jpeg has no parameter 'qf'"),
         ("jpeg:", "jpeg needs q="),
-        ("avif:q=10", "unknown degradation kind 'avif'"),
+        ("vvc:qp=30", "unknown degradation kind 'vvc'"),
         ("jpeg2:q1=10", "jpeg2 needs q1"),
         ("jpeg2:q1=10,q2=20,shift=a", "shift must be N or ROWSxCOLS"),
         ("bpg:qp=52", "QP must be an integer from 0 to 51"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from bench.commands.common import (
@@ -37,8 +39,23 @@ def generate_cmd(
     workspace_dir: WorkspaceOpt = None,
     data_root: DataRootOpt = None,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    train: bool = typer.Option(False, "--train", help="write training pairs (shards) instead"),
+    images: Path | None = typer.Option(None, "--images", help="--train: ground-truth folder"),
+    recipe: str = typer.Option(
+        "fbcnn", "--recipe", help="--train: fbcnn|fbcnn-double|codiff|generic:SPEC"
+    ),
+    seed: int = typer.Option(0, "--seed", help="--train: seed of every pair"),
+    pairs: int | None = typer.Option(None, "--pairs", help="--train: number of pairs [images]"),
+    per_shard: int = typer.Option(1000, "--per-shard", help="--train: pairs per tar shard"),
+    out: Path | None = typer.Option(None, "--out", help="--train: shard folder"),
 ) -> None:
-    """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace."""
+    """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace,
+    or with ``--train`` seeded training pairs as WebDataset tar shards."""
+    if train:
+        from bench.commands.train import write_train_shards
+
+        write_train_shards(images, recipe, seed, pairs, per_shard, out, parse_shard(shard))
+        return
     ws = workspace(workspace_dir)
     ws.ensure_writable()
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)

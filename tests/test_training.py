@@ -1,0 +1,168 @@
+"""Training pairs: seeded per (seed, index) whatever the DataLoader workers, recipes as upstream
+describes them, the test sets' encoders byte for byte, and resumable shards."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from degradations.jpeg import Jpeg, qf_from_quant_tables, read_quant_tables
+from degradations.training import (
+    GenericRecipe,
+    PairDataset,
+    augment,
+    fbcnn_recipe,
+    get_recipe,
+    write_shards,
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    Image.fromarray(data.astronaut()[:200, :240]).save(d / "a.png")
+    Image.fromarray(data.chelsea()[:160, :200]).save(d / "b.png")
+    Image.fromarray(data.coffee()[:180, :220]).save(d / "c.png")
+    return d
+
+
+def test_augment_modes_by_hand():
+    a = np.arange(6).reshape(2, 3)
+    assert np.array_equal(augment(a, 2), [[3, 4, 5], [0, 1, 2]])  # flipud
+    assert np.array_equal(augment(a, 5), [[2, 5], [1, 4], [0, 3]])  # rot90 ccw
+    assert np.array_equal(augment(a, 3), [[3, 0], [4, 1], [5, 2]])  # rot90 k=3
+    assert len({augment(a, m).tobytes() + bytes(augment(a, m).shape) for m in range(8)}) == 8
+
+
+def test_same_pair_for_same_seed_and_index(folder):
+    ds = PairDataset(folder, "fbcnn", seed=7, length=6)
+    a, b = ds.pair(4), PairDataset(folder, "fbcnn", seed=7, length=6).pair(4)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    c = PairDataset(folder, "fbcnn", seed=8, length=6).pair(4)
+    assert c[2] != a[2] or not np.array_equal(c[0], a[0])
+
+
+@pytest.mark.slow
+def test_dataloaders_with_0_and_2_workers_yield_identical_pairs(folder):
+    from torch.utils.data import DataLoader
+
+    ds = PairDataset(folder, "fbcnn-double", seed=3, length=8)
+    runs = []
+    for workers in (0, 2):
+        dl = DataLoader(ds, batch_size=2, shuffle=False, num_workers=workers)
+        runs.append([(b["lq"].numpy(), b["gt"].numpy(), b["qf"].tolist()) for b in dl])
+    for (l0, g0, q0), (l2, g2, q2) in zip(*runs, strict=True):
+        assert np.array_equal(l0, l2) and np.array_equal(g0, g2) and q0 == q2
+
+
+def test_fbcnn_pair_is_bench_generates_jpeg_of_the_patch(folder):
+    img = np.asarray(Image.open(folder / "a.png"))
+    rng = np.random.default_rng([0, 1])
+    lq, gt, p = fbcnn_recipe(img, rng)
+    assert lq.shape == gt.shape == (96, 96, 3)
+    # rebuild the patch from the recorded crop/mode/shift and encode it the bench way
+    big = augment(img[p["crop_y"] : p["crop_y"] + 104, p["crop_x"] : p["crop_x"] + 104], p["mode"])
+    out = Jpeg(p["qf"]).apply(big)
+    assert qf_from_quant_tables(read_quant_tables(out.bitstream)) == (p["qf"], True)
+    sl = (slice(p["shift_y"], p["shift_y"] + 96), slice(p["shift_x"], p["shift_x"] + 96))
+    assert np.array_equal(lq, np.asarray(out.decoded)[sl]) and np.array_equal(gt, big[sl])
+
+
+def test_fbcnn_qf_distribution(folder):
+    img = np.asarray(Image.open(folder / "b.png"))
+    qfs = [fbcnn_recipe(img, np.random.default_rng([1, i]))[2]["qf"] for i in range(400)]
+    grid = sum(q in (10, 20, 30, 40, 50, 60) for q in qfs) / len(qfs)
+    assert 0.72 < grid < 0.86  # 3/4 from the grid plus 1/4 * 6/89 of the uniform draws
+    assert min(qfs) >= 8 and max(qfs) <= 96
+
+
+def test_codiff_patch_size():
+    # CODiff's options/codiff.json: H_size 256 on the FBCNN colour recipe
+    lq, gt, p = get_recipe("codiff")(data.astronaut(), np.random.default_rng(0))
+    assert lq.shape == gt.shape == (256, 256, 3) and 0 <= p["shift_y"] <= 8
+
+
+def test_generic_spec_draws_and_checks():
+    r = GenericRecipe("jpeg:q=uniform(5,95),crop=64")
+    assert r.patch == 64
+    qs = {r.sample(np.random.default_rng([0, i])).q for i in range(200)}
+    assert min(qs) >= 5 and max(qs) <= 95 and len(qs) > 50
+    w = GenericRecipe("webp:q=choice(30/50/70)")
+    assert {w.sample(np.random.default_rng(i)).id for i in range(50)} == {
+        "webp-q30",
+        "webp-q50",
+        "webp-q70",
+    }
+    with pytest.raises(ValueError, match="0 to 100|1 to 100"):
+        GenericRecipe("jpeg:q=uniform(5,150)")
+    with pytest.raises(ValueError, match="unknown training recipe"):
+        get_recipe("dncnn")
+
+
+def test_shards_resume_without_loss_or_duplicates(folder, tmp_path):
+    ds = PairDataset(folder, "generic:jpeg:q=uniform(10,90),crop=32", seed=1, length=10)
+    assert write_shards(ds, tmp_path, per_shard=3) == (4, 0)
+    full = {p.name: p.read_bytes() for p in tmp_path.glob("*.tar")}
+    # a "killed" run: one shard missing and a partial .tmp left behind
+    (tmp_path / "train-00002.tar").unlink()
+    (tmp_path / "train-00003.tar").rename(tmp_path / "train-00003.tar.tmp")
+    assert write_shards(ds, tmp_path, per_shard=3, part=(0, 2)) == (1, 1)  # shards 0, 2
+    assert write_shards(ds, tmp_path, per_shard=3, part=(1, 2)) == (1, 1)  # shards 1, 3
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.tar")} == full
+    keys = []
+    for name in sorted(full):
+        with tarfile.open(tmp_path / name) as tar:
+            keys += [m.name.split(".")[0] for m in tar.getmembers() if m.name.endswith(".json")]
+            meta = json.loads(tar.extractfile(tar.getmembers()[2]).read())
+            assert meta["recipe"].startswith("generic:")
+    assert keys == [f"{i:09d}" for i in range(10)]
+
+
+def test_shards_of_other_settings_refused(folder, tmp_path):
+    write_shards(PairDataset(folder, "fbcnn", seed=1, length=2), tmp_path, per_shard=2)
+    with pytest.raises(ValueError, match="seed differ"):
+        write_shards(PairDataset(folder, "fbcnn", seed=2, length=2), tmp_path, per_shard=2)
+
+
+@pytest.mark.slow
+def test_sigkilled_cli_run_resumes_to_the_same_shards(folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "generate",
+        "--train",
+        "--images",
+        str(folder),
+        "--recipe",
+        "generic:jpeg:q=uniform(10,90),crop=64",
+        "--pairs",
+        "60",
+        "--per-shard",
+        "4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    subprocess.run([*args, "--out", str(ref)], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("*.tar"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list(out.glob("*.tar"))) < 15  # killed part-way
+    subprocess.run([*args, "--out", str(out)], check=True, env=env, capture_output=True)
+    assert not list(out.glob("*.tmp"))
+    want = {p.name: p.read_bytes() for p in ref.glob("*.tar")}
+    assert len(want) == 15 and {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
