@@ -217,8 +217,9 @@ def test_latent_tiling_agrees_with_whole(codiff, coffee):
 
 
 def test_tiled_vae(codiff, astronaut):
-    """Below the tile size nothing changes; above it, tiles are blended with GroupNorm
-    statistics pooled over all tiles (as upstream's hook does). Stated here: the relative gap
+    """carbench's own scheme (``vae_tiling=pooled``; upstream's is pinned in
+    test_upstream_parity_diffusion.py). Below the tile size nothing changes; above it, tiles
+    are blended with GroupNorm statistics pooled over all tiles. Stated here: the relative gap
     to one pass, and that pooling removes most of the per-tile-statistics error (measured with
     the tiny random VAE: 0.09 pooled vs 0.23 per tile; its random mid-block attention, run per
     tile, is most of what remains)."""

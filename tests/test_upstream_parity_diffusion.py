@@ -1,0 +1,110 @@
+"""carbench's one-step diffusion pieces (CODiff / OSEDiff) against outputs recorded from the
+official code (tests/data/upstream/README.md names repository, commit and command of each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import methods
+from methods import sd_core
+from tests.reference import vaehook_upstream as vh
+from tests.reference.standin import layout_digest
+
+DATA = Path(__file__).parent / "data" / "upstream"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def hook_ref() -> dict[str, np.ndarray]:
+    with np.load(DATA / "vaehook.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def small_vae(hook_ref):
+    vae = vh.build_vae()
+    assert layout_digest(vae) == str(hook_ref["layout"])
+    return vae
+
+
+def _x(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+
+def test_vaehook_tiles_as_upstream():
+    """Tile boxes of the recorded cases, worked out by hand from upstream's split_tiles: the
+    168 x 200 image with tile 64 / pad 32 gives core tiles of ceil(104/2) = 52 -> 64 rows and
+    ceil(136/3) = 46 -> 64 columns; the 30 x 36 latent with tile 6 / pad 11 gives cores of
+    4 rows and ceil(14/3) = 5 -> 6 columns."""
+    enc = sd_core.vaehook_boxes(168, 200, 64, 32, 1 / 8)
+    assert [b[0] for b in enc[:3]] == [(0, 128, 0, 128), (64, 192, 0, 128), (128, 200, 0, 128)]
+    assert enc[0][1] == (0, 96 // 8, 0, 96 // 8) and enc[5][1] == (160 // 8, 25, 96 // 8, 21)
+    dec = sd_core.vaehook_boxes(30, 36, 6, 11, 8)
+    assert [b[0] for b in dec[:3]] == [(0, 28, 0, 26), (6, 34, 0, 26), (12, 36, 0, 26)]
+    assert [b[1] for b in dec[3:]] == [
+        (0, 17 * 8, 15 * 8, 240),
+        (17 * 8, 23 * 8, 15 * 8, 240),
+        (23 * 8, 288, 15 * 8, 240),
+    ]
+
+
+@pytest.mark.slow  # ~4 s: six encoder tiles of a 168 x 200 crop through a small VAE, twice
+def test_vaehook_encoder_matches_upstream(hook_ref, small_vae):
+    """Upstream's VAEHook (CODiff @86e2f04) vs ``sd_core.vaehook_tiled`` on the encoder. The same
+    convolutions on the same tiles; the group norm is computed differently (upstream:
+    var_mean + batch_norm, carbench: var_mean + explicit formula), so float32 rounding noise
+    (measured below 2e-5) is allowed; a changed padding or statistic moves values by > 0.05."""
+    enc = small_vae.encoder
+    x = _x(hook_ref["image"])
+    with torch.no_grad():
+        got = sd_core.vaehook_tiled(enc, x, vh.ENC_TILE, 32, 1 / 8, module=enc)[0].numpy()
+        pooled = sd_core.tiled_vae(enc, x, vh.ENC_TILE, 1 / 8, 32, module=enc)[0].numpy()
+    ref = hook_ref["enc_tiled"]
+    assert float(ref.std()) > 0.1
+    assert np.abs(got - ref).max() < 1e-4
+    assert np.abs(pooled - ref).max() > 0.05  # carbench's pooled scheme is another scheme
+
+
+@pytest.mark.slow  # ~3 s: six decoder tiles to a 240 x 288 image
+def test_vaehook_decoder_matches_upstream(hook_ref, small_vae):
+    """Decoder side (padding 11, no blending). The reference is stored as float16 (size), so
+    the tolerance is float16's rounding of values of magnitude ~1-4 (<= 2e-3) plus noise."""
+    dec = small_vae.decoder
+    z = torch.from_numpy(hook_ref["latent"])
+    with torch.no_grad():
+        got = sd_core.vaehook_tiled(dec, z, vh.DEC_TILE, 11, 8, module=dec)[0].numpy()
+    ref = hook_ref["dec_tiled"].astype(np.float32)
+    assert float(ref.std()) > 0.1
+    assert np.abs(got - ref).max() < 4e-3
+
+
+@pytest.mark.slow  # builds the small VAE (diffusers import: ~20 s on a loaded machine)
+def test_vaehook_untiled_below_threshold(small_vae):
+    """Upstream tiles only above tile + 2 pad: at or below it the plain forward runs."""
+    enc = small_vae.encoder
+    x = torch.zeros(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.equal(sd_core.vaehook_tiled(enc, x, 8, 16, 1 / 8, enc), enc(x))
+
+
+def test_vae_tiling_option_and_id():
+    """The upstream scheme is the default and hidden in the id; pooled is named."""
+    assert methods.get("codiff").vae_tiling == "hook"
+    assert methods.get("codiff").id == "codiff"
+    assert methods.get("codiff:vae_tiling=pooled").id == "codiff:vae_tiling=pooled"
+    assert methods.get("osediff:vae_tiling=pooled,tagger=none").vae_tiling == "pooled"
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="vae_tiling"):
+        methods.get("codiff:vae_tiling=blend")
