@@ -56,6 +56,11 @@ class OneStepSD(Method):
         if self.latent_mode not in ("sample", "mean"):
             raise BenchError(f"{self.name}: latent must be sample or mean")
 
+    def auto_dtype(self, device: str) -> str:
+        """Upstream's test scripts run the UNet and VAE in fp16 (``--mixed_precision fp16``,
+        on CUDA only); fp32 elsewhere."""
+        return "fp16" if device.startswith("cuda") else "fp32"
+
     def id_options(self) -> dict[str, str]:
         """The options the method id shows (before the shared defaults are hidden)."""
         return dict(self.options)
@@ -157,6 +162,10 @@ class OneStepSD(Method):
         img = self._decode(x0 / sd_core.SCALING).clamp(-1, 1)
         return img.float() * 0.5 + 0.5
 
+    def prepare_input(self, img: np.ndarray) -> np.ndarray:
+        """The RGB uint8 image the pipeline (and the colour fix) sees; as given by default."""
+        return img
+
     def restore(self, sample: Sample) -> np.ndarray:
         import torch
         import torch.nn.functional as F
@@ -166,6 +175,7 @@ class OneStepSD(Method):
         img = sample.decoded
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
+        img = self.prepare_input(img)
         h, w = img.shape[:2]
         x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         x = x.to(self.device)

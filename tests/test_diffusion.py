@@ -264,10 +264,10 @@ def test_osediff_end_to_end_with_a_text_encoder(tiny_weights, monkeypatch, coffe
                 max_position_embeddings=77,
             )
         ).save_pretrained(tiny_weights / "sd" / "text_encoder")
-    m = methods.get("osediff:prompt=a photo")
+    m = methods.get("osediff:prompt=a photo,keep_size=1")
     m.load("cpu", "fp32")
     out = m.restore(_sample(coffee[:64, :80]))
-    assert out.shape == (64, 80, 3) and m.id == "osediff:prompt=a photo"
+    assert out.shape == (64, 80, 3) and m.id == "osediff:keep_size=1,prompt=a photo"
 
 
 def test_missing_weights_are_named(tmp_path, monkeypatch):

@@ -108,3 +108,106 @@ def test_vae_tiling_option_and_id():
 
     with pytest.raises(BenchError, match="vae_tiling"):
         methods.get("codiff:vae_tiling=blend")
+
+
+# ------------------------------------------------------------------ precision (--dtype auto)
+@pytest.mark.parametrize(
+    ("spec", "device", "want"),
+    [
+        ("codiff", "cuda", "fp16"),  # main_test_codiff.py: --mixed_precision fp16
+        ("codiff", "cuda:1", "fp16"),
+        ("codiff", "cpu", "fp32"),
+        ("osediff:tagger=none", "cuda", "fp16"),  # test_osediff.py: --mixed_precision fp16
+        ("osediff:tagger=none", "mps", "fp32"),
+        ("diffbir:version=v2.1", "cuda", "fp16"),  # inference.py: --precision fp16
+        ("fbcnn", "cuda", "fp32"),
+    ],
+)
+def test_dtype_auto_is_the_official_precision(spec, device, want):
+    m = methods.get(spec)
+    assert m.resolve_dtype(device, "auto") == want
+    assert m.resolve_dtype(device, "bf16") == "bf16"  # an explicit dtype is kept
+
+
+def test_rows_record_the_resolved_dtype(tmp_path):
+    """A run with --dtype auto loads each method in its resolved precision and every row
+    names it (here a stand-in whose official precision is bf16 everywhere)."""
+    from PIL import Image
+
+    from bench.datasets import resolve
+    from bench.metrics.registry import parse_metrics
+    from bench.metrics.runner import MetricRunner
+    from bench.protocols import get_protocol
+    from bench.run import run
+    from bench.store import ResultStore
+    from bench.workspace import Workspace
+    from degradations import expand_all
+    from tests.fake_methods import Flaky
+
+    class Half(Flaky):
+        def auto_dtype(self, device: str) -> str:
+            return "bf16"
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (16, 24, 3), dtype=np.uint8)).save(folder / "a.png")
+    ws = tmp_path / "ws"
+    specs, _ = parse_metrics("psnr")
+    runner = MetricRunner(specs, "cpu", cache_dir=ws / "cache" / "metrics")
+    half = Half()
+    try:
+        run(
+            Workspace(ws),
+            [resolve(str(folder), ws)],
+            get_protocol("fbcnn"),
+            expand_all(["jpeg-q10"]),
+            [half, methods.get("jpeg")],
+            runner,
+            progress=False,
+        )
+    finally:
+        runner.close()
+    df = ResultStore(ws / "results").load()
+    assert half.dtype == "bf16"
+    assert dict(zip(df.method, df.dtype, strict=True)) == {"flaky": "bf16", "jpeg": "fp32"}
+
+
+# ------------------------------------------------------------------ OSEDiff input size
+def test_osediff_enlarges_small_inputs_as_upstream():
+    """test_osediff.py (upscale 1, process_size 512): 100 x 130 (h x w) -> scale 5.12 ->
+    int(665.6) x 512 = 665 wide, then Lanczos to multiples of 8: 664 x 512; 600 x 520 is
+    left alone except the width to 520 (already a multiple of 8) -> unchanged; 700 x 300 ->
+    scale 512/300 -> 1194 x 512 (int(1194.67)) -> 1192 x 512."""
+    from PIL import Image
+
+    from methods.osediff import upstream_resize
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 255, (100, 130, 3), dtype=np.uint8)
+    assert upstream_resize(small).shape == (512, 664, 3)
+    want = (
+        Image.fromarray(small).resize((665, 512), Image.BICUBIC).resize((664, 512), Image.LANCZOS)
+    )
+    assert np.array_equal(upstream_resize(small), np.asarray(want))
+    big = rng.integers(0, 255, (600, 520, 3), dtype=np.uint8)
+    assert np.array_equal(upstream_resize(big), big)
+    assert upstream_resize(np.zeros((300, 700, 3), np.uint8)).shape == (512, 1192, 3)
+
+
+@pytest.mark.parametrize(("opts", "shape"), [("", (512, 664, 3)), (",keep_size=1", (100, 130, 3))])
+def test_osediff_output_size_and_id(opts, shape, monkeypatch):
+    """Default as upstream: the output keeps the enlarged size; keep_size=1 keeps the input's.
+    Both are in the id. The pipeline is replaced by the identity (nofix) so only the sizing
+    is tested."""
+    m = methods.get(f"osediff:tagger=none,colorfix=nofix{opts}")
+    assert m.id == f"osediff:colorfix=nofix,keep_size={'1' if opts else '0'}"
+    monkeypatch.setattr(m, "restore_tensor", lambda x: x)
+    img = np.random.default_rng(2).integers(0, 255, (100, 130, 3), dtype=np.uint8)
+    from methods.base import Sample
+
+    out = m.restore(Sample("a", img, None, "jpeg-q10", {}))
+    assert out.shape == shape
+    if opts:
+        # identity pipeline: x / 255 * 255 truncated twice (ToPILImage) loses at most 1 level
+        assert np.abs(out.astype(int) - img).max() <= 1
