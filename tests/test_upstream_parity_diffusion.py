@@ -256,7 +256,8 @@ def test_codiff_chain_matches_diffusers_calls(small_vae, onestep_ref):
     """restore_tensor with latent=mean against the chain upstream's CODiff_test.forward makes
     with diffusers' own calls: vae.encode(...).latent_dist.mean * vae.config.scaling_factor,
     one UNet call at t = 499, DDPMScheduler.step (as recorded above), vae.decode(x0 / scaling)
-    clamped. Untiled (below the tile sizes), float32: rounding noise only (< 1e-4)."""
+    clamped. Untiled (below the tile sizes), float32, the same operations: measured equal
+    (0.0); a scaling factor changed by 1e-5 moves the image by 1.4e-4."""
     from diffusers import DDPMScheduler
 
     from tests.reference.onestep_upstream import SCHEDULER_CONFIG
@@ -281,4 +282,4 @@ def test_codiff_chain_matches_diffusers_calls(small_vae, onestep_ref):
         img = small_vae.decode(x0 / small_vae.config.scaling_factor).sample.clamp(-1, 1)
     want = img * 0.5 + 0.5
     assert float(want.std()) > 0.02
-    assert (got - want).abs().max().item() < 1e-4
+    assert (got - want).abs().max().item() < 1e-6
