@@ -513,8 +513,9 @@ def _ramp(h: int, w: int, edge: int, like):
 # -- colour fixes -----------------------------------------------------------------------------
 
 
-def adain_color_fix(out, ref, eps: float = 1e-5):
-    """Match each channel's mean and std of ``out`` to ``ref`` (both 1x3xHxW in [0,1])."""
+def adain_color_fix(out, ref, eps: float = 1e-5, clamp: bool = True):
+    """Match each channel's mean and std of ``out`` to ``ref`` (both 1x3xHxW in [0,1]);
+    clamped to [0, 1] unless ``clamp`` is false."""
 
     def stats(t):
         flat = t.reshape(t.shape[0], t.shape[1], -1)
@@ -522,7 +523,8 @@ def adain_color_fix(out, ref, eps: float = 1e-5):
 
     m_o, s_o = stats(out)
     m_r, s_r = stats(ref)
-    return ((out - m_o) / s_o * s_r + m_r).clamp(0, 1)
+    res = (out - m_o) / s_o * s_r + m_r
+    return res.clamp(0, 1) if clamp else res
 
 
 def _wavelet_blur(img, radius: int):

@@ -63,7 +63,13 @@ def main(upstream: str, out: str) -> None:
     from PIL import Image
 
     sys.path.insert(0, str(Path(upstream) / "diffusion" / "my_utils"))
-    from wavelet_color_fix import adain_color_fix, wavelet_color_fix
+    from torchvision.transforms import ToTensor
+    from wavelet_color_fix import (
+        adain_color_fix,
+        adaptive_instance_normalization,
+        wavelet_color_fix,
+        wavelet_reconstruction,
+    )
 
     lq, restored = images()
     src, tgt = Image.fromarray(lq), Image.fromarray(restored)
@@ -73,6 +79,9 @@ def main(upstream: str, out: str) -> None:
         "adain": np.asarray(adain_color_fix(target=tgt, source=src)),
         "wavelet": np.asarray(wavelet_color_fix(target=tgt, source=src)),
     }
+    t_tgt, t_src = ToTensor()(tgt)[None], ToTensor()(src)[None]  # what the fixes convert to
+    arrays["adain_float"] = adaptive_instance_normalization(t_tgt, t_src)[0].numpy()
+    arrays["wavelet_float"] = wavelet_reconstruction(t_tgt, t_src)[0].numpy()
     z, eps = latents()
     for t in (499, 999):
         sched = DDPMScheduler.from_config(SCHEDULER_CONFIG)
