@@ -107,7 +107,7 @@ def _load(methods: list, dtype: str, kinds: tuple[str, ...]) -> tuple[int, dict[
         torch.set_num_threads(_state["threads"])
     try:
         for m in methods:
-            m.load(device, dtype, kinds=kinds)
+            m.load(device, m.resolve_dtype(device, dtype), kinds=kinds)
     except BenchError as e:  # re-raised as a plain BenchError: subclasses may not unpickle
         raise BenchError(str(e)) from None
     except Exception as e:

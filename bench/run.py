@@ -226,6 +226,8 @@ class _SetJob:
                 "method_weights_sha256": weights_sha,
                 "created": created,
                 **self.info,
+                # the precision it ran in (--dtype auto resolved for the method and device)
+                "dtype": method.resolve_dtype(restored.device, self.info["dtype"]),
                 "device": restored.device,  # where this image was restored
                 "worker_pid": restored.pid,  # the process that restored it
             }
@@ -432,7 +434,7 @@ def run(
     methods: list[Method],
     runner: MetricRunner,
     device: str = "cpu",
-    dtype: str = "fp32",
+    dtype: str = "auto",
     jobs: int = 1,
     on_error: str = "skip",
     progress: bool = True,
@@ -458,7 +460,7 @@ def run(
             pool.start(pooled, dtype, kinds)  # the workers load while this process goes on
         for method in methods:  # every missing weight file is reported before any work
             if pool is None or not method.uses_torch:
-                method.load(device, dtype, kinds=kinds)
+                method.load(device, method.resolve_dtype(device, dtype), kinds=kinds)
         if pool is not None:
             pool.ready()
         results = []

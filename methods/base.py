@@ -123,6 +123,15 @@ class Method:
     #: tile size for tiled inference (0: whole image); set from ``bench run --tile``
     tile: int = 0
 
+    def auto_dtype(self, device: str) -> str:
+        """What ``--dtype auto`` means for this method on ``device``: the precision its official
+        test script uses there (fp32 unless a method says otherwise)."""
+        return "fp32"
+
+    def resolve_dtype(self, device: str, dtype: str) -> str:
+        """``dtype`` with ``auto`` replaced by :meth:`auto_dtype` for ``device``."""
+        return self.auto_dtype(device) if dtype == "auto" else dtype
+
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         """Load weights onto a device for the image kinds to come (``rgb``, ``gray``).
         Methods without weights only record the device."""

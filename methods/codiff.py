@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.weights import WeightFile
+from methods import sd_core
 from methods.base import Capabilities, Method, Sample
 from methods.fbcnn_net import build_fbcnn_unet
 from methods.sd_core import sd21_files
@@ -44,12 +45,21 @@ class OneStepSD(Method):
         self.fix = options.get("colorfix", "adain")
         self.latent_mode = options.get("latent", "sample")
         self.seed = int(options.get("seed", "0"))
+        self.vae_tiling = options.get("vae_tiling", "hook")
         from bench.errors import BenchError
+
+        if self.vae_tiling not in ("hook", "pooled"):
+            raise BenchError(f"{self.name}: vae_tiling must be hook (upstream) or pooled")
 
         if self.fix not in ("adain", "wavelet", "nofix"):
             raise BenchError(f"{self.name}: colorfix must be adain, wavelet or nofix")
         if self.latent_mode not in ("sample", "mean"):
             raise BenchError(f"{self.name}: latent must be sample or mean")
+
+    def auto_dtype(self, device: str) -> str:
+        """Upstream's test scripts run the UNet and VAE in fp16 (``--mixed_precision fp16``,
+        on CUDA only); fp32 elsewhere."""
+        return "fp16" if device.startswith("cuda") else "fp32"
 
     def id_options(self) -> dict[str, str]:
         """The options the method id shows (before the shared defaults are hidden)."""
@@ -61,13 +71,16 @@ class OneStepSD(Method):
             "colorfix": self.fix,
             "latent": self.latent_mode,
             "seed": str(self.seed),
+            "vae_tiling": self.vae_tiling,
             **self.id_options(),
         }
-        shown = {
-            k: v
-            for k, v in opts.items()
-            if (k, v) not in (("colorfix", "adain"), ("latent", "sample"), ("seed", "0"))
-        }
+        hidden = (
+            ("colorfix", "adain"),
+            ("latent", "sample"),
+            ("seed", "0"),
+            ("vae_tiling", "hook"),
+        )
+        shown = {k: v for k, v in opts.items() if (k, v) not in hidden}
         return self.name + (
             ":" + ",".join(f"{k}={v}" for k, v in sorted(shown.items())) if shown else ""
         )
@@ -85,34 +98,30 @@ class OneStepSD(Method):
             return sd_core.build_vae()
         raise ValueError(f"{self.name} has networks unet and vae")
 
-    #: tiled VAE as upstream: encoder tiles of 1024 px (used above 1024 + 2 x 32), decoder
-    #: tiles of 224 latent pixels (used above 224 + 2 x 11)
-    vae_encoder_tile: tuple[int, int] = (1024, 32)
-    vae_decoder_tile: tuple[int, int] = (224, 11)
+    #: tiled VAE (tile, padding): upstream's vaehook defaults, encoder tiles of 1024 px with
+    #: 32 px context (used above 1024 + 2 x 32), decoder tiles of 224 latent px with 11 px
+    #: context (used above 224 + 2 x 11); ``vae_tiling=pooled`` uses the same sizes as tile and
+    #: overlap-half of carbench's blended, pooled-statistics scheme
+    vae_encoder_tile: tuple[int, int] = (1024, sd_core.VAEHOOK_PAD_ENCODER)
+    vae_decoder_tile: tuple[int, int] = (224, sd_core.VAEHOOK_PAD_DECODER)
+
+    def _vae_part(self, net, x, tile: int, pad: int, scale: float):
+        if self.vae_tiling == "hook":
+            return sd_core.vaehook_tiled(net, x, tile, pad, scale, module=net)
+        if max(x.shape[-2:]) > tile + 2 * pad:
+            return sd_core.tiled_vae(net, x, tile, scale, 2 * pad, module=net)
+        return net(x)
 
     def _encode(self, x):
         """VAE posterior (mean, std) of x in [-1,1], tiled for large inputs."""
-        from methods import sd_core
-
-        enc = self.vae.encoder
-        tile, pad = self.vae_encoder_tile
-        if max(x.shape[-2:]) > tile + 2 * pad:
-            h = sd_core.tiled_vae(enc, x, tile, 1 / 8, 2 * pad, module=enc)
-        else:
-            h = enc(x)
+        h = self._vae_part(self.vae.encoder, x, *self.vae_encoder_tile, 1 / 8)
         moments = self.vae.quant_conv(h) if self.vae.quant_conv is not None else h
         mean, logvar = moments.chunk(2, dim=1)
         return mean, (0.5 * logvar.clamp(-30.0, 20.0)).exp()
 
     def _decode(self, z):
-        from methods import sd_core
-
         z = self.vae.post_quant_conv(z) if self.vae.post_quant_conv is not None else z
-        dec = self.vae.decoder
-        tile, pad = self.vae_decoder_tile
-        if max(z.shape[-2:]) > tile + 2 * pad:
-            return sd_core.tiled_vae(dec, z, tile, 8, 2 * pad, module=dec)
-        return dec(z)
+        return self._vae_part(self.vae.decoder, z, *self.vae_decoder_tile, 8)
 
     def _latent(self, x):
         import torch
@@ -153,6 +162,10 @@ class OneStepSD(Method):
         img = self._decode(x0 / sd_core.SCALING).clamp(-1, 1)
         return img.float() * 0.5 + 0.5
 
+    def prepare_input(self, img: np.ndarray) -> np.ndarray:
+        """The RGB uint8 image the pipeline (and the colour fix) sees; as given by default."""
+        return img
+
     def restore(self, sample: Sample) -> np.ndarray:
         import torch
         import torch.nn.functional as F
@@ -162,6 +175,7 @@ class OneStepSD(Method):
         img = sample.decoded
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
+        img = self.prepare_input(img)
         h, w = img.shape[:2]
         x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         x = x.to(self.device)

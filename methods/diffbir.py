@@ -191,6 +191,10 @@ class DiffBIR(Method):
                 raise WeightsMissingError(f"{single}\nor, instead:\n  {folder}") from None
         return sd_single_file.load_single_file(path, parts), [path]
 
+    def auto_dtype(self, device: str) -> str:
+        """inference.py @3f8b530 defaults to ``--precision fp16`` (both versions) on CUDA."""
+        return "fp16" if device.startswith("cuda") else "fp32"
+
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)
         control_path, cleaner_path = self.weight_paths(self.version)[:2]

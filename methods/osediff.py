@@ -3,8 +3,12 @@ Super-Resolution", NeurIPS 2024. Upstream: cswry/OSEDiff @fcc4f09 (Apache-2.0).
 
 One UNet step at t = 999 on the SD-2.1-base latent of the input (LoRA on VAE encoder and UNet,
 rank 4, so scale 8/4 = 2), text condition from the SD-2.1 text encoder. For artifact removal the
-upscale factor is 1. Upstream's test script also enlarges inputs whose short side is under 512
-px and (its resize back being discarded) returns them enlarged; carbench keeps the input size.
+upscale factor is 1. As upstream's test_osediff.py (default, ``keep_size=0``): an input with a
+side under 512 px is enlarged with PIL's default (bicubic) resize by 512 / short side (sizes
+truncated to integers), then Lanczos-resized down to multiples of 8, and the output keeps that
+size (upstream's resize back is discarded), so it is larger than the ground truth and only
+no-reference metrics can score it. ``osediff:keep_size=1`` instead runs at the input size
+(replicate-padded to multiples of 8, cropped back), so full-reference metrics apply.
 
 Prompt (``osediff:tagger=dape|none``): as test_osediff.py, "<tags>, <prompt>," with the tags that
 DAPE (RAM Swin-L + LoRA, ``methods.ram_tagger``) finds in the (padded) input, run in the method's
@@ -81,6 +85,9 @@ class OSEDiff(OneStepSD):
         if mode not in TAGGERS:
             raise BenchError(f"osediff:tagger must be dape or none, got {mode!r}")
         self.tagger_mode = mode
+        self.keep_size = options.get("keep_size", "0")
+        if self.keep_size not in ("0", "1"):
+            raise BenchError(f"osediff:keep_size must be 0 or 1, got {self.keep_size!r}")
         self.tagger = None  # a methods.ram_tagger.RamTagger once loaded (tests inject one)
         self.last_prompt = ""
 
@@ -92,10 +99,20 @@ class OSEDiff(OneStepSD):
         return True
 
     def id_options(self) -> dict[str, str]:
-        opts = {k: v for k, v in self.options.items() if k != "tagger"}
+        opts = {k: v for k, v in self.options.items() if k not in ("tagger", "keep_size")}
+        opts["keep_size"] = self.keep_size  # shown either way: the output size depends on it
         if self.tagger_mode == "dape":
             opts["tagger"] = "dape"
         return opts
+
+    #: upstream's process_size (its upscale factor 1 for artifact removal)
+    process_size: int = 512
+
+    def prepare_input(self, img):
+        """keep_size=0: upstream's enlargement of small inputs and resize to multiples of 8."""
+        if self.keep_size == "1":
+            return img
+        return upstream_resize(img, self.process_size)
 
     @property
     def prompt(self) -> str:
@@ -163,3 +180,19 @@ class OSEDiff(OneStepSD):
         ).input_ids.to(x01.device)
         with torch.no_grad():
             return self.text_encoder(ids)[0]
+
+
+def upstream_resize(img, process_size: int = 512):
+    """test_osediff.py's input sizing with upscale 1: a side under ``process_size`` -> PIL
+    resize (default filter: bicubic) by process_size / short side, each size truncated to an
+    integer; then PIL Lanczos down to multiples of 8 (no-op when they already are)."""
+    import numpy as np
+    from PIL import Image
+
+    pil = Image.fromarray(img)
+    w, h = pil.size
+    if w < process_size or h < process_size:
+        scale = process_size / min(w, h)
+        pil = pil.resize((int(scale * w), int(scale * h)), Image.BICUBIC)
+    pil = pil.resize((pil.width - pil.width % 8, pil.height - pil.height % 8), Image.LANCZOS)
+    return np.asarray(pil).copy()

@@ -305,14 +305,15 @@ def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
 
 
 def tiled_vae(fn, x, tile: int, scale: float, overlap: int, module=None):
-    """Run a VAE encoder/decoder over overlapping tiles of ``x`` and blend them linearly.
+    """Run a VAE encoder/decoder over overlapping tiles of ``x`` and blend them linearly
+    (carbench's own scheme, ``vae_tiling=pooled``; upstream's is :func:`vaehook_tiled`).
 
     ``scale``: output pixels per input pixel (1/8 encoder, 8 decoder). Only used when the input
-    is larger than ``tile`` (official defaults: encoder 1024 px, decoder 224 latent). With
-    ``module`` given, every GroupNorm inside it normalises all tiles with statistics pooled over
-    all tiles (as upstream's VAE hook does), so tiles agree with a single pass up to the
-    attention and border effects; each tile runs in its own thread and the GroupNorms meet at a
-    barrier. Self-attention stays per tile, which is what bounds the memory.
+    is larger than ``tile``. With ``module`` given, every GroupNorm inside it normalises all
+    tiles with statistics pooled over all tiles (the exact mean and variance of the union of
+    the tiles; upstream instead averages per-tile variances), so tiles agree with a single pass
+    up to the attention and border effects; each tile runs in its own thread and the GroupNorms
+    meet at a barrier. Self-attention stays per tile, which is what bounds the memory.
     """
     import torch
 
@@ -337,8 +338,11 @@ def tiled_vae(fn, x, tile: int, scale: float, overlap: int, module=None):
     return out / weight
 
 
-def _synced_group_norm(fn, module, patches):
-    """``fn`` on every patch at once (one thread each), GroupNorm statistics pooled."""
+def _synced_group_norm(fn, module, patches, stats: str = "pooled"):
+    """``fn`` on every patch at once (one thread each), GroupNorms synchronised across patches:
+    ``pooled`` (mean and variance of all patches' values together) or ``tile_mean`` (each
+    patch's own biased variance and mean per group, averaged with weights = the patch's share
+    of the pixels, as upstream's vaehook ``GroupNormParam``)."""
     import threading
 
     import torch
@@ -358,15 +362,28 @@ def _synced_group_norm(fn, module, patches):
             calls[id(gn)] = key[1] + 1
             b, c = xt.shape[:2]
             g = xt.float().reshape(b, gn.num_groups, -1)
-            with lock:
-                acc = pools.setdefault(key, [0.0, 0.0, 0])
-                acc[0] = acc[0] + g.sum(-1)
-                acc[1] = acc[1] + (g * g).sum(-1)
-                acc[2] += g.shape[-1]
-            barrier.wait()
-            total, sq, cnt = pools[key]
-            mean = total / cnt
-            var = (sq / cnt - mean * mean).clamp_min(0)
+            if stats == "tile_mean":
+                v, m = torch.var_mean(g, dim=-1, unbiased=False)
+                pixels = xt[0, 0].numel()
+                with lock:
+                    pools.setdefault(key, {})[local.index] = (v, m, pixels)
+                barrier.wait()
+                entries = [pools[key][i] for i in sorted(pools[key])]
+                share = torch.tensor([e[2] for e in entries], dtype=torch.float32)
+                share = share / share.max()
+                share = (share / share.sum()).to(g.device)
+                var = sum(e[0] * w for e, w in zip(entries, share, strict=True))
+                mean = sum(e[1] * w for e, w in zip(entries, share, strict=True))
+            else:
+                with lock:
+                    acc = pools.setdefault(key, [0.0, 0.0, 0])
+                    acc[0] = acc[0] + g.sum(-1)
+                    acc[1] = acc[1] + (g * g).sum(-1)
+                    acc[2] += g.shape[-1]
+                barrier.wait()
+                total, sq, cnt = pools[key]
+                mean = total / cnt
+                var = (sq / cnt - mean * mean).clamp_min(0)
             y = (g - mean[..., None]) / (var[..., None] + gn.eps).sqrt()
             y = y.reshape(xt.shape).to(xt.dtype)
             if gn.affine:
@@ -380,6 +397,7 @@ def _synced_group_norm(fn, module, patches):
     errors: list = []
 
     def work(i):
+        local.index = i
         try:
             results[i] = fn(patches[i])
         except BaseException as e:  # release the others
@@ -400,6 +418,76 @@ def _synced_group_norm(fn, module, patches):
     if errors:
         raise errors[0]
     return results
+
+
+#: upstream vaehook's tile padding (context around each core tile, cropped away afterwards)
+VAEHOOK_PAD_ENCODER, VAEHOOK_PAD_DECODER = 32, 11
+
+
+def _vaehook_core_size(lower: int, upper: int) -> int:
+    """Round a core tile side up to a multiple of 32, 16, ..., 2 not above ``upper``."""
+    div = 32
+    while div >= 2:
+        if lower % div == 0:
+            return lower
+        cand = lower - lower % div + div
+        if cand <= upper:
+            return cand
+        div //= 2
+    return lower
+
+
+def vaehook_boxes(h: int, w: int, tile: int, pad: int, scale: float):
+    """Tiles as upstream's VAEHook.split_tiles: the area inside a ``pad`` margin is cut into
+    ceil((side - 2 pad) / tile) core tiles per side, shrunk to equal size (rounded as
+    :func:`_vaehook_core_size`); each tile is run on its core plus ``pad`` on every side and its
+    core (extended to the image border for border tiles) is kept. Returns ``(input box,
+    output box)`` pairs ``(x1, x2, y1, y2)``, output boxes in output pixels."""
+    ny, nx = max(math.ceil((h - 2 * pad) / tile), 1), max(math.ceil((w - 2 * pad) / tile), 1)
+    th = _vaehook_core_size(math.ceil((h - 2 * pad) / ny), tile)
+    tw = _vaehook_core_size(math.ceil((w - 2 * pad) / nx), tile)
+
+    def out(v: int) -> int:
+        return v * 8 if scale > 1 else v // 8
+
+    boxes = []
+    for i in range(ny):
+        for j in range(nx):
+            x1, x2 = pad + j * tw, min(pad + (j + 1) * tw, w)
+            y1, y2 = pad + i * th, min(pad + (i + 1) * th, h)
+            core = (
+                x1 if x1 > pad else 0,
+                x2 if x2 < w - pad else w,
+                y1 if y1 > pad else 0,
+                y2 if y2 < h - pad else h,
+            )
+            inp = (max(0, x1 - pad), min(w, x2 + pad), max(0, y1 - pad), min(h, y2 + pad))
+            boxes.append((inp, tuple(out(v) for v in core)))
+    return boxes
+
+
+def vaehook_tiled(fn, x, tile: int, pad: int, scale: float, module):
+    """Upstream's tiled VAE (CODiff/OSEDiff ``my_utils/vaehook.py``, re-implemented): used when
+    the longer side exceeds ``tile + 2 pad``; tiles from :func:`vaehook_boxes`, every GroupNorm
+    of ``module`` normalises each tile with the pixel-weighted average of the tiles' own
+    means and variances, each tile's core is cropped and placed without blending."""
+    import torch
+
+    _, _, h, w = x.shape
+    if max(h, w) <= tile + 2 * pad:
+        return fn(x)
+    boxes = vaehook_boxes(h, w, tile, pad, scale)
+    patches = [x[:, :, y1:y2, x1:x2] for (x1, x2, y1, y2), _ in boxes]
+    outs = _synced_group_norm(fn, module, patches, stats="tile_mean")
+    oh, ow = (h * 8, w * 8) if scale > 1 else (h // 8, w // 8)
+    res = torch.zeros(
+        outs[0].shape[0], outs[0].shape[1], oh, ow, device=x.device, dtype=outs[0].dtype
+    )
+    for (inp, (ox1, ox2, oy1, oy2)), y in zip(boxes, outs, strict=True):
+        px1, py1 = (inp[0] * 8, inp[2] * 8) if scale > 1 else (inp[0] // 8, inp[2] // 8)
+        dy, dx = oy1 - py1, ox1 - px1
+        res[:, :, oy1:oy2, ox1:ox2] = y[:, :, dy : dy + oy2 - oy1, dx : dx + ox2 - ox1]
+    return res
 
 
 def _starts(n: int, tile: int, overlap: int) -> list[int]:
@@ -425,8 +513,9 @@ def _ramp(h: int, w: int, edge: int, like):
 # -- colour fixes -----------------------------------------------------------------------------
 
 
-def adain_color_fix(out, ref, eps: float = 1e-5):
-    """Match each channel's mean and std of ``out`` to ``ref`` (both 1x3xHxW in [0,1])."""
+def adain_color_fix(out, ref, eps: float = 1e-5, clamp: bool = True):
+    """Match each channel's mean and std of ``out`` to ``ref`` (both 1x3xHxW in [0,1]);
+    clamped to [0, 1] unless ``clamp`` is false."""
 
     def stats(t):
         flat = t.reshape(t.shape[0], t.shape[1], -1)
@@ -434,7 +523,8 @@ def adain_color_fix(out, ref, eps: float = 1e-5):
 
     m_o, s_o = stats(out)
     m_r, s_r = stats(ref)
-    return ((out - m_o) / s_o * s_r + m_r).clamp(0, 1)
+    res = (out - m_o) / s_o * s_r + m_r
+    return res.clamp(0, 1) if clamp else res
 
 
 def _wavelet_blur(img, radius: int):

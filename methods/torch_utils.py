@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+#: what ``--dtype`` accepts: a dtype, or ``auto`` (each method's official precision on the
+#: device, ``Method.auto_dtype``)
+DTYPE_CHOICES = ("auto", *DTYPES)
 
 
 def torch_dtype(name: str):

@@ -224,13 +224,15 @@ def test_osediff_condition_uses_the_tag_prompt(tiny, coffee):
 def test_osediff_tagger_default_and_id(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
     assert methods.get("osediff").tagger_mode == "none"
-    assert methods.get("osediff").id == "osediff"  # ids of fixed-prompt runs unchanged
-    assert methods.get("osediff:tagger=none,prompt=x").id == "osediff:prompt=x"
-    assert methods.get("osediff:tagger=dape").id == "osediff:tagger=dape"
+    # keep_size is always shown: a bare "osediff" in older stores ran at the input size
+    assert methods.get("osediff").id == "osediff:keep_size=0"
+    assert methods.get("osediff:tagger=none,prompt=x").id == "osediff:keep_size=0,prompt=x"
+    assert methods.get("osediff:tagger=dape").id == "osediff:keep_size=0,tagger=dape"
+    assert methods.get("osediff:keep_size=1").id == "osediff:keep_size=1"
     _tagger_files(tmp_path)
     m = methods.get("osediff:prompt=x")
-    assert m.tagger_mode == "dape" and m.id == "osediff:prompt=x,tagger=dape"
-    assert methods.get("osediff:tagger=none").id == "osediff"
+    assert m.tagger_mode == "dape" and m.id == "osediff:keep_size=0,prompt=x,tagger=dape"
+    assert methods.get("osediff:tagger=none").id == "osediff:keep_size=0"
     with pytest.raises(BenchError, match="dape or none"):
         methods.get("osediff:tagger=ram")
 

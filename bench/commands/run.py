@@ -31,7 +31,7 @@ from bench.protocols import get_protocol
 from bench.run import run
 from bench.shard import parse_shard
 from bench.suites import get_suite
-from methods.torch_utils import DTYPES
+from methods.torch_utils import DTYPE_CHOICES
 
 
 def split_methods(text: str) -> list[str]:
@@ -70,7 +70,13 @@ def run_cmd(
             "cpu,cpu. Metrics run on --device.",
         ),
     ] = None,
-    dtype: Annotated[str, typer.Option(help="fp32 | fp16 | bf16")] = "fp32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="auto (each method's official precision on the device: fp16 on CUDA for "
+            "codiff, osediff, diffbir; else fp32) | fp32 | fp16 | bf16; rows record the one used"
+        ),
+    ] = "auto",
     tile: Annotated[int, typer.Option(help="Tile size for tiled inference (0: whole image)")] = 0,
     jobs: JobsOpt = 1,
     backend: BackendOpt = "threading",
@@ -85,8 +91,8 @@ def run_cmd(
     ws.ensure_writable()
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)
     proto = get_protocol(proto_name)
-    if dtype not in DTYPES:
-        raise BenchError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype not in DTYPE_CHOICES:
+        raise BenchError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")
     method_specs = split_methods(methods_opt)
     if suite:  # a suite selects the checkpoint/options its paper used
         s = get_suite(suite)
