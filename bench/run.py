@@ -97,6 +97,19 @@ def _peak_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def scoring_view(method: Method, out: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, str]:
+    """The output as scored: resized to the ground truth (PIL bicubic) when the method keeps
+    its official output geometry (``resize_for_scoring``); else unchanged. Returns (pixels,
+    "WxH" of the original output when resized, else "")."""
+    if not method.resize_for_scoring or out.shape[:2] == gt.shape[:2]:
+        return out, ""
+    from PIL import Image
+
+    h, w = gt.shape[:2]
+    resized = np.asarray(Image.fromarray(out).resize((w, h), Image.BICUBIC)).copy()
+    return resized, f"{out.shape[1]}x{out.shape[0]}"
+
+
 def _sample(ws: Workspace, rec: dict, deg: str) -> Sample:
     return Sample(rec["image"], None, ws.resolve(rec["bitstream_path"]), deg, _params(rec))
 
@@ -199,6 +212,7 @@ class _SetJob:
             src = out_path if method.saves_outputs else method.output_source(sample)
             src_rel = ws.rel(src) if src is not None else None
             missing = self.wanted - self.have.get(image, set())
+            out, scored_from = scoring_view(method, out, gt)
             scores = self.runner.score(out, gt, pixel_sha256(out), rec["gt_sha256"], only=missing)
         except (ImageError, BenchError, ValueError) as e:
             return [], f"{image} ({self.label}): {e}"
@@ -222,6 +236,7 @@ class _SetJob:
                 "peak_mem_mb": restored.peak_mb,
                 "output_path": src_rel,
                 "bpp": rec.get("bpp"),
+                "scored_resized_from": scored_from,  # "WxH" when resized to the GT to score
                 "gt_sha256": rec["gt_sha256"],
                 "method_weights_sha256": weights_sha,
                 "created": created,

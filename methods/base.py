@@ -122,6 +122,9 @@ class Method:
 
     #: tile size for tiled inference (0: whole image); set from ``bench run --tile``
     tile: int = 0
+    #: the method's output keeps its official geometry (e.g. OSEDiff's enlargement): for
+    #: full-reference scoring it is resized to the ground truth (PIL bicubic), recorded per row
+    resize_for_scoring: bool = False
 
     def auto_dtype(self, device: str) -> str:
         """What ``--dtype auto`` means for this method on ``device``: the precision its official

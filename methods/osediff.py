@@ -88,6 +88,7 @@ class OSEDiff(OneStepSD):
         self.keep_size = options.get("keep_size", "0")
         if self.keep_size not in ("0", "1"):
             raise BenchError(f"osediff:keep_size must be 0 or 1, got {self.keep_size!r}")
+        self.resize_for_scoring = self.keep_size == "0"  # upstream's output size != input's
         self.tagger = None  # a methods.ram_tagger.RamTagger once loaded (tests inject one)
         self.last_prompt = ""
 

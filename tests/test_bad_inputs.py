@@ -230,7 +230,7 @@ def test_folder_problems(tmp_path, ws, capsys):
         (["generate", "--shard", "3/2"], "--shard must be i/n with 0 <= i < n"),
         (["generate", "--backend", "mpi"], "backend must be one of threading"),
         (["run", "--metrics", "psnrx"], "unknown metric 'psnrx'"),
-        (["run", "--dtype", "fp8"], "--dtype must be one of fp32, fp16, bf16, got 'fp8'"),
+        (["run", "--dtype", "fp8"], "--dtype must be one of auto, fp32, fp16, bf16, got 'fp8'"),
         (["run", "--methods", "nosuch"], "unknown method 'nosuch'"),
         (["run", "--methods", "fbcnn"], "method fbcnn (color) cannot run, weight file(s) missing"),
         (["run", "--metrics", "maniqa"], "metric maniqa cannot load, weight file(s) missing"),

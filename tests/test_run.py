@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import methods
 from bench.store import ResultStore
 from conftest import run_cli
 
@@ -212,3 +214,52 @@ def test_summary_sorts_naturally():
     out = summarize(pd.DataFrame(rows))
     assert list(out.degradation) == ["jpeg-q5", "jpeg-q10"]
     assert list(out["mean"]) == [3.0, 1.0] and list(out.n) == [2, 1]
+
+
+def test_an_enlarged_output_is_resized_to_the_ground_truth_for_scoring(tmp_path, coffee):
+    """A method keeping its official output geometry (OSEDiff's default enlarges small
+    inputs) is scored after a PIL bicubic resize to the ground truth, recorded per row."""
+    from PIL import Image as PILImage
+
+    from bench.datasets import resolve
+    from bench.metrics.fullref import psnr
+    from bench.metrics.registry import parse_metrics
+    from bench.metrics.runner import MetricRunner
+    from bench.protocols import get_protocol
+    from bench.run import run
+    from bench.workspace import Workspace
+    from degradations import expand_all
+    from methods.base import Method
+
+    class Enlarge(Method):
+        name = "enlarge"
+        resize_for_scoring = True
+
+        def load(self, device="cpu", dtype="fp32", kinds=("rgb", "gray")):
+            super().load(device, dtype)
+            self._weights_sha = "none"
+
+        def restore(self, sample):
+            h, w = sample.decoded.shape[:2]
+            pil = PILImage.fromarray(sample.decoded)
+            return np.asarray(pil.resize((2 * w + 3, 2 * h + 1), PILImage.BICUBIC))
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    gt = coffee[:64, :80]
+    PILImage.fromarray(gt).save(folder / "c.png")
+    ws = tmp_path / "ws"
+    specs, _ = parse_metrics("psnr")
+    runner = MetricRunner(specs, "cpu", cache_dir=ws / "cache" / "metrics")
+    run(Workspace(ws), [resolve(str(folder), ws)], get_protocol("fbcnn"),
+        expand_all(["jpeg-q10"]), [Enlarge()], runner, progress=False)
+    row = ResultStore(ws / "results").load().iloc[0]
+    assert row.scored_resized_from == "163x129"
+    from degradations import Jpeg
+
+    dec = Jpeg(10).apply(gt).decoded
+    big = PILImage.fromarray(dec).resize((163, 129), PILImage.BICUBIC)
+    back = np.asarray(big.resize((80, 64), PILImage.BICUBIC))
+    assert row.value == pytest.approx(psnr(back, gt), abs=1e-9)
+    assert methods.get("osediff").resize_for_scoring
+    assert not methods.get("osediff:keep_size=1").resize_for_scoring
