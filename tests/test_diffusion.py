@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import methods
-from bench.errors import WeightsMissingError
+from bench.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
 from methods import sd_core
 from methods.base import Sample
@@ -188,7 +188,14 @@ def test_codiff_end_to_end_deterministic(codiff, coffee):
         {k: v for k, v in codiff.__dict__.items() if k not in ("options", "seed")}
     )
     assert other.id == "codiff:seed=1"
-    assert 0 <= codiff.predict_qf(_sample(img)) <= 100
+    b = other.restore(_sample(img))
+    assert b.shape == a.shape and not np.array_equal(a, b)  # the seed reaches the latent draw
+    assert np.array_equal(b, other.restore(_sample(img)))
+    # the QF head by hand: CaVE's q for this input, then round(100 (1 - q))
+    x = torch.from_numpy(_sample(img).decoded.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        q = float(codiff.cave.predict_q(x))
+    assert codiff.predict_qf(_sample(img)) == int(round(100 * (1 - q)))
 
 
 def test_codiff_lora_changes_the_output(codiff, coffee, tiny_weights):
@@ -283,7 +290,7 @@ def test_missing_weights_are_named(tmp_path, monkeypatch):
         (tmp_path / "codiff" / f).write_bytes(b"")
     monkeypatch.setenv("BENCH_SD21_PATH", str(tmp_path / "nosd"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(Exception, match=r"(not a readable LoRA checkpoint|Stable Diffusion)"):
+    with pytest.raises(BenchError, match=r"codiff.pkl: not a readable LoRA checkpoint"):
         methods.get("codiff").load()
 
 
