@@ -156,6 +156,7 @@ def tiny_diffbir():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["v2", "v2.1"])
 def test_pipeline_end_to_end(tiny_diffbir, coffee, version):
     m = tiny_diffbir[version]

@@ -56,6 +56,7 @@ def _check_published(csv_path, datasets):
     return checked
 
 
+@pytest.mark.slow
 def test_jpeg_row_reproduces_published_live1_colour(ws, data_root, tmp_path, capsys):
     args = [
         "run",
@@ -89,6 +90,7 @@ def test_jpeg_row_reproduces_published_live1_colour(ws, data_root, tmp_path, cap
     assert ResultStore(ws / "results").parts() == parts
 
 
+@pytest.mark.slow
 def test_jpeg_row_reproduces_published_gray(ws, data_root, tmp_path):
     assert (
         run_cli(
@@ -165,6 +167,7 @@ def test_named_metric_without_weights_stops_before_work(ws, capsys):
     assert not (ws / "sets").exists() and not (ws / "results").exists()
 
 
+@pytest.mark.slow
 def test_available_runs_what_it_can(ws, standin_weights, capsys):
     assert (
         run_cli("run", "-w", ws, "-g", "jpeg-q20", "--metrics", "available", "--no-progress") == 0
