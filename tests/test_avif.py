@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from bench.metrics.fullref import psnr as _psnr
 from degradations.avif import Avif, avif_quantizer, decode_avif, encode_avif
 from degradations.registry import expand, from_id
 
@@ -24,11 +25,6 @@ needs_avifenc = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def rgb() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[128:256, 192:352])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 def test_ids_and_grammar_round_trip():

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from bench.metrics.fullref import psnr as _psnr
 from degradations.heif import Heif, decode_heif, encode_heif
 from degradations.registry import expand, from_id
 
@@ -25,11 +26,6 @@ needs_heif_enc = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def rgb() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[128:256, 192:352])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 def test_ids_and_grammar_round_trip():

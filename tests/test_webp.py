@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from bench.metrics.fullref import psnr as _psnr
 from degradations.registry import expand, from_id
 from degradations.webp import Webp, decode_webp, encode_webp
 
@@ -23,11 +24,6 @@ needs_cwebp = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def rgb() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[128:256, 192:352])
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 def test_ids_and_grammar_round_trip():
