@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.metrics.registry import canonical_variant_id, higher_is_better
 
 KEY = ["dataset", "protocol", "degradation", "method", "metric"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.download import download
-from bench.errors import BenchError, ImageError
-from bench.imageio import encode_png, list_images, read_image, write_bytes_atomic
-from bench.registry_file import load_registry_file
+from bench.core.download import download
+from bench.core.errors import BenchError, ImageError
+from bench.core.imageio import encode_png, list_images, read_image, write_bytes_atomic
+from bench.core.registry_file import load_registry_file
 
 log = logging.getLogger(__name__)
 CHECKSUM_DIR = Path(__file__).parent / "checksums"

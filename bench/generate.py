@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.core.errors import BenchError, ImageError
+from bench.core.imageio import read_image, write_bytes_atomic, write_png_atomic
+from bench.core.journal import JournalWriter, read_journal
+from bench.core.locks import exclusive
+from bench.core.parallel import run_tasks
+from bench.core.provenance import carbench_version
+from bench.core.shard import ALL, Shard
+from bench.core.workspace import Workspace
 from bench.datasets import Dataset
-from bench.errors import BenchError, ImageError
-from bench.imageio import read_image, write_bytes_atomic, write_png_atomic
-from bench.journal import JournalWriter, read_journal
-from bench.locks import exclusive
-from bench.parallel import run_tasks
 from bench.protocols import Protocol
-from bench.provenance import carbench_version
-from bench.shard import ALL, Shard
-from bench.workspace import Workspace
 from degradations import Degradation
 from degradations.base import as_array, image_shape
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from degradations.base import ImageLike, as_array, as_pil, image_shape
 from degradations.color import rgb_to_y_uint8
 

@@ -25,19 +25,19 @@ from typing import TypeVar
 
 import numpy as np
 
+from bench.core.device_pool import DevicePool, Worker
+from bench.core.errors import BenchError, ImageError
+from bench.core.imageio import read_image, write_png_atomic
+from bench.core.locks import exclusive
+from bench.core.parallel import run_tasks
+from bench.core.provenance import carbench_version, git_sha
+from bench.core.shard import ALL, Shard
+from bench.core.workspace import Workspace
 from bench.datasets import Dataset, pixel_sha256
-from bench.device_pool import DevicePool, Worker
-from bench.errors import BenchError, ImageError
 from bench.generate import generate, read_manifest
-from bench.imageio import read_image, write_png_atomic
-from bench.locks import exclusive
 from bench.metrics.runner import MetricRunner
-from bench.parallel import run_tasks
 from bench.protocols import Protocol
-from bench.provenance import carbench_version, git_sha
-from bench.shard import ALL, Shard
 from bench.store import ResultStore
-from bench.workspace import Workspace
 from degradations import Degradation
 from degradations.jpeg import decode_jpeg
 from methods.base import Method, Sample

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.imageio import write_bytes_atomic
+from bench.core.errors import BenchError
+from bench.core.imageio import write_bytes_atomic
 from bench.metrics.registry import canonical_variant_id
 
 KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import BenchError
-from bench.registry_file import load_registry_file
+from bench.core.errors import BenchError
+from bench.core.registry_file import load_registry_file
 
 
 @dataclass(frozen=True)

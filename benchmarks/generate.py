@@ -20,11 +20,11 @@ from pathlib import Path
 import PIL
 from PIL import Image, features
 
+from bench.core.provenance import carbench_version
+from bench.core.workspace import Workspace
 from bench.datasets import resolve
 from bench.generate import generate
 from bench.protocols import get_protocol
-from bench.provenance import carbench_version
-from bench.workspace import Workspace
 from degradations import expand
 from degradations.jpeg import libjpeg_version
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import methods  # noqa: E402
-from bench.imageio import read_image  # noqa: E402
+from bench.core.imageio import read_image  # noqa: E402
 from degradations import Jpeg, decode_jpeg  # noqa: E402
 from methods.base import Sample  # noqa: E402
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from bench.core.imageio import read_image
 from bench.datasets import resolve
-from bench.imageio import read_image
 from bench.metrics import fullref
 from degradations import Jpeg
 
@@ -97,7 +97,7 @@ def main() -> None:
     import pyiqa
     import skimage
 
-    from bench.provenance import carbench_version
+    from bench.core.provenance import carbench_version
 
     print(
         f"versions: carbench {carbench_version()}, numpy {np.__version__}, OpenCV "

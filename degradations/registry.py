@@ -205,10 +205,7 @@ def expand(spec: str) -> list[Degradation]:
         if "q" not in p:
             raise ValueError("avif needs q=..., e.g. avif:q=30,50,70")
         speeds = _ints(p.get("speed", ["6"]), "speed")
-        return [
-            Avif(q, s, c)
-            for q, s, c in itertools.product(_ints(p["q"], "q"), speeds, chroma)
-        ]
+        return [Avif(q, s, c) for q, s, c in itertools.product(_ints(p["q"], "q"), speeds, chroma)]
     if "qp" not in p:
         raise ValueError(f"{kind} needs qp=..., e.g. {kind}:qp=30,40,50")
     qps = _ints(p["qp"], "qp")

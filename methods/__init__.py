@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from importlib.metadata import entry_points
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from methods.base import Capabilities, Method, Sample
 
 BUILTIN = {

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile, cache_root, hash_ok, sources
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile, cache_root, hash_ok, sources
 
 
 @dataclass

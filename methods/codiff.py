@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.weights import WeightFile
+from bench.core.weights import WeightFile
 from methods import sd_core
 from methods.base import Capabilities, Method, Sample
 from methods.fbcnn_net import build_fbcnn_unet
@@ -46,7 +46,7 @@ class OneStepSD(Method):
         self.latent_mode = options.get("latent", "sample")
         self.seed = int(options.get("seed", "0"))
         self.vae_tiling = options.get("vae_tiling", "hook")
-        from bench.errors import BenchError
+        from bench.core.errors import BenchError
 
         if self.vae_tiling not in ("hook", "pooled"):
             raise BenchError(f"{self.name}: vae_tiling must be hook (upstream) or pooled")

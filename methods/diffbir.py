@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.sd_core import SD21_MIRRORS
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, ImageError
-from bench.imageio import IMAGE_EXTENSIONS, read_image
+from bench.core.errors import BenchError, ImageError
+from bench.core.imageio import IMAGE_EXTENSIONS, read_image
 from methods.base import Method, Sample
 
 

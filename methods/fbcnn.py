@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import WeightsMissingError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.fbcnn_net import build_fbcnn_unet
 from methods.tiling import tiled
@@ -67,7 +67,7 @@ class Fbcnn(Method):
         self._nets: dict[str, object] = {}
         qf = options.get("qf")
         if qf is not None and (not qf.isdigit() or not 1 <= int(qf) <= 100):
-            from bench.errors import BenchError
+            from bench.core.errors import BenchError
 
             raise BenchError(f"fbcnn:qf must be an integer 1-100, got {qf!r}")
 

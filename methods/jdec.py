@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, ImageError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, ImageError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, to_uint8, torch_dtype
 

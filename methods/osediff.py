@@ -19,8 +19,8 @@ dtype; ``prompt`` is the user prompt (default empty). Without the tagger the pro
 
 from __future__ import annotations
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile
 from methods.codiff import OneStepSD
 from methods.sd_core import sd21_files
 from methods.torch_utils import sha256_of, torch_dtype

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample, weights_dir
 from methods.tiling import tiled
 from methods.torch_utils import (

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
 #: copies of SD-2.1-base left after Stability AI removed HUB_ID (November 2025); unofficial,

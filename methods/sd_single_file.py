@@ -17,7 +17,7 @@ import logging
 import re
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."

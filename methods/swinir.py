@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.weights import WeightFile
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (

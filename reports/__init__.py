@@ -1,5 +1,4 @@
-"""Reports: the result store as tables (CSV now; LaTeX/HTML/Markdown build on ``summarize``)."""
+"""Reports: the result store as paper-style tables (LaTeX, HTML, Markdown, CSV) and figures.
 
-from reports.tables import summarize
-
-__all__ = ["summarize"]
+``reports.build.render_report`` is the entry; ``reports.tables.summarize`` the per-cell means.
+"""

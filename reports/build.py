@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.provenance import carbench_version
-from bench.workspace import Workspace
+from bench.core.provenance import carbench_version
+from bench.core.workspace import Workspace
 from reports.model import build_classic, build_table
 from reports.presets import get_preset
 from reports.render import to_latex, to_markdown
 from reports.tables import summarize
-
-FORMATS = ("latex", "html", "markdown", "csv")
 
 
 def provenance_note(rows: pd.DataFrame) -> str:

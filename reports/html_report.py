@@ -9,8 +9,8 @@ import io
 import numpy as np
 import pandas as pd
 
-from bench.imageio import read_image
-from bench.workspace import Workspace
+from bench.core.imageio import read_image
+from bench.core.workspace import Workspace
 from reports.labels import degradation_label, method_label, metric_label
 from reports.model import TableModel
 from reports.render import _env, table_html

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 PERCEPTUAL = ("lpips", "dists", "musiq", "maniqa", "clipiqa")
 
@@ -28,6 +28,9 @@ class Preset:
 _DOUBLE = tuple(
     f"jpeg2-q{a}-q{b}{s}" for a, b in ((5, 95), (10, 90), (90, 10)) for s in ("", "-s8x8")
 )
+#: the output formats of ``bench report`` (``reports.build.render_report`` dispatches on them)
+FORMATS = ("latex", "html", "markdown", "csv")
+
 PRESETS = {
     p.name: p
     for p in [

@@ -33,10 +33,21 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+# pip's and setuptools' own chatter goes to a log, printed only when a step fails.
+LOG=.venv/setup-pip.log
+: > "$LOG"
+pip_install() {
+  if ! .venv/bin/python -m pip install -q "$@" >>"$LOG" 2>&1; then
+    cat "$LOG" >&2
+    echo "setup: pip install $* failed (log above, also in $LOG)" >&2
+    exit 1
+  fi
+}
+echo "setup: installing Python packages into .venv (pip log: $LOG)"
+pip_install --upgrade pip
 # pyiqa needs torchvision; on x86_64 the matching pair is torch 2.14.1 + torchvision 0.29.1.
-.venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1'
-.venv/bin/python -m pip install -q -e '.[dev]'
+pip_install 'torch==2.14.1' 'torchvision==0.29.1'
+pip_install -e '.[dev]'
 # openai-clip (CLIP-IQA) imports pkg_resources, removed in setuptools 81.
-.venv/bin/python -m pip install -q 'setuptools<81'
+pip_install 'setuptools<81'
 echo "setup: done ($(.venv/bin/bench --version))"

@@ -133,8 +133,8 @@ def standin_weights() -> Path:
     import torch
     import torchvision
 
-    from bench.metrics import weights as W
-    from bench.weights import cache_root, fetch_file
+    from bench.core.weights import cache_root, fetch_file
+    from bench.metrics import weight_files as W
 
     root = cache_root()
     for metric in ("lpips", "dists"):

@@ -34,12 +34,12 @@ class Flaky(Method):
 
 def run_api(ws: Path, folder: Path, devices: list[str] | None):
     """``bench run`` of Flaky on ``folder`` (fbcnn, jpeg-q10, psnr) through the run() API."""
+    from bench.core.workspace import Workspace
     from bench.datasets import resolve
     from bench.metrics.registry import parse_metrics
     from bench.metrics.runner import MetricRunner
     from bench.protocols import get_protocol
     from bench.run import run
-    from bench.workspace import Workspace
     from degradations import expand_all
 
     ws = Path(ws)

@@ -18,7 +18,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.errors import PARTIAL_FAILURE_EXIT
+from bench.core.errors import PARTIAL_FAILURE_EXIT
 from conftest import run_cli
 
 COFFEE = skimage.data.coffee()
@@ -250,12 +250,13 @@ def test_generate_with_most_images_unreadable(tmp_path, ws, capsys):
     folder = tmp_path / "mixed"
     folder.mkdir()
     for i in range(5):
-        (folder / f"bad{i}.png").write_bytes(_png(COFFEE[:40, :40])[:200 + i])
+        (folder / f"bad{i}.png").write_bytes(_png(COFFEE[:40, :40])[: 200 + i])
     for i in range(2):
         Image.fromarray(COFFEE[i * 40 : i * 40 + 40, :48]).save(folder / f"good{i}.png")
     Image.fromarray(COFFEE[:40, :48]).quantize(16).save(folder / "pal.png")
-    code = run_cli("generate", "-w", ws, "-d", folder, "-p", "fbcnn", "-g", "jpeg-q10",
-                   "--no-progress")
+    code = run_cli(
+        "generate", "-w", ws, "-d", folder, "-p", "fbcnn", "-g", "jpeg-q10", "--no-progress"
+    )
     assert code == PARTIAL_FAILURE_EXIT
     out = capsys.readouterr()
     assert all(f"{folder / f'bad{i}.png'}: corrupt or truncated image" in out.err for i in range(5))

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.device_pool import parse_devices
-from bench.errors import BenchError
+from bench.core.device_pool import parse_devices
+from bench.core.errors import BenchError
 from bench.store import KEY, ResultStore
 from conftest import run_cli
 from fake_methods import run_api

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import methods
-from bench.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
 from methods import sd_core
 from methods.base import Sample

@@ -16,9 +16,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.errors import PARTIAL_FAILURE_EXIT
+from bench.core.errors import PARTIAL_FAILURE_EXIT
+from bench.core.workspace import Workspace
 from bench.generate import finished_records
-from bench.workspace import Workspace
 from conftest import run_cli
 
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.errors import DiskFullError, ImageError
-from bench.imageio import list_images, read_image, write_bytes_atomic
+from bench.core.errors import DiskFullError, ImageError
+from bench.core.imageio import list_images, read_image, write_bytes_atomic
 
 
 def _save(path: Path, img: Image.Image, fmt: str = "PNG", **kw) -> Path:
@@ -164,10 +164,14 @@ def test_temp_files_of_killed_writers_are_swept(tmp_path):
     import socket
     import sys
 
-    from bench import imageio
+    from bench.core import imageio
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(dead.stdout)
     host = imageio._HOST
     stale = tmp_path / f".a.png.{host}-{dead_pid}.abc123.tmp"

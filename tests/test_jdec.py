@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError, WeightsMissingError
 from degradations import decode_jpeg, encode_jpeg, read_quant_tables
 from methods.base import Sample
 from methods.jdec import (

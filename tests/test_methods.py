@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import methods
-from bench.errors import PARTIAL_FAILURE_EXIT, BenchError, WeightsMissingError
+from bench.core.errors import PARTIAL_FAILURE_EXIT, BenchError, WeightsMissingError
 from conftest import run_cli
 from degradations import Jpeg
 from methods.base import Sample

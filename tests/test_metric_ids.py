@@ -44,7 +44,9 @@ def test_new_run_compares_with_a_baseline_of_the_previous_release(tmp_path):
     args += ["--metrics", "psnr,psnrb,psnrb:swinir"]
     assert run_cli("run", *args, "-w", ws) == 0
     assert set(ResultStore(ws / "results").load().variant) == {
-        "psnr:rgb", "psnrb:fbcnn", "psnrb:swinir"
+        "psnr:rgb",
+        "psnrb:fbcnn",
+        "psnrb:swinir",
     }
     assert run_cli("check", "--baseline", OLD / "baseline.csv", "-w", ws) == 0
     # and the old store itself, copied in as a workspace's results, passes too
@@ -53,8 +55,20 @@ def test_new_run_compares_with_a_baseline_of_the_previous_release(tmp_path):
 
 
 def _summary(metric: str, variant: str, mean: float) -> pd.DataFrame:
-    return pd.DataFrame([dict(dataset="d", protocol="p", degradation="g", method="m",
-                              metric=metric, variant=variant, mean=mean, n=3)])
+    return pd.DataFrame(
+        [
+            dict(
+                dataset="d",
+                protocol="p",
+                degradation="g",
+                method="m",
+                metric=metric,
+                variant=variant,
+                mean=mean,
+                n=3,
+            )
+        ]
+    )
 
 
 @pytest.mark.parametrize("spec", METRICS, ids=lambda s: s.id)
@@ -84,5 +98,7 @@ def test_direction_comes_from_the_registry_row(monkeypatch):
 
 def test_old_baseline_variant_ids_are_read_as_new(tmp_path):
     assert set(read_baseline(OLD / "baseline.csv").variant) == {
-        "psnr:rgb", "psnrb:fbcnn", "psnrb:swinir"
+        "psnr:rgb",
+        "psnrb:fbcnn",
+        "psnrb:swinir",
     }

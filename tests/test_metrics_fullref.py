@@ -178,7 +178,7 @@ def test_metric_names():
     specs, lenient = parse_metrics("available")
     assert lenient and "lpips:alex-v0.1" in [m.id for m in specs]
     assert parse_metric("lpips").higher_better is False and parse_metric("musiq").kind == "NR"
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="unknown metric 'psnrx'"):
         parse_metric("psnrx")

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.metrics import weights as W
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.weights import cache_root, present
+from bench.metrics import weight_files as W
 from bench.metrics.registry import parse_metric
 from bench.metrics.runner import MetricRunner
 from bench.metrics.scorers import build_scorer
-from bench.weights import cache_root, present
 from degradations import Jpeg
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
 from methods.base import Sample
 from methods.promptcir import DRIVE_FOLDER, PromptCIR, mirror_pad

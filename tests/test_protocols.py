@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.imageio import read_image
+from bench.core.imageio import read_image
 from bench.protocols import get_protocol
 
 RESIZED_LIVE1 = {
@@ -80,8 +80,20 @@ def test_fbcnn_double_suite_runs_the_double_jpeg_checkpoint(ws, capsys):
     assert s.apply_method_options("fbcnn:variant=gray") == "fbcnn:variant=gray"  # user wins
     assert s.apply_method_options("jpeg") == "jpeg"
     assert get_suite("fbcnn-single").apply_method_options("fbcnn") == "fbcnn"
-    code = run_cli("run", "-w", ws, "--suite", "fbcnn-double", "-d", "sample", "--methods",
-                   "fbcnn", "--metrics", "psnr", "--no-progress")
+    code = run_cli(
+        "run",
+        "-w",
+        ws,
+        "--suite",
+        "fbcnn-double",
+        "-d",
+        "sample",
+        "--methods",
+        "fbcnn",
+        "--metrics",
+        "psnr",
+        "--no-progress",
+    )
     out = capsys.readouterr()
     assert code == 1 and "fbcnn runs as fbcnn:variant=gray-double" in out.out
     assert "fbcnn_gray_double.pth" in out.err and "fbcnn_gray.pth" not in out.err

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import methods
-from bench.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError, WeightsMissingError
 from methods.ram_tagger import (
     RamConfig,
     RamTagger,

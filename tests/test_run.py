@@ -224,13 +224,13 @@ def test_an_enlarged_output_is_resized_to_the_ground_truth_for_scoring(tmp_path,
     inputs) is scored after a PIL bicubic resize to the ground truth, recorded per row."""
     from PIL import Image as PILImage
 
+    from bench.core.workspace import Workspace
     from bench.datasets import resolve
     from bench.metrics.fullref import psnr
     from bench.metrics.registry import parse_metrics
     from bench.metrics.runner import MetricRunner
     from bench.protocols import get_protocol
     from bench.run import run
-    from bench.workspace import Workspace
     from degradations import expand_all
     from methods.base import Method
 
@@ -254,8 +254,15 @@ def test_an_enlarged_output_is_resized_to_the_ground_truth_for_scoring(tmp_path,
     ws = tmp_path / "ws"
     specs, _ = parse_metrics("psnr")
     runner = MetricRunner(specs, "cpu", cache_dir=ws / "cache" / "metrics")
-    run(Workspace(ws), [resolve(str(folder), ws)], get_protocol("fbcnn"),
-        expand_all(["jpeg-q10"]), [Enlarge()], runner, progress=False)
+    run(
+        Workspace(ws),
+        [resolve(str(folder), ws)],
+        get_protocol("fbcnn"),
+        expand_all(["jpeg-q10"]),
+        [Enlarge()],
+        runner,
+        progress=False,
+    )
     row = ResultStore(ws / "results").load().iloc[0]
     assert row.scored_resized_from == "163x129"
     from degradations import Jpeg

@@ -14,7 +14,7 @@ import re
 import pytest
 import torch
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from methods import sd_core, sd_single_file
 from tests.test_diffusion import TINY_UNET, TINY_VAE
 

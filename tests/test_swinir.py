@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError, WeightsMissingError
 from methods.base import Sample
 from methods.swinir import QFS, SwinIRCar, build_swinir_car
 

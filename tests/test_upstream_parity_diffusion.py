@@ -107,7 +107,7 @@ def test_vae_tiling_option_and_id():
     assert methods.get("codiff").id == "codiff"
     assert methods.get("codiff:vae_tiling=pooled").id == "codiff:vae_tiling=pooled"
     assert methods.get("osediff:vae_tiling=pooled,tagger=none").vae_tiling == "pooled"
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="vae_tiling"):
         methods.get("codiff:vae_tiling=blend")
@@ -137,13 +137,13 @@ def test_rows_record_the_resolved_dtype(tmp_path):
     names it (here a stand-in whose official precision is bf16 everywhere)."""
     from PIL import Image
 
+    from bench.core.workspace import Workspace
     from bench.datasets import resolve
     from bench.metrics.registry import parse_metrics
     from bench.metrics.runner import MetricRunner
     from bench.protocols import get_protocol
     from bench.run import run
     from bench.store import ResultStore
-    from bench.workspace import Workspace
     from degradations import expand_all
     from tests.fake_methods import Flaky
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from bench.errors import BenchError
-from bench.weights import WeightFile, fetch_with_source
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile, fetch_with_source
 from conftest import run_cli
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError, WeightsMissingError
-from bench.journal import JournalWriter, read_journal
+from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.journal import JournalWriter, read_journal
 from bench.metrics.registry import MetricSpec
 from bench.metrics.scorers import Scorer, build_scorer
 

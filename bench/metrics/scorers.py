@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import __version__
-from bench.errors import WeightsMissingError
+from bench.core.errors import WeightsMissingError
+from bench.core.weights import cache_root
 from bench.metrics import fullref
 from bench.metrics.registry import MetricSpec
-from bench.metrics.weights import missing_files
-from bench.weights import cache_root
+from bench.metrics.weight_files import missing_files
 
 
 @dataclass

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.workspace import Workspace
 from bench.study.model import Item, Stimulus, Study, StudyConfig, file_sha256
-from bench.workspace import Workspace
 
 log = logging.getLogger(__name__)
 ANCHORS = ("gt", "jpeg")
@@ -44,8 +44,8 @@ def _sources(ws: Workspace, datasets, degradations, methods) -> dict[tuple, dict
 
 
 def _load(ws: Workspace, key: tuple, source: str, manifests: dict) -> np.ndarray:
+    from bench.core.imageio import read_image
     from bench.generate import read_manifest
-    from bench.imageio import read_image
     from bench.run import _decoded
 
     ds, proto, deg, image = key
@@ -107,7 +107,7 @@ def create_study(
         root.rmdir()
         raise
     study.images_dir.mkdir()
-    from bench.imageio import write_png_atomic
+    from bench.core.imageio import write_png_atomic
 
     manifests: dict = {}
     for key in keys:

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.study.model import Study, swapped
 
 SCHEMA = """

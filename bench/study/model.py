@@ -13,7 +13,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 MODES = ("rating", "pairwise")
 CONFIG, STIMULI, ITEMS, DB = "study.json", "stimuli.json", "items.json", "answers.sqlite"

@@ -12,7 +12,7 @@ from bench import __version__
 @functools.cache
 def git_sha() -> str:
     """Short git sha of the carbench checkout (``+dirty`` when modified), or ``unknown``."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],

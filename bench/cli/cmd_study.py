@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import WorkspaceOpt, workspace
+from bench.cli.options import WorkspaceOpt, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, report.")
 
@@ -111,7 +111,7 @@ def report_cmd(
 ) -> None:
     """MOS (rating) or Bradley-Terry/Thurstone scores (pairwise) with 95% intervals in the
     paper layout, rater consistency and outlier flags; optionally into the result store."""
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
     from bench.study.model import Study
     from bench.study.report import render_study, study_model
     from bench.study.stats import answers_frame, consistency, mos, pairwise_scores, store_rows

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from bench.metrics.registry import DEFAULT_VARIANT, METRICS
-from bench.metrics.weights import METRIC_WEIGHTS, missing_files
-from bench.weights import cache_root
-
 
 def metrics_cmd() -> None:
     """List metrics: name[:variant], direction, FR/NR, decimals, weights, description."""
+    from bench.core.weights import cache_root
+    from bench.metrics.registry import DEFAULT_VARIANT, METRICS
+    from bench.metrics.weight_files import METRIC_WEIGHTS, missing_files
+
     typer.echo(f"weight cache: {cache_root()}")
     for m in METRICS:
         default = " (default)" if DEFAULT_VARIANT[m.name] == m.variant else ""

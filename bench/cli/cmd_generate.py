@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bench.commands.common import (
+from bench.cli.options import (
     BackendOpt,
     DataRootOpt,
     DatasetOpt,
@@ -20,11 +20,7 @@ from bench.commands.common import (
     plan,
     workspace,
 )
-from bench.datasets import resolve
-from bench.errors import PARTIAL_FAILURE_EXIT
-from bench.generate import generate
-from bench.protocols import get_protocol
-from bench.shard import parse_shard
+from bench.core.errors import PARTIAL_FAILURE_EXIT
 
 
 def generate_cmd(
@@ -51,8 +47,13 @@ def generate_cmd(
 ) -> None:
     """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace,
     or with ``--train`` seeded training pairs as WebDataset tar shards."""
+    from bench.core.shard import parse_shard
+    from bench.datasets import resolve
+    from bench.generate import generate
+    from bench.protocols import get_protocol
+
     if train:
-        from bench.commands.train import write_train_shards
+        from bench.cli.cmd_train import write_train_shards
 
         write_train_shards(images, recipe, seed, pairs, per_shard, out, parse_shard(shard))
         return

@@ -17,7 +17,7 @@ class Workspace:
 
     def ensure_writable(self) -> None:
         """Raise a clear error now, rather than mid-run, when the workspace cannot be written."""
-        from bench.errors import BenchError
+        from bench.core.errors import BenchError
 
         try:
             self.root.mkdir(parents=True, exist_ok=True)

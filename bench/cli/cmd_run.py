@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-import methods
-from bench.commands.common import (
+from bench.cli.options import (
     BackendOpt,
     DataRootOpt,
     DatasetOpt,
@@ -21,17 +20,7 @@ from bench.commands.common import (
     plan,
     workspace,
 )
-from bench.datasets import resolve
-from bench.device_pool import parse_devices
-from bench.errors import PARTIAL_FAILURE_EXIT, BenchError
-from bench.metrics.registry import parse_metrics
-from bench.metrics.runner import MetricRunner
-from bench.metrics.scorers import pick_device
-from bench.protocols import get_protocol
-from bench.run import run
-from bench.shard import parse_shard
-from bench.suites import get_suite
-from methods.torch_utils import DTYPE_CHOICES
+from bench.core.errors import PARTIAL_FAILURE_EXIT, BenchError
 
 
 def split_methods(text: str) -> list[str]:
@@ -87,6 +76,18 @@ def run_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Generate what is missing, restore, score with the metric runner, append to the store."""
+    import methods
+    from bench.core.device_pool import parse_devices
+    from bench.core.shard import parse_shard
+    from bench.datasets import resolve
+    from bench.metrics.registry import parse_metrics
+    from bench.metrics.runner import MetricRunner
+    from bench.metrics.scorers import pick_device
+    from bench.protocols import get_protocol
+    from bench.run import run
+    from bench.suites import get_suite
+    from methods.torch_utils import DTYPE_CHOICES
+
     ws = workspace(workspace_dir)
     ws.ensure_writable()
     names, proto_name, degs = plan(dataset, protocol, suite, degradation)

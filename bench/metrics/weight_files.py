@@ -12,9 +12,9 @@ import json
 import os
 from pathlib import Path
 
-from bench.download import sha256_file
-from bench.errors import BenchError
-from bench.weights import WeightFile, cache_root, fetch_file, hash_ok, present
+from bench.core.download import sha256_file
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile, cache_root, fetch_file, hash_ok, present
 
 PYIQA_HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
 TORCHVISION = "https://download.pytorch.org/models/"

@@ -7,12 +7,9 @@ from typing import Annotated
 
 import typer
 
-from bench.commands.common import WorkspaceOpt, workspace
-from bench.errors import BenchError
-from bench.imageio import write_bytes_atomic
-from bench.store import ResultStore
-from reports.build import FORMATS, render_report
-from reports.presets import PRESETS
+from bench.cli.options import WorkspaceOpt, workspace
+from bench.core.errors import BenchError
+from reports.presets import FORMATS, PRESETS
 
 
 def report_cmd(
@@ -28,6 +25,10 @@ def report_cmd(
 ) -> None:
     """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
     metric) with the mean over images and the image count; LaTeX/Markdown/HTML: paper layout."""
+    from bench.core.imageio import write_bytes_atomic
+    from bench.store import ResultStore
+    from reports.build import render_report
+
     if fmt not in FORMATS:
         raise BenchError(f"unknown report format {fmt!r}; available: {', '.join(FORMATS)}")
     ws = workspace(workspace_dir)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from bench.errors import BenchError
-from bench.shard import Shard
+from bench.core.errors import BenchError
+from bench.core.shard import Shard
 
 
 def write_train_shards(

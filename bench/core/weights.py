@@ -1,6 +1,6 @@
 """Weight files: where each goes, where it comes from, its hash; fetching and verifying.
 
-Shared by metric weights (``bench.metrics.weights``) and method weights (``methods``). A file
+Shared by metric weights (``bench.metrics.weight_files``) and method weights (``methods``). A file
 comes from a URL (pooch-style: downloaded once, sha256 checked), a Hugging Face repo, a Google
 Drive id (through gdown), or an installed wheel that ships the same bytes.
 
@@ -21,8 +21,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.download import DownloadError, download, sha256_file
-from bench.errors import BenchError
+from bench.core.download import DownloadError, download, sha256_file
+from bench.core.errors import BenchError
 
 log = logging.getLogger(__name__)
 FULL_SHA = re.compile(r"[0-9a-f]{64}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bench.errors import BenchError, ImageError
+from bench.core.errors import BenchError, ImageError
 
 
 def _header_qf(path: Path) -> tuple[int | None, str]:
@@ -33,7 +33,7 @@ def qf_cmd(
 ) -> None:
     """Print the quality factor of each file: from its header and (optionally) predicted."""
     import methods
-    from bench.imageio import list_images, read_image
+    from bench.core.imageio import list_images, read_image
     from methods.base import Sample
 
     paths = [p for f in files for p in (list_images(f) if f.is_dir() else [f])]

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import typer
 
-from bench.commands.common import DataRootOpt, WorkspaceOpt, workspace
-from bench.datasets import fetch, pixel_sha256, registry, resolve, verify
-from bench.errors import BenchError
-from bench.imageio import list_images, read_image
-from bench.suites import suites
+from bench.cli.options import DataRootOpt, WorkspaceOpt, workspace
+from bench.core.errors import BenchError
 
 app = typer.Typer(help="Test sets: list, fetch, verify.", no_args_is_help=True)
 
@@ -18,6 +15,9 @@ app = typer.Typer(help="Test sets: list, fetch, verify.", no_args_is_help=True)
 @app.command("list")
 def list_cmd(workspace_dir: WorkspaceOpt = None, data_root: DataRootOpt = None) -> None:
     """Registered datasets, where they are found, and the paper suites."""
+    from bench.datasets import registry, resolve
+    from bench.suites import suites
+
     ws = workspace(workspace_dir)
     for info in registry().values():
         try:
@@ -48,6 +48,8 @@ def fetch_cmd(
     ),
 ) -> None:
     """Download, verify and unpack a registered set into WORKSPACE/sources/NAME."""
+    from bench.datasets import fetch
+
     ds = fetch(name, workspace(workspace_dir).root, mirror)
     typer.echo(f"{ds.name}: {len(ds.images)} images verified in {ds.folder}")
 
@@ -57,6 +59,8 @@ def verify_cmd(
     name: str, workspace_dir: WorkspaceOpt = None, data_root: DataRootOpt = None
 ) -> None:
     """Check a set's file names, count and pixel hashes; name every missing or altered file."""
+    from bench.datasets import resolve, verify
+
     ds = resolve(name, workspace(workspace_dir).root, data_root)
     problems = verify(ds)
     for p in problems:
@@ -70,5 +74,8 @@ def verify_cmd(
 @app.command("hash")
 def hash_cmd(folder: Path) -> None:
     """Print pixel sha256 lines for a folder (the format of bench/checksums/NAME.txt)."""
+    from bench.core.imageio import list_images, read_image
+    from bench.datasets import pixel_sha256
+
     for p in list_images(folder):
         typer.echo(f"{pixel_sha256(read_image(p).pixels)}  {p.stem}")

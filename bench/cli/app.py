@@ -1,29 +1,29 @@
-"""The ``bench`` command line: a thin Typer group; each verb lives in ``bench/commands``."""
+"""The ``bench`` command line: a thin Typer group; one ``bench/cli/cmd_<verb>.py`` per verb."""
 
 from __future__ import annotations
 
 import logging
-import sys
 
 import typer
 
 from bench import __version__
-from bench.commands import datasets as datasets_cmd
-from bench.commands import study as study_cmd
-from bench.commands import weights as weights_cmd
-from bench.commands.check import check_cmd
-from bench.commands.generate import generate_cmd
-from bench.commands.metrics import metrics_cmd
-from bench.commands.qf import qf_cmd
-from bench.commands.report import report_cmd
-from bench.commands.run import run_cmd
-from bench.errors import BenchError
+from bench.cli import cmd_datasets as datasets_cmd
+from bench.cli import cmd_study as study_cmd
+from bench.cli import cmd_weights as weights_cmd
+from bench.cli.cmd_check import check_cmd
+from bench.cli.cmd_generate import generate_cmd
+from bench.cli.cmd_metrics import metrics_cmd
+from bench.cli.cmd_qf import qf_cmd
+from bench.cli.cmd_report import report_cmd
+from bench.cli.cmd_run import run_cmd
+from bench.core.errors import BenchError
 
 app = typer.Typer(
     name="bench",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich costs ~0.13 s at every --help
     help="carbench: generate degraded test sets, run restoration methods, score, report.",
 )
 app.add_typer(datasets_cmd.app, name="datasets")
@@ -81,7 +81,3 @@ def main(argv: list[str] | None = None) -> int:
             return e.exit_code
         raise
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

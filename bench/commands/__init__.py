@@ -1,1 +1,0 @@
-"""One module per CLI verb: parse, call the library, print."""

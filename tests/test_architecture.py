@@ -1,0 +1,125 @@
+"""The floors of docs/architecture.md, kept honest: no module imports from a higher floor.
+
+Every ``import`` and ``from ... import`` is read from the source (including imports inside
+functions, which run as surely as top-level ones, only later), so a lazy import does not hide an
+arrow that runs back up.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (module prefix, floor); the longest matching prefix wins. Mirrors docs/architecture.md.
+FLOORS: tuple[tuple[str, int], ...] = (
+    ("bench.core", 0),
+    ("bench", 0),  # the package face: __version__ only
+    ("degradations", 1),
+    ("bench.metrics", 2),
+    ("methods", 3),
+    ("bench.datasets", 4),
+    ("bench.protocols", 4),
+    ("bench.suites", 4),
+    ("bench.generate", 4),
+    ("bench.run", 4),
+    ("bench.store", 4),
+    ("bench.check", 4),
+    ("reports", 5),
+    ("bench.study", 6),
+    ("bench.cli", 7),
+)
+PACKAGES = ("bench", "degradations", "methods", "reports")
+
+
+def floor_of(module: str) -> int:
+    best = max(
+        (p for p, _ in FLOORS if module == p or module.startswith(p + ".")),
+        key=len,
+        default=None,
+    )
+    if best is None:
+        raise KeyError(f"{module} is on no floor: add it to FLOORS and docs/architecture.md")
+    return dict(FLOORS)[best]
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) for every import of a project package in the file."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            # ``from bench import core`` imports the submodule bench.core
+            base = ROOT.joinpath(*node.module.split("."))
+            out += [
+                (node.lineno, f"{node.module}.{a.name}")
+                for a in node.names
+                if (base / f"{a.name}.py").exists() or (base / a.name).is_dir()
+            ]
+    return [(ln, m) for ln, m in out if m.split(".")[0] in PACKAGES]
+
+
+def project_files() -> list[Path]:
+    return sorted(f for pkg in PACKAGES for f in (ROOT / pkg).rglob("*.py"))
+
+
+def violations(files: list[Path], root: Path = ROOT) -> list[str]:
+    bad = []
+    for f in files:
+        me = module_name(f, root)
+        mine = floor_of(me)
+        for line, target in imports_of(f):
+            try:
+                theirs = floor_of(target)
+            except KeyError:
+                continue  # ``from bench import __version__`` style names that are no module
+            if theirs > mine:
+                where = f"{f.relative_to(root)}:{line}"
+                bad.append(f"{where}: {me} (floor {mine}) imports {target} (floor {theirs})")
+    return bad
+
+
+def test_every_module_is_on_a_floor():
+    for f in project_files():
+        floor_of(module_name(f))
+
+
+def test_no_import_runs_back_up():
+    assert violations(project_files()) == []
+
+
+def test_the_check_sees_a_wrong_import(tmp_path):
+    """A foundation module that imports a method lazily is caught (the test can fail)."""
+    bad = tmp_path / "bench" / "core" / "_probe_bad_import.py"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("def f():\n    from methods.base import Method\n    return Method\n")
+    assert violations([bad], root=tmp_path) == [
+        "bench/core/_probe_bad_import.py:2: bench.core._probe_bad_import (floor 0) imports "
+        "methods.base (floor 3)"
+    ]
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
+def test_cli_start_imports_nothing_heavy(argv):
+    """``bench --version`` / ``--help`` load no torch, pandas, pyarrow, matplotlib, jinja2, cv2."""
+    code = (
+        f"import sys\nfrom bench.cli.app import main\nmain({argv!r})\n"
+        "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'matplotlib', 'jinja2', 'cv2', "
+        "'numpy', 'PIL', 'yaml') if m in sys.modules]\nprint('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout
