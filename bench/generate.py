@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError, ImageError
@@ -27,7 +28,7 @@ from bench.core.shard import ALL, Shard
 from bench.core.workspace import Workspace
 from bench.datasets import Dataset
 from bench.protocols import Protocol
-from degradations import Degradation
+from degradations import Degradation, from_id
 from degradations.base import as_array, image_shape
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,19 @@ def read_manifest(ws: Workspace, dataset: str, protocol: str, deg: str) -> pd.Da
     if not path.exists():
         raise BenchError(f"{path}: no manifest; run `bench generate` first")
     return pd.read_parquet(path)
+
+
+def decoded_input(ws: Workspace, rec, deg: str) -> np.ndarray:
+    """What a method sees for one manifest record: the stored decoded PNG where the set keeps
+    one, else the kind's own decode of the stored bitstream (JPEG sets)."""
+    decoded = rec.get("decoded_path")
+    if isinstance(decoded, str) and decoded:
+        return read_image(ws.resolve(decoded)).pixels
+    path = ws.resolve(rec["bitstream_path"])
+    try:
+        return from_id(deg).decode(path.read_bytes())
+    except OSError as e:
+        raise ImageError(path, f"cannot decode the stored bitstream ({e})") from None
 
 
 def generate(

@@ -34,12 +34,11 @@ from bench.core.provenance import carbench_version, git_sha
 from bench.core.shard import ALL, Shard
 from bench.core.workspace import Workspace
 from bench.datasets import Dataset, pixel_sha256
-from bench.generate import generate, read_manifest
+from bench.generate import decoded_input, generate, read_manifest
 from bench.metrics.runner import MetricRunner
 from bench.protocols import Protocol
 from bench.store import ResultStore
 from degradations import Degradation
-from degradations.jpeg import decode_jpeg
 from methods.base import Method, Sample
 
 log = logging.getLogger(__name__)
@@ -63,16 +62,6 @@ def output_path(
     ws: Workspace, method: Method, dataset: str, protocol: str, deg: str, image: str
 ) -> Path:
     return ws.root / "outputs" / _safe(method.id) / dataset / protocol / deg / f"{image}.png"
-
-
-def _decoded(ws: Workspace, rec) -> np.ndarray:
-    if rec.get("decoded_path"):
-        return read_image(ws.resolve(rec["decoded_path"])).pixels
-    path = ws.resolve(rec["bitstream_path"])
-    try:
-        return decode_jpeg(path.read_bytes())
-    except OSError as e:
-        raise ImageError(path, f"cannot decode the stored bitstream ({e})") from None
 
 
 def _params(rec) -> dict:
@@ -128,7 +117,7 @@ class Restored:
 def restore_record(method: Method, ws: Workspace, rec: dict, deg: str, out_path: Path) -> Restored:
     """Run a loaded method on one manifest record and save the PNG if it makes new pixels."""
     sample = _sample(ws, rec, deg)
-    sample.decoded = _decoded(ws, rec)
+    sample.decoded = decoded_input(ws, rec, deg)
     t0 = time.perf_counter()
     _reset_peak(method.device)
     out = method.restore(sample)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 CHROMAS = ("420", "444")
 
@@ -82,6 +84,8 @@ class Avif(Degradation):
     kind: ClassVar[str] = "avif"
     bitstream_ext: ClassVar[str] = ".avif"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "speed", "chroma"})
+    id_pattern: ClassVar[str] = r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?"
 
     def __post_init__(self) -> None:
         q = self.q
@@ -108,6 +112,25 @@ class Avif(Degradation):
             return np.ascontiguousarray(rgb[..., 0]) if gray else rgb
 
         return DegradedImage(encode_avif(gt, self.q, self.speed, self.chroma), gt, decoder=decode)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Avif:
+        return cls(int(m[1]), int(m[2] or 6), m[3] or "420")
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        qs = ints(need(p, "q", "avif:q=30,50,70", "avif"), "q")
+        speeds = ints(p.get("speed", ["6"]), "speed")
+        chroma = p.get("chroma", ["420"])
+        return [cls(q, s, c) for q, s, c in itertools.product(qs, speeds, chroma)]
+
+    @property
+    def label(self) -> str:
+        return (
+            f"AVIF q={self.q}"
+            + ("" if self.speed == 6 else f" s{self.speed}")
+            + (" (444)" if self.chroma == "444" else "")
+        )
 
     def params(self) -> dict:
         return {

@@ -1,7 +1,14 @@
-"""The degradation interface: a frozen spec with a canonical id and a pure ``apply``."""
+"""The degradation interface: a frozen spec with a canonical id and a pure ``apply``.
+
+Each kind owns its grammar: the CLI parameters it takes (``spec_params``, ``from_spec``), the
+pattern of its canonical id (``id_pattern``, ``from_match``), its table label (``label``) and how
+a stored bitstream is decoded for a method (``decode``). Defining a subclass with a ``kind``
+registers it in ``KINDS``; ``from_id`` and ``degradations.registry.expand`` read only that.
+"""
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,5 +92,104 @@ class Degradation(ABC):
     def check_available(self) -> None:  # noqa: B027 - optional hook
         """Raise ``RuntimeError`` naming the missing tool when the encoder cannot run here."""
 
+    # -- grammar: what ``KIND:key=v,...`` and the canonical id mean for this kind --------------
+
+    #: the parameter names ``KIND:key=v1,v2,...`` accepts
+    spec_params: ClassVar[frozenset[str]] = frozenset()
+    #: the canonical id's grammar (``re.fullmatch``), e.g. ``jpeg-q(\d+)(?:-(444|gray))?``
+    id_pattern: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            KINDS[cls.kind] = cls
+
+    @classmethod
+    @abstractmethod
+    def from_match(cls, m: re.Match[str]) -> Degradation:
+        """The degradation whose canonical id matched ``id_pattern``."""
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        """Every degradation a CLI spec's parameters (names already checked) expand to."""
+        raise NotImplementedError(f"{cls.kind} specs are parsed by from_spec_text")
+
+    @classmethod
+    def from_spec_text(cls, text: str) -> list[Degradation]:
+        """``q=5,10,chroma=444`` (the part after ``KIND:``) -> degradations, in order."""
+        p = split_params(text)
+        unknown = set(p) - cls.spec_params
+        if unknown:
+            raise ValueError(
+                f"{cls.kind} has no parameter {sorted(unknown)[0]!r}; "
+                f"allowed: {', '.join(sorted(cls.spec_params))}"
+            )
+        return cls.from_spec(p)
+
+    @property
+    def label(self) -> str:
+        """How the degradation is headed in tables (``QF=10``)."""
+        return self.id
+
+    def decode(self, bitstream: bytes) -> np.ndarray:
+        """Decode a stored bitstream as methods see it (kinds that store a decoded PNG don't)."""
+        raise ValueError(f"{self.id}: sets of this kind store the decoded image; read that")
+
     def __str__(self) -> str:
         return self.id
+
+
+#: every kind by name, in the order their classes were defined
+KINDS: dict[str, type[Degradation]] = {}
+
+_ID_EXAMPLES = (
+    "jpeg-q10, jpeg-q10-444, jpeg2-q10-q30, jpeg2-q10-q30-s4x4, bpg-qp30, hevc-qp30, webp-q50, "
+    "avif-q50, jxl-d1.5"
+)
+
+
+def from_id(did: str) -> Degradation:
+    """Parse a canonical id such as ``jpeg2-q10-q30-s4x4``; inverse of ``Degradation.id``."""
+    cls = KINDS.get(did.split("-", 1)[0])
+    m = re.fullmatch(cls.id_pattern, did) if cls else None
+    if m is None:
+        raise ValueError(
+            f"unknown degradation {did!r}; expected an id like {_ID_EXAMPLES} "
+            "or a spec like jpeg:q=5,10,20"
+        )
+    deg = cls.from_match(m)
+    if deg.id != did:
+        raise ValueError(f"{did!r} is not canonical; write it as {deg.id!r}")
+    return deg
+
+
+def split_params(text: str) -> dict[str, list[str]]:
+    """``q1=10,30,q2=50`` -> {"q1": ["10", "30"], "q2": ["50"]}."""
+    params: dict[str, list[str]] = {}
+    key = None
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        if "=" in token:
+            key, value = (s.strip() for s in token.split("=", 1))
+            if key in params:
+                raise ValueError(f"parameter {key!r} given twice")
+            params[key] = [value] if value else []
+        elif key is None:
+            raise ValueError(f"value {token!r} has no parameter name (write key=value)")
+        else:
+            params[key].append(token)
+    return params
+
+
+def ints(values: list[str], name: str) -> list[int]:
+    """Integer parameter values, or an error naming the parameter."""
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{name} takes integers, got {','.join(values)}") from None
+
+
+def need(p: dict[str, list[str]], key: str, example: str, kind: str) -> list[str]:
+    """The values of a required parameter, or ``{kind} needs {key}=..., e.g. {example}``."""
+    if key not in p:
+        raise ValueError(f"{kind} needs {key}=..., e.g. {example}")
+    return p[key]

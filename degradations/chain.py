@@ -36,7 +36,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, from_id
 
 FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -74,6 +74,14 @@ class Geometry:
         v = f"{self.value:g}" if self.op == "resize" else str(int(self.value))
         return f"{self.op}{v}" + ("" if self.filter == "bicubic" else f"-{self.filter}")
 
+    @property
+    def label(self) -> str:
+        """``resize0.5`` -> ``×0.5`` (``×0.5 lanczos``); a ``long`` step keeps its token."""
+        if self.op == "long":
+            return self.token
+        m = re.fullmatch(r"resize([\d.]+)(-[a-z]+)?", self.token)
+        return f"×{m[1]}" + (f" {m[2][1:]}" if m[2] else "")
+
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         if self.op == "resize":
             return max(1, round(h * self.value)), max(1, round(w * self.value))
@@ -105,8 +113,6 @@ def _geometry(op: str, value: str) -> Geometry:
 
 
 def _codec(token: str) -> Degradation:
-    from degradations.registry import from_id
-
     key, eq, value = token.partition("=")
     if eq:
         if key not in _SHORT:
@@ -166,6 +172,7 @@ class Chain(Degradation):
 
     kind: ClassVar[str] = "chain"
     stores_decoded: ClassVar[bool] = True
+    id_pattern: ClassVar[str] = r"chain-(.+)"
 
     def __post_init__(self) -> None:
         check_steps(list(self.steps))
@@ -173,6 +180,19 @@ class Chain(Degradation):
     @classmethod
     def parse(cls, text: str) -> Chain:
         return cls(parse_steps(text))
+
+    @classmethod
+    def from_spec_text(cls, text: str) -> list[Degradation]:
+        """Steps are ordered, so ``chain:...`` is parsed whole, not as a parameter table."""
+        return [cls.parse(text)]
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Chain:
+        return cls.from_id_text(m[1])
+
+    @property
+    def label(self) -> str:
+        return " → ".join(s.label for s in self.steps)
 
     @classmethod
     def from_id_text(cls, body: str) -> Chain:

@@ -8,12 +8,14 @@ same way as the intermediate image.
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape, ints
 from degradations.jpeg import (
     _CV_SAMPLING,
     check_quality,
@@ -35,6 +37,8 @@ class DoubleJpeg(Degradation):
 
     kind: ClassVar[str] = "jpeg2"
     bitstream_ext: ClassVar[str] = ".jpg"
+    spec_params: ClassVar[frozenset[str]] = frozenset({"q1", "q2", "pairs", "shift", "chroma"})
+    id_pattern: ClassVar[str] = r"jpeg2-q(\d+)-q(\d+)(?:-s(\d+)x(\d+))?(?:-(420|422|444))?"
 
     def __post_init__(self) -> None:
         check_quality(self.q1)
@@ -70,6 +74,41 @@ class DoubleJpeg(Degradation):
         data = encode_jpeg(first, self.q2, self.chroma)
         return DegradedImage(data, gt, gt_changed=bool(self.dy or self.dx), decoder=decode_jpeg)
 
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> DoubleJpeg:
+        return cls(int(m[1]), int(m[2]), int(m[3] or 0), int(m[4] or 0), m[5] or "420")
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        """``q1=...,q2=...`` (all pairs) or ``pairs=Q1/Q2,...``; ``shift=N`` or ``ROWSxCOLS``."""
+        if "pairs" in p:
+            if "q1" in p or "q2" in p:
+                raise ValueError("jpeg2 takes either pairs=Q1/Q2,... or q1=...,q2=..., not both")
+            pairs = []
+            for v in p["pairs"]:
+                a, sep, b = v.partition("/")
+                if not sep:
+                    raise ValueError(f"jpeg2 pair must be Q1/Q2, got {v!r}")
+                pairs.append(tuple(ints([a, b], "pairs")))
+        elif "q1" in p and "q2" in p:
+            pairs = list(itertools.product(ints(p["q1"], "q1"), ints(p["q2"], "q2")))
+        else:
+            raise ValueError("jpeg2 needs q1=...,q2=... or pairs=Q1/Q2,...")
+        shifts = [_shift(v) for v in p.get("shift", ["0"])]
+        return [
+            cls(q1, q2, dy, dx, c)
+            for (q1, q2), (dy, dx), c in itertools.product(pairs, shifts, p.get("chroma", ["420"]))
+        ]
+
+    @property
+    def label(self) -> str:
+        shift = f" s{self.dy}x{self.dx}" if (self.dy, self.dx) != (0, 0) else ""
+        chroma = "" if self.chroma == "420" else f" ({self.chroma})"
+        return f"QF=({self.q1},{self.q2}){shift}{chroma}"
+
+    def decode(self, bitstream: bytes) -> np.ndarray:
+        return decode_jpeg(bitstream)
+
     def params(self) -> dict:
         return {
             "qf1": self.q1,
@@ -89,3 +128,10 @@ class DoubleJpeg(Degradation):
 
     def encoder(self) -> str:
         return libjpeg_version()
+
+
+def _shift(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:x(\d+))?", value)
+    if not m:
+        raise ValueError(f"shift must be N or ROWSxCOLS (e.g. 4 or 4x0), got {value!r}")
+    return int(m[1]), int(m[2] if m[2] is not None else m[1])

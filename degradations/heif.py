@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 from degradations.hevc import _check_qp
 
 CHROMAS = ("420", "444")
@@ -78,6 +80,8 @@ class Heif(Degradation):
     kind: ClassVar[str] = "heif"
     bitstream_ext: ClassVar[str] = ".heic"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"qp", "chroma"})
+    id_pattern: ClassVar[str] = r"heif-qp(\d+)(?:-(444))?"
 
     def __post_init__(self) -> None:
         _check_qp(self.qp)
@@ -96,6 +100,19 @@ class Heif(Degradation):
             return np.ascontiguousarray(rgb[..., 0]) if gray else rgb
 
         return DegradedImage(encode_heif(gt, self.qp, self.chroma), gt, decoder=decode)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Heif:
+        return cls(int(m[1]), m[2] or "420")
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        qps = ints(need(p, "qp", "heif:qp=30,40,50", "heif"), "qp")
+        return [cls(qp, c) for qp, c in itertools.product(qps, p.get("chroma", ["420"]))]
+
+    @property
+    def label(self) -> str:
+        return f"QP={self.qp} (HEIF)" + (" (444)" if self.chroma == "444" else "")
 
     def params(self) -> dict:
         return {

@@ -11,6 +11,7 @@ table mixes them up. bpp is always computed from the stored bitstream.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 BPG_CHROMA = ("420", "422", "444")
 BPG_COLOR_SPACES = ("ycbcr", "rgb", "ycgco", "ycbcr_bt709", "ycbcr_bt2020")
@@ -97,6 +98,10 @@ class Bpg(Degradation):
     kind: ClassVar[str] = "bpg"
     bitstream_ext: ClassVar[str] = ".bpg"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset(
+        {"qp", "chroma", "cs", "bits", "encoder", "level"}
+    )
+    id_pattern: ClassVar[str] = r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"
 
     def __post_init__(self) -> None:
         _check_qp(self.qp)
@@ -169,6 +174,43 @@ class Bpg(Degradation):
                 decoded = np.asarray(im.convert("L" if gt.ndim == 2 else "RGB"))
             return DegradedImage(bpg.read_bytes(), gt, _decoded=decoded)
 
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Bpg:
+        """``bpg-qp30`` plus the non-default options in any order the id writes them."""
+        kw: dict = {}
+        for part in filter(None, m[2].split("-")):
+            if part in ("420", "422", "444"):
+                kw["chroma"] = part
+            elif part in ("rgb", "ycgco", "ycbcrbt709", "ycbcrbt2020"):
+                kw["color_space"] = part.replace("ycbcrbt", "ycbcr_bt")
+            elif re.fullmatch(r"b\d+", part):
+                kw["bit_depth"] = int(part[1:])
+            elif part == "jctvc":
+                kw["encoder_name"] = part
+            elif re.fullmatch(r"m\d", part):
+                kw["level"] = int(part[1:])
+            else:
+                raise ValueError(f"unknown bpg id part {part!r}")
+        return cls(int(m[1]), **kw)
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        return [
+            cls(qp, c, cs, b, e, lv)
+            for qp, c, cs, b, e, lv in itertools.product(
+                ints(need(p, "qp", "bpg:qp=30,40,50", "bpg"), "qp"),
+                p.get("chroma", ["420"]),
+                p.get("cs", ["ycbcr"]),
+                ints(p.get("bits", ["8"]), "bits"),
+                p.get("encoder", ["x265"]),
+                ints(p.get("level", ["8"]), "level"),
+            )
+        ]
+
+    @property
+    def label(self) -> str:
+        return "QP=" + self.id.removeprefix("bpg-qp")
+
     def params(self) -> dict:
         return {
             "qp": self.qp,
@@ -194,6 +236,8 @@ class Hevc(Degradation):
     kind: ClassVar[str] = "hevc"
     bitstream_ext: ClassVar[str] = ".hevc"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"qp", "chroma"})
+    id_pattern: ClassVar[str] = r"hevc-qp(\d+)(?:-(420|422|444))?"
 
     def __post_init__(self) -> None:
         _check_qp(self.qp)
@@ -286,6 +330,20 @@ class Hevc(Degradation):
         return DegradedImage(
             data, gt, extra={"pad_rows": ph, "pad_cols": pw}, _decoded=np.ascontiguousarray(decoded)
         )
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Hevc:
+        return cls(int(m[1]), m[2] or "420")
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        qps = ints(need(p, "qp", "hevc:qp=30,40,50", "hevc"), "qp")
+        return [cls(qp, c) for qp, c in itertools.product(qps, p.get("chroma", ["420"]))]
+
+    @property
+    def label(self) -> str:
+        """Never a BPG label: this is also what a ``bpg:`` spec becomes without bpgenc."""
+        return "HEVC-intra QP=" + self.id.removeprefix("hevc-qp")
 
     def params(self) -> dict:
         return {

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 from degradations.color import rgb_to_y_uint8
 
 CHROMA_MODES = ("420", "422", "444", "gray")
@@ -152,6 +154,8 @@ class Jpeg(Degradation):
 
     kind: ClassVar[str] = "jpeg"
     bitstream_ext: ClassVar[str] = ".jpg"
+    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "chroma"})
+    id_pattern: ClassVar[str] = r"jpeg-q(\d+)(?:-(420|422|444|gray))?"
 
     def __post_init__(self) -> None:
         check_quality(self.q)
@@ -170,6 +174,22 @@ class Jpeg(Degradation):
             gt, gt_changed = to_gray(gt), True
         chroma = "420" if self.chroma == "gray" else self.chroma
         return DegradedImage(encode_jpeg(gt, self.q, chroma), gt, gt_changed, decoder=decode_jpeg)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Jpeg:
+        return cls(int(m[1]), m[2] or "420")
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        qs = ints(need(p, "q", "jpeg:q=5,10,20", "jpeg"), "q")
+        return [cls(q, c) for q, c in itertools.product(qs, p.get("chroma", ["420"]))]
+
+    @property
+    def label(self) -> str:
+        return f"QF={self.q}" + ("" if self.chroma == "420" else f" ({self.chroma})")
+
+    def decode(self, bitstream: bytes) -> np.ndarray:
+        return decode_jpeg(bitstream)
 
     def params(self) -> dict:
         return {"qf": self.q, "chroma": self.chroma}

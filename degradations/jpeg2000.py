@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
 
 
 def encode_j2k(img: ImageLike, mode: str, value: int) -> bytes:
@@ -69,6 +70,8 @@ class Jpeg2000(Degradation):
     kind: ClassVar[str] = "jp2k"
     bitstream_ext: ClassVar[str] = ".j2k"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"cr", "db"})
+    id_pattern: ClassVar[str] = r"jp2k-(cr|db)(\d+)"
 
     def __post_init__(self) -> None:
         if self.mode not in _RANGES:
@@ -89,6 +92,20 @@ class Jpeg2000(Degradation):
 
     def apply(self, gt: ImageLike) -> DegradedImage:
         return DegradedImage(encode_j2k(gt, self.mode, self.value), gt, decoder=decode_j2k)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Jpeg2000:
+        return cls(m[1], int(m[2]))
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        if not p:
+            raise ValueError("jp2k needs cr=... or db=..., e.g. jp2k:cr=10,20,40")
+        return [cls(m, v) for m in ("cr", "db") for v in ints(p.get(m, []), m)]
+
+    @property
+    def label(self) -> str:
+        return f"J2K {self.value}:1" if self.mode == "cr" else f"J2K {self.value} dB"
 
     def params(self) -> dict:
         return {"mode": self.mode, "value": self.value, "wavelet": "9/7", "layers": 1}

@@ -8,12 +8,14 @@ libjxl; the decoded image is stored beside the bitstream.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
 
 
 def jxl_distance_from_quality(q: float) -> float:
@@ -79,6 +81,8 @@ class JpegXl(Degradation):
     kind: ClassVar[str] = "jxl"
     bitstream_ext: ClassVar[str] = ".jxl"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"d", "q", "effort"})
+    id_pattern: ClassVar[str] = r"jxl-(d|q)(\d+(?:\.\d+)?)(?:-e(\d))?"
 
     def __post_init__(self) -> None:
         v = self.value
@@ -104,11 +108,37 @@ class JpegXl(Degradation):
 
     @property
     def id(self) -> str:
-        v = self.value if self.mode == "q" else f"{float(self.value):g}"
-        return f"jxl-{self.mode}{v}" + ("" if self.effort == 7 else f"-e{self.effort}")
+        return f"jxl-{self.mode}{self._value_text}" + (
+            "" if self.effort == 7 else f"-e{self.effort}"
+        )
 
     def apply(self, gt: ImageLike) -> DegradedImage:
         return DegradedImage(encode_jxl(gt, self.distance, self.effort), gt, decoder=decode_jxl)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> JpegXl:
+        return cls(m[1], int(m[2]) if m[1] == "q" else float(m[2]), int(m[3] or 7))
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        if "d" not in p and "q" not in p:
+            raise ValueError("jxl needs d=... (distance) or q=..., e.g. jxl:d=1,2,4")
+        try:
+            values = [("d", float(v)) for v in p.get("d", [])]
+        except ValueError:
+            raise ValueError(f"jxl d takes numbers, got {','.join(p['d'])}") from None
+        values += [("q", v) for v in ints(p.get("q", []), "q")]
+        efforts = ints(p.get("effort", ["7"]), "effort")
+        return [cls(m, v, e) for (m, v), e in itertools.product(values, efforts)]
+
+    @property
+    def _value_text(self) -> str:
+        return str(self.value) if self.mode == "q" else f"{float(self.value):g}"
+
+    @property
+    def label(self) -> str:
+        effort = "" if self.effort == 7 else f" e{self.effort}"
+        return f"JXL {self.mode}={self._value_text}{effort}"
 
     def params(self) -> dict:
         return {

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 
 def check_webp_quality(q: int) -> int:
@@ -64,6 +66,8 @@ class Webp(Degradation):
     kind: ClassVar[str] = "webp"
     bitstream_ext: ClassVar[str] = ".webp"
     stores_decoded: ClassVar[bool] = True
+    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "method"})
+    id_pattern: ClassVar[str] = r"webp-q(\d+)(?:-m(\d))?"
 
     def __post_init__(self) -> None:
         check_webp_quality(self.q)
@@ -82,6 +86,20 @@ class Webp(Degradation):
             return np.ascontiguousarray(rgb[..., 0]) if gray else rgb
 
         return DegradedImage(encode_webp(gt, self.q, self.method), gt, decoder=decode)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str]) -> Webp:
+        return cls(int(m[1]), int(m[2] or 4))
+
+    @classmethod
+    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
+        qs = ints(need(p, "q", "webp:q=25,50,75", "webp"), "q")
+        methods = ints(p.get("method", ["4"]), "method")
+        return [cls(q, m) for q, m in itertools.product(qs, methods)]
+
+    @property
+    def label(self) -> str:
+        return f"WebP q={self.q}" + ("" if self.method == 4 else f" m{self.method}")
 
     def params(self) -> dict:
         return {"quality": self.q, "method": self.method, "preset": "default", "lossless": False}

@@ -123,8 +123,7 @@ def _region(gt: np.ndarray) -> tuple[int, int]:
 def crops(ws: Workspace, rows: pd.DataFrame, max_sets: int = 6) -> list[dict]:
     """For each (dataset, degradation): one image, the same region from the ground truth and
     every method whose output is on disk."""
-    from bench.generate import read_manifest
-    from degradations.jpeg import decode_jpeg
+    from bench.generate import decoded_input, read_manifest
 
     out = []
     if "output_path" not in rows:
@@ -145,10 +144,7 @@ def crops(ws: Workspace, rows: pd.DataFrame, max_sets: int = 6) -> list[dict]:
             return np.ascontiguousarray(img[y : y + CROP, x : x + CROP])
 
         figs = [{"label": "Ground truth", "png": _png_b64(cut(gt))}]
-        if isinstance(rec.get("decoded_path"), str):
-            degraded = read_image(ws.resolve(rec.decoded_path)).pixels
-        else:
-            degraded = decode_jpeg(ws.resolve(rec.bitstream_path).read_bytes())
+        degraded = decoded_input(ws, rec, deg)
         figs.append({"label": f"Input ({degradation_label(deg)})", "png": _png_b64(cut(degraded))})
         for m in dict.fromkeys(sub.method):
             paths = sub[(sub.method == m) & (sub.image == image)].output_path.dropna()
