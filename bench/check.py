@@ -14,21 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.metrics.registry import canonical_variant_id, higher_is_better
+from bench.metrics.registry import canonical_variant_id, higher_is_better, tolerance
 
 KEY = ["dataset", "protocol", "degradation", "method", "metric"]
-#: default tolerances per metric (absolute, in the metric's unit)
-DEFAULT_TOLERANCE = {
-    "psnr": 0.005,
-    "psnrb": 0.005,
-    "ssim": 5e-5,
-    "lpips": 5e-5,
-    "dists": 5e-5,
-    "musiq": 0.005,
-    "maniqa": 5e-5,
-    "clipiqa": 5e-5,
-    "niqe": 5e-4,
-}
 
 
 @dataclass
@@ -74,9 +62,9 @@ def read_baseline(path: Path) -> pd.DataFrame:
 def make_baseline(
     summary: pd.DataFrame, tolerances: dict[str, float] | None = None
 ) -> pd.DataFrame:
-    tol = {**DEFAULT_TOLERANCE, **(tolerances or {})}
+    tol = tolerances or {}
     out = summary.copy()
-    out["tolerance"] = [tol.get(m, 1e-4) for m in out.metric]
+    out["tolerance"] = [tol.get(m, tolerance(m)) for m in out.metric]
     return out
 
 
@@ -93,9 +81,7 @@ def check(
     out = []
     for b in baseline.to_dict("records"):
         key = tuple(b[k] for k in KEY)
-        tol = tol_override.get(
-            b["metric"], b.get("tolerance", DEFAULT_TOLERANCE.get(b["metric"], 1e-4))
-        )
+        tol = tol_override.get(b["metric"], b.get("tolerance", tolerance(b["metric"])))
         row = {
             **{k: b[k] for k in KEY},
             "variant": b["variant"],

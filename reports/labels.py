@@ -12,17 +12,6 @@ METHOD_LABELS = {
     "osediff": "OSEDiff",
     "diffbir": "DiffBIR",
 }
-METRIC_LABELS = {
-    "psnr": "PSNR",
-    "ssim": "SSIM",
-    "psnrb": "PSNR-B",
-    "lpips": "LPIPS",
-    "dists": "DISTS",
-    "musiq": "MUSIQ",
-    "maniqa": "M-IQA",
-    "clipiqa": "C-IQA",
-    "niqe": "NIQE",
-}
 GROUP_ORDER = ["baseline", "cnn", "transformer", "external", "diffusion"]
 
 
@@ -55,4 +44,7 @@ def degradation_label(deg: str) -> str:
 
 
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.upper())
+    """The metric row's table header (``psnrb`` -> ``PSNR-B``)."""
+    from bench.metrics.registry import label
+
+    return label(metric)

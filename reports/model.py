@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.metrics.registry import METRICS
+from bench.metrics.registry import METRICS, find
 from reports.labels import GROUP_ORDER, degradation_label, method_group, method_label, metric_label
 from reports.tables import natural_key
-
-_SPEC = {m.id: m for m in METRICS}
 
 
 @dataclass
@@ -31,12 +29,12 @@ class Column:
 
     @property
     def higher_better(self) -> bool:
-        spec = _SPEC.get(self.variant.partition("@")[0])
+        spec = find(self.variant)
         return spec.higher_better if spec else True
 
     @property
     def decimals(self) -> int:
-        spec = _SPEC.get(self.variant.partition("@")[0])
+        spec = find(self.variant)
         return spec.decimals if spec else 4
 
     @property

@@ -138,7 +138,7 @@ def standin_weights() -> Path:
 
     root = cache_root()
     for metric in ("lpips", "dists"):
-        head = [wf for wf in W.METRIC_WEIGHTS[metric] if wf.wheel][0]
+        head = [wf for wf in W.metric_weights()[metric] if wf.wheel][0]
         fetch_file(head, root)  # copied from the installed wheel, sha256 prefix checked
     torch.manual_seed(0)
     trunks = {

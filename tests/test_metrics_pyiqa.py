@@ -51,7 +51,7 @@ def test_lpips_head_comes_from_the_wheel_and_trunk_is_flagged(standin_weights):
         len(problems) == 1
         and "alexnet-owt-7be5be79.pth: sha256 does not start with 7be5be79" in problems[0]
     )
-    head = present(W.METRIC_WEIGHTS["lpips"][1], cache_root())
+    head = present(W.metric_weights()["lpips"][1], cache_root())
     assert W.sha256_file(head).startswith("df73285e")
 
 

@@ -8,13 +8,13 @@ import typer
 def metrics_cmd() -> None:
     """List metrics: name[:variant], direction, FR/NR, decimals, weights, description."""
     from bench.core.weights import cache_root
-    from bench.metrics.registry import DEFAULT_VARIANT, METRICS
-    from bench.metrics.weight_files import METRIC_WEIGHTS, missing_files
+    from bench.metrics.registry import METRICS, default_spec
+    from bench.metrics.weight_files import missing_files
 
     typer.echo(f"weight cache: {cache_root()}")
     for m in METRICS:
-        default = " (default)" if DEFAULT_VARIANT[m.name] == m.variant else ""
-        if m.name not in METRIC_WEIGHTS:
+        default = " (default)" if default_spec(m.name) == m else ""
+        if not m.weights:
             weights = "none needed"
         else:
             miss = missing_files(m.name)

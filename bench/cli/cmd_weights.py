@@ -27,7 +27,7 @@ def _all_names() -> list[str]:
     from bench.metrics import weight_files as MW
 
     with_weights = [n for n in sorted(methods.registry()) if methods.get_class(n).weights]
-    return list(MW.METRIC_WEIGHTS) + with_weights
+    return list(MW.metric_weights()) + with_weights
 
 
 def _dest(name: str, wf) -> Path:
@@ -55,12 +55,12 @@ def list_cmd() -> None:
     from bench.metrics import weight_files as MW
     from methods.base import weights_dir
 
-    for metric, files in MW.METRIC_WEIGHTS.items():
+    for metric, files in MW.metric_weights().items():
         for wf in files:
             state = "present" if present(wf, cache_root()) else "missing"
             typer.echo(_row(f"metric {metric}", wf, cache_root() / wf.relpath, state))
     root = weights_dir()
-    for name in _all_names()[len(MW.METRIC_WEIGHTS) :]:
+    for name in _all_names()[len(MW.metric_weights()) :]:
         for variant, wf in _method_files(name):
             cands = [root / wf.relpath] if wf.shared else [root / name / wf.relpath]
             cands.append(root / wf.relpath)
@@ -82,7 +82,7 @@ def fetch_cmd(
 
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
     for name in names or _all_names():
-        if name in MW.METRIC_WEIGHTS:
+        if name in MW.metric_weights():
             paths = [(p, "") for p in MW.fetch(name, mirror=mirror)]
         else:
             method, _, variant = name.partition(":")
@@ -104,7 +104,7 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
 
     bad = 0
     for name in names or _all_names():
-        if name in MW.METRIC_WEIGHTS:
+        if name in MW.metric_weights():
             problems = MW.verify(name)
         else:
             problems, seen, missing, root = [], set(), set(), weights_dir()

@@ -45,42 +45,30 @@ def pick_device(device: str | None = None) -> str:
 
 
 def _own(spec: MetricSpec, device: str) -> Scorer:
-    variant, border = spec.variant, spec.border
-    use_torch = device.startswith("cuda")
+    """carbench's PSNR/SSIM/PSNR-B: ``spec.compute`` of ``fullref`` (numpy/OpenCV) or of
+    ``fullref_torch`` (CUDA), on ``spec.channel`` after the border crop."""
+    if spec.score is not None:  # a metric defined outside carbench: a plain function
+        return Scorer(spec, spec.score, f"{spec.score.__module__}.{spec.score.__qualname__}")
+    channel, border, options = spec.channel, spec.border, dict(spec.options)
 
     def prep(img: np.ndarray) -> np.ndarray:
         img = fullref.crop_border(img, border)
-        if variant in ("y", "gauss11-y"):
-            return fullref.to_y(img, rounded=True)
-        if variant == "y-float":
-            return fullref.to_y(img, rounded=False)
-        return img
+        return img if channel == "rgb" else fullref.to_y(img, rounded=channel == "y")
 
-    if use_torch:
+    if device.startswith("cuda"):
         import torch
 
         from bench.metrics import fullref_torch as impl
 
-        dev = torch.device(device)
-        kw = {"device": dev}
+        options["device"] = torch.device(device)
         library = f"carbench {__version__} torch {torch.__version__} float64"
     else:
-        impl, kw = fullref, {}
+        impl = fullref
         library = f"carbench {__version__} numpy/opencv float64"
+    compute = getattr(impl, spec.compute)
 
-    if spec.name == "psnr":
-
-        def fn(t, r):
-            return impl.psnr(prep(t), prep(r), **kw)
-    elif spec.name == "ssim":
-        window = "box8" if variant == "box8" else "gauss11"
-
-        def fn(t, r):
-            return impl.ssim(prep(t), prep(r), window=window, **kw)
-    else:  # psnrb
-
-        def fn(t, r):
-            return impl.psnrb(prep(t), prep(r), variant=variant, **kw)
+    def fn(t, r):
+        return compute(prep(t), prep(r), **options)
 
     return Scorer(spec, fn, f"{library}; {spec.id}")
 
@@ -146,4 +134,8 @@ def _to_tensor(img: np.ndarray, device: str):
 
 def build_scorer(spec: MetricSpec, device: str = "cpu") -> Scorer:
     """A ready scorer; raises WeightsMissingError naming each missing file."""
-    return _own(spec, device) if spec.backend == "carbench" else _pyiqa(spec, device)
+    return _BACKENDS[spec.backend](spec, device)
+
+
+#: how each ``MetricSpec.backend`` is built
+_BACKENDS: dict[str, Callable[[MetricSpec, str], Scorer]] = {"carbench": _own, "pyiqa": _pyiqa}

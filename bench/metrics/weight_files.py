@@ -1,4 +1,5 @@
-"""Weight files of the pyiqa metrics, in the layouts the libraries expect.
+"""Fetching and checking the weight files of the metrics (the files are listed on each row of
+``bench.metrics.registry``), in the layouts the libraries expect.
 
 Everything lives in carbench's cache (``BENCH_CACHE``): ``torch/hub/checkpoints`` (torchvision),
 ``torch/hub/pyiqa`` (pyiqa), ``torch/hub/clip`` (CLIP), ``huggingface/hub`` (timm via the
@@ -15,49 +16,12 @@ from pathlib import Path
 from bench.core.download import sha256_file
 from bench.core.errors import BenchError
 from bench.core.weights import WeightFile, cache_root, fetch_file, hash_ok, present
-
-PYIQA_HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
-TORCHVISION = "https://download.pytorch.org/models/"
-CLIP_RN50 = (
-    "https://openaipublic.azureedge.net/clip/models/"
-    "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"
-)
+from bench.metrics import registry
 
 
-def _pyiqa(name: str, sha: str | None = None, wheel=None) -> WeightFile:
-    return WeightFile(f"torch/hub/pyiqa/{name}", PYIQA_HF + name, sha, wheel=wheel)
-
-
-def _tv(name: str, sha: str) -> WeightFile:
-    return WeightFile(f"torch/hub/checkpoints/{name}", TORCHVISION + name, sha)
-
-
-_VIT = WeightFile(
-    "huggingface/hub/models--timm--vit_base_patch8_224.augreg2_in21k_ft_in1k",
-    "https://huggingface.co/timm/vit_base_patch8_224.augreg2_in21k_ft_in1k",
-    hf=("timm/vit_base_patch8_224.augreg2_in21k_ft_in1k", "model.safetensors"),
-)
-
-METRIC_WEIGHTS: dict[str, list[WeightFile]] = {
-    "lpips": [
-        _tv("alexnet-owt-7be5be79.pth", "7be5be79"),
-        _pyiqa("LPIPS_v0.1_alex-df73285e.pth", "df73285e", ("lpips", "weights/v0.1/alex.pth")),
-    ],
-    "dists": [
-        _tv("vgg16-397923af.pth", "397923af"),
-        _pyiqa("DISTS_weights-f5e65c96.pth", "f5e65c96", ("DISTS_pytorch", "weights.pt")),
-    ],
-    "musiq": [_pyiqa("musiq_koniq_ckpt-e95806b9.pth", "e95806b9")],
-    "maniqa": [_VIT, _pyiqa("ckpt_koniq10k.pt")],
-    "clipiqa": [
-        WeightFile(
-            "torch/hub/clip/RN50.pt",
-            CLIP_RN50,
-            "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
-        )
-    ],
-    "niqe": [_pyiqa("niqe_modelparameters.mat")],
-}
+def metric_weights() -> dict[str, tuple[WeightFile, ...]]:
+    """Every metric with weight files, from the metric table (``registry.METRICS``)."""
+    return {n: registry.weights_of(n) for n in registry.names() if registry.weights_of(n)}
 
 
 def missing_files(metric: str, root: Path | None = None) -> list[str]:
@@ -65,7 +29,7 @@ def missing_files(metric: str, root: Path | None = None) -> list[str]:
     root = root or cache_root()
     return [
         f"{wf.name}: fetch {wf.source()} -> {root / wf.relpath}"
-        for wf in METRIC_WEIGHTS.get(metric, [])
+        for wf in registry.weights_of(metric)
         if present(wf, root) is None
     ]
 
@@ -74,7 +38,7 @@ def verify(metric: str, root: Path | None = None) -> list[str]:
     """Problems with a metric's files: missing, or a sha256 that does not match."""
     root = root or cache_root()
     problems = missing_files(metric, root)
-    for wf in METRIC_WEIGHTS.get(metric, []):
+    for wf in registry.weights_of(metric):
         p = present(wf, root)
         if p is not None and not hash_ok(p, wf.sha256):
             problems.append(
@@ -88,12 +52,13 @@ def fetch(metric: str, root: Path | None = None, mirror: str | None = None) -> l
     """Put every file of ``metric`` into the cache and write the cache manifest."""
     root = root or cache_root()
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
-    if metric not in METRIC_WEIGHTS:
+    files = registry.weights_of(metric)
+    if not files:
         raise BenchError(
             f"metric {metric!r} needs no weights or is unknown; with weights: "
-            + ", ".join(METRIC_WEIGHTS)
+            + ", ".join(metric_weights())
         )
-    paths = [fetch_file(wf, root, mirror) for wf in METRIC_WEIGHTS[metric]]
+    paths = [fetch_file(wf, root, mirror) for wf in files]
     write_manifest(root)
     return paths
 
@@ -102,7 +67,7 @@ def write_manifest(root: Path | None = None) -> Path:
     """``manifest.json`` in the cache: every present metric file with size and sha256."""
     root = root or cache_root()
     entries = []
-    for metric, files in METRIC_WEIGHTS.items():
+    for metric, files in metric_weights().items():
         for wf in files:
             p = present(wf, root)
             if p is not None:
