@@ -51,6 +51,8 @@ class Method:
     """Base adapter. Subclasses set the class attributes and implement ``restore``."""
 
     name: ClassVar[str]
+    #: how tables name it (``CODiff``); the registry name when left out
+    label: ClassVar[str] = ""
     description: ClassVar[str] = ""
     group: ClassVar[str] = "baseline"  # table grouping: baseline | cnn | transformer | diffusion
     capabilities: ClassVar[Capabilities] = Capabilities()

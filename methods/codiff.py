@@ -194,6 +194,7 @@ class OneStepSD(Method):
 
 class CODiff(OneStepSD):
     name = "codiff"
+    label = "CODiff"
     description = "CODiff (ICCV 2025): CaVE-conditioned one-step SD-2.1 at t = 499"
     paper = "https://arxiv.org/abs/2502.09873"
     timestep = TIMESTEP

@@ -110,6 +110,7 @@ VERSIONS = {
 
 class DiffBIR(Method):
     name = "diffbir"
+    label = "DiffBIR"
     description = (
         "DiffBIR v2 (ECCV 2024) / v2.1, general blind restoration (denoise task) applied to "
         "JPEG; v2: 50-step spaced sampler, guidance 4; v2.1: 10-step DPM++ 3M SDE, guidance 6"

@@ -88,6 +88,7 @@ def read_matconvnet(path: Path) -> dict:
 
 class DnCNN3(Method):
     name = "dncnn3"
+    label = "DnCNN-3"
     description = "DnCNN-3 (TIP 2017), one blind model; JPEG deblocking of gray images"
     group = "cnn"
     paper = "https://arxiv.org/abs/1608.03981"

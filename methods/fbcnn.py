@@ -36,6 +36,7 @@ def build_fbcnn(in_nc: int = 3, out_nc: int = 3):
 
 class Fbcnn(Method):
     name = "fbcnn"
+    label = "FBCNN"
     description = "FBCNN (ICCV 2021), blind QF prediction or fixed QF (fbcnn:qf=N)"
     group = "cnn"
     paper = "https://arxiv.org/abs/2109.14573"

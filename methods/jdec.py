@@ -188,6 +188,7 @@ def check_checkpoint_spec(spec: dict, source: str) -> None:
 
 class JDEC(Method):
     name = "jdec"
+    label = "JDEC"
     description = "JDEC (CVPR 2024), decodes the JPEG coefficients with continuous cosine bases"
     group = "transformer"
     paper = "https://arxiv.org/abs/2404.05558"

@@ -9,6 +9,7 @@ from methods.base import Method, Sample
 
 class DecodedInput(Method):
     name = "jpeg"
+    label = "JPEG"
     description = "No restoration: the decoded JPEG (or BPG/HEVC) input, libjpeg-turbo defaults"
     saves_outputs = False  # the output is the decode of a stored bitstream
     uses_torch = False

@@ -40,6 +40,7 @@ TAGGERS = ("dape", "none")
 
 class OSEDiff(OneStepSD):
     name = "osediff"
+    label = "OSEDiff"
     description = "OSEDiff (NeurIPS 2024): one-step SD-2.1 at t = 999, DAPE-tag prompt"
     paper = "https://arxiv.org/abs/2406.08177"
     timestep = 999

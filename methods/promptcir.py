@@ -496,6 +496,7 @@ class PromptCIR(Method):
     one pass (``promptcir:ensemble=off``)."""
 
     name = "promptcir"
+    label = "PromptCIR"
     description = (
         "PromptCIR (NTIRE 2024 blind JPEG winner), 2 checkpoints x transpose self-ensemble "
         "(promptcir:ensemble=off: one pass)"

@@ -93,6 +93,7 @@ def pad_symmetric(x, window: int = WINDOW):
 
 class SwinIRCar(Method):
     name = "swinir"
+    label = "SwinIR"
     description = "SwinIR-M (ICCV-W 2021) JPEG CAR models, one per QF 10/20/30/40, window 7"
     group = "transformer"
     paper = "https://arxiv.org/abs/2108.10257"

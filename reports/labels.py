@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-METHOD_LABELS = {
-    "jpeg": "JPEG",
-    "fbcnn": "FBCNN",
-    "dncnn3": "DnCNN-3",
-    "promptcir": "PromptCIR",
-    "jdec": "JDEC",
-    "codiff": "CODiff",
-    "osediff": "OSEDiff",
-    "diffbir": "DiffBIR",
-}
 GROUP_ORDER = ["baseline", "cnn", "transformer", "external", "diffusion"]
 
 
+def _method_class(name: str):
+    """The registry's class of a method name, None for names it does not know (a store written
+    elsewhere, an external folder's name)."""
+    import methods
+    from bench.core.errors import BenchError
+
+    try:
+        return methods.get_class(name)
+    except BenchError:
+        return None
+
+
 def method_label(method_id: str) -> str:
+    """The class's ``label`` (``codiff:seed=1`` -> ``CODiff (seed=1)``)."""
     name, _, opts = method_id.partition(":")
-    label = METHOD_LABELS.get(name, method_id if not opts else name)
+    cls = _method_class(name)
+    label = (cls.label or cls.name) if cls else (method_id if not opts else name)
     return f"{label} ({opts})" if opts else label
 
 
 def method_group(method_id: str) -> str:
-    """The registry's group of a method (``external`` for names the registry does not know)."""
-    import methods
-
-    name = method_id.partition(":")[0]
-    try:
-        return methods.get_class(name).group
-    except Exception:
-        return "external"
+    """The class's table group (``external`` for names the registry does not know)."""
+    cls = _method_class(method_id.partition(":")[0])
+    return cls.group if cls else "external"
 
 
 def degradation_label(deg: str) -> str:
