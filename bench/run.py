@@ -329,17 +329,7 @@ def _run_set(
         job.deg,
     )
     summary = RunSummary()
-    manifest = read_manifest(ws, ds.name, protocol.name, deg.id)
-    mine = {p.stem for p in shard.take(ds.images)}
-    done = store.done_keys(
-        dataset=ds.name, protocol=protocol.name, degradation=deg.id, method=method.id
-    )
-    have: dict[str, set[str]] = {}
-    for image, variant in done:
-        have.setdefault(image, set()).add(variant)
-    wanted = {s.id for s in runner.specs}
-    records = [r for r in manifest.to_dict("records") if r["image"] in mine]
-    todo = [r for r in records if not wanted <= have.get(r["image"], set())]
+    records, todo, wanted, have = _pending(ws, store, runner, method, ds, protocol, deg, shard)
     summary.skipped = len(records) - len(todo)
     job.wanted, job.have = wanted, have
     rows: list[dict] = []
@@ -430,6 +420,43 @@ def run_info(
     }
 
 
+def _pending(
+    ws: Workspace,
+    store: ResultStore,
+    runner: MetricRunner,
+    method: Method,
+    ds: Dataset,
+    protocol: Protocol,
+    deg: Degradation,
+    shard: Shard,
+) -> tuple[list[dict], list[dict], set[str], dict[str, set[str]]]:
+    """The set's records (of this shard), those still missing a wanted metric, the wanted
+    variant ids and what the store has per image."""
+    manifest = read_manifest(ws, ds.name, protocol.name, deg.id)
+    mine = {p.stem for p in shard.take(ds.images)}
+    done = store.done_keys(
+        dataset=ds.name, protocol=protocol.name, degradation=deg.id, method=method.id
+    )
+    have: dict[str, set[str]] = {}
+    for image, variant in done:
+        have.setdefault(image, set()).add(variant)
+    wanted = {s.id for s in runner.specs}
+    records = [r for r in manifest.to_dict("records") if r["image"] in mine]
+    todo = [r for r in records if not wanted <= have.get(r["image"], set())]
+    return records, todo, wanted, have
+
+
+def _has_work(ws, store, runner, method, datasets, protocol, degradations, shard) -> bool:
+    """Whether ``method`` has anything left to restore or score (a missing set counts)."""
+    for ds in datasets:
+        for deg in degradations:
+            if not ws.manifest_path(ds.name, protocol.name, deg.id).exists():
+                return True
+            if _pending(ws, store, runner, method, ds, protocol, deg, shard)[1]:
+                return True
+    return False
+
+
 def run(
     ws: Workspace,
     datasets: list[Dataset],
@@ -458,11 +485,18 @@ def run(
     pooled = [m for m in methods if m.uses_torch] if len(devices) > 1 else []
     info = run_info(device, dtype, devices=devices)
     kinds = tuple(sorted(set().union(*(expected_kinds(ds, protocol) for ds in datasets))))
+    # a finished re-run loads no model: methods with nothing left are never loaded
+    methods_with_work = [
+        m
+        for m in methods
+        if _has_work(ws, store, runner, m, datasets, protocol, degradations, shard)
+    ]
+    pooled = [m for m in pooled if m in methods_with_work]
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(DevicePool(devices)) if pooled else None
         if pool is not None:
             pool.start(pooled, dtype, kinds)  # the workers load while this process goes on
-        for method in methods:  # every missing weight file is reported before any work
+        for method in methods_with_work:  # every missing weight file is named before any work
             if pool is None or not method.uses_torch:
                 method.load(device, method.resolve_dtype(device, dtype), kinds=kinds)
         if pool is not None:

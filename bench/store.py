@@ -35,6 +35,12 @@ def _read_part(path: Path) -> pd.DataFrame:
 class ResultStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._parts: dict[Path, pd.DataFrame] = {}  # parts are never rewritten: read once
+
+    def _part(self, path: Path) -> pd.DataFrame:
+        if path not in self._parts:
+            self._parts[path] = _read_part(path)
+        return self._parts[path]
 
     def parts(self) -> list[Path]:
         return sorted(self.root.glob("part-*.parquet")) if self.root.is_dir() else []
@@ -55,7 +61,7 @@ class ResultStore:
         parts = self.parts()
         if not parts:
             return pd.DataFrame(columns=[*KEY, "metric", "value"])
-        df = pd.concat([_read_part(p) for p in parts], ignore_index=True)
+        df = pd.concat([self._part(p) for p in parts], ignore_index=True)
         if "variant" in df:  # stores written before a metric id was renamed still load
             df["variant"] = df["variant"].map(canonical_variant_id)
         for col, want in filters.items():
