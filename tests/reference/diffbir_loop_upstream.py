@@ -20,7 +20,8 @@ Upstream XPixelGroup/DiffBIR @3f8b530. Two parts, written to tests/data/upstream
   run: ``clip.encode`` returns stored contexts for the two prompts. fp32, no autocast (the
   ``--precision fp32`` path), untiled (inference.py's default).
 
-Two changes to the environment, not the code: ``torch.Tuple`` is set to ``typing.Tuple`` before the import (see diffbir_upstream.py), and ``diffbir.pipeline.VRAMPeakMonitor`` (a
+Two changes to the environment, not the code: ``torch.Tuple`` is set to ``typing.Tuple``
+before the import (see diffbir_upstream.py), and ``diffbir.pipeline.VRAMPeakMonitor`` (a
 memory report around each stage that calls ``torch.cuda``) is replaced by a null context.
 """
 
@@ -49,7 +50,7 @@ from tests.reference.diffbir_upstream import (  # noqa: E402
     UNET,
     crop,
 )
-from tests.reference.standin import fill_standin, layout_digest, toy_denoiser  # noqa: E402
+from tests.reference.standin import fill_standin, toy_denoiser  # noqa: E402
 
 LOOP_CROP = ((100, 164), (200, 270))  # 64x70: stage 1 gives 512x560, padded to 512x576
 VAE_DDCONFIG = dict(
@@ -86,9 +87,8 @@ LATENT_ROWS = (slice(None), slice(0, 32))
 
 
 def _diffusion(upstream: str, config: str):
-    from omegaconf import OmegaConf
-
     from diffbir.utils.common import instantiate_from_config
+    from omegaconf import OmegaConf
 
     return instantiate_from_config(OmegaConf.load(os.path.join(upstream, config)))
 
@@ -98,9 +98,7 @@ def _sampler(name: str, diffusion):
 
     if name == "spaced":
         return SpacedSampler(diffusion.betas, diffusion.parameterization, False)
-    return EDMSampler(
-        diffusion.betas, diffusion.parameterization, False, name, *EDM_ARGS.values()
-    )
+    return EDMSampler(diffusion.betas, diffusion.parameterization, False, name, *EDM_ARGS.values())
 
 
 class _Clip(nn.Module):
@@ -161,15 +159,16 @@ def _ldm(arrays: dict):
     fill_standin(ldm.unet, SEEDS["unet"], GAINS["unet"])
     fill_standin(ldm.controlnet, SEEDS["control"], GAINS["control"])
     fill_standin(ldm.vae, VAE_SEED, VAE_GAIN)
-    arrays["vae_keys"] = np.array([f"{k}:{tuple(v.shape)}" for k, v in ldm.vae.state_dict().items()])
-    arrays["vae_layout"] = np.array(layout_digest(ldm.vae))
+    arrays["vae_keys"] = np.array(
+        [f"{k}:{tuple(v.shape)}" for k, v in ldm.vae.state_dict().items()]
+    )
     return ldm
 
 
 def _pipeline_runs(upstream: str, arrays: dict) -> None:
+    from diffbir import pipeline
     from diffbir.model.scunet import SCUNet
     from diffbir.model.swinir import SwinIR
-    from diffbir import pipeline
     from diffbir.pipeline import SCUNetPipeline, SwinIRPipeline
 
     pipeline.VRAMPeakMonitor = lambda tag: contextlib.nullcontext()  # it calls torch.cuda
