@@ -257,9 +257,11 @@ def test_sampler_loop_matches_upstream(loop, version):
     ``EDMSampler("edm_dpm++_3m_sde")`` (v-prediction, zero terminal SNR, cfg 6, eta 1,
     s_noise 1, Brownian-tree noise). Upstream draws the start noise, the DDPM step noises and
     the Brownian tree's seed from the global RNG seeded 231; carbench from its own generator
-    seeded 231 in the same order, so the same values. Measured: v2 0.0, v2.1 2.4e-7
-    (upstream combines the guidance on the denoised values, carbench on the model outputs:
-    float32 rounding). A 1% change of eta (v2.1) or of the posterior variance (v2) fails."""
+    seeded 231 in the same order, so the same values. Measured: v2 2.4e-7 (of max 30), v2.1
+    8.3e-7 (of max 1.35): float32 rounding (upstream's float32 buffers vs float64 tables
+    applied to float32; v2.1: upstream combines the guidance on the denoised values, carbench on
+    the model outputs). A 1% change of eta, of s_noise or of the first alphas_cumprod clip 1e-8
+    (v2.1), or of the posterior variance (v2) fails."""
     m = _method(version)
     m._model = toy_denoiser
     g = torch.Generator().manual_seed(LOOP_SEED)
@@ -277,7 +279,12 @@ def test_pipeline_matches_upstream(ref, loop, version):
     the stage-1 output after the resize to a 512 short side (512x560), the condition latent
     (VAE posterior mode x 0.18215 of the zero-padded 512x576 image), the final latent, the
     decoded image (cropped to 512x560) and the 8-bit result (wavelet colour fix against the
-    stage-1 output, bicubic antialiased resize to 64x70, x255, truncation)."""
+    stage-1 output, bicubic antialiased resize to 64x70, x255, truncation). Measured v2 / v2.1:
+    stage 1 0.0 / 0.0; condition latent 2.0e-6 / 3.0e-6 (diffusers' VAE vs upstream's LDM VAE,
+    other kernels); final latent 9.8e-5 of max 65 / 2.0e-5 of max 3.7; decoded 3.6e-6 / 5.6e-6;
+    8-bit image: 1 / 3 of 13440 values one level off (truncation at a boundary). Fails with
+    the VAE scaling 0.1822, the adain colour fix, padding to 8 instead of 64 or a resize
+    without antialiasing."""
     from methods.base import Sample
 
     m = _method(version)
