@@ -23,8 +23,8 @@ from tests.reference.standin import fill_standin, layout_digest, toy_denoiser
 
 DATA = Path(__file__).parent / "data" / "upstream"
 # as in tests/reference/diffbir_upstream.py and diffbir_loop_upstream.py
-GAINS = {"scunet": 0.5, "swinir": 1.0, "control": 0.5, "unet": 0.5, "vae": 1.0}
-SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "unet": 35, "vae": 36}
+GAINS = {"scunet": 0.5, "swinir": 1.0, "control": 0.5, "unet": 0.5, "vae": 1.0, "text": 1.0}
+SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "unet": 35, "vae": 36, "text": 39}
 TIMESTEP, CFG = 501, 4.0
 LOOP_STEPS, LOOP_SEED = 4, 231
 PATCH = (slice(None), slice(0, 32), slice(496, 560))  # image patches stored by the script
@@ -134,12 +134,18 @@ class _Named:
         return self.params.items()
 
 
-def _converted(net, keys, name: str, prefix: str, convert):
-    """``net`` (diffusers) loaded with upstream's stand-in state dict (``keys``: its LDM names
-    and shapes, filled by the same recipe) through carbench's single-file converter."""
+def _standin_checkpoint(keys, name: str, prefix: str) -> dict:
+    """Upstream's stand-in state dict (``keys``: its LDM names and shapes, filled by the same
+    recipe) under its single-file ``prefix``."""
     shim = _Named(keys)
     fill_standin(shim, SEEDS[name], GAINS[name])
-    sd = {f"{prefix}{k}": v for k, v in shim.params.items()}
+    return {f"{prefix}{k}": v for k, v in shim.params.items()}
+
+
+def _converted(net, keys, name: str, prefix: str, convert):
+    """``net`` (diffusers) loaded with upstream's stand-in state dict through carbench's
+    single-file converter."""
+    sd = _standin_checkpoint(keys, name, prefix)
     net.load_state_dict(convert(sd, dict(net.config)), strict=True)
     return net.eval()
 
@@ -173,6 +179,26 @@ def _vae(loop):
     vae = sd_core.build_vae(dict(sd_core.VAE_CONFIG, block_out_channels=[32, 32, 64, 64]))
     keys = loop["vae_keys"]
     return _converted(vae, keys, "vae", sd_single_file.VAE_PREFIX, sd_single_file.convert_vae)
+
+
+def _text_encoder(loop):
+    """transformers CLIPTextModel from upstream's OpenCLIP text tower of width 32, 2 heads,
+    3 layers, penultimate layer (so 2 blocks kept), via carbench's single-file converter."""
+    from methods import sd_single_file as S
+
+    config = dict(
+        S.TEXT_CONFIG,
+        hidden_size=32,
+        intermediate_size=128,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
+    net = S.build_text_encoder(config)
+    sd = _standin_checkpoint(loop["text_keys"], "text", "cond_stage_model.")
+    weights = S._match_text_prefix(S.convert_text_encoder(sd, config), net)
+    net.load_state_dict(weights, strict=True)
+    return net.eval()
 
 
 def test_scunet_stage1_matches_upstream(ref):
@@ -269,6 +295,24 @@ def test_sampler_loop_matches_upstream(loop, version):
     with torch.no_grad():
         z = m._sample(*args, g)
     _close(z.numpy(), loop[f"toy_{version.replace('.', '')}_z"], rtol=1e-5)
+
+
+def test_text_condition_matches_upstream(loop):
+    """The prompts (v2: the README's denoise command, v2.1: inference.py's defaults) and their
+    encoding: upstream's ``FrozenOpenCLIPEmbedder.encode`` (open_clip tokenizer, penultimate
+    layer, final LayerNorm) on a small text tower vs carbench's ``_text`` (its OpenCLIP
+    tokenizer and the converted CLIPTextModel)."""
+    from methods.diffbir import VERSIONS, DiffBIR
+    from methods.sd_single_file import OpenClipTokenizer
+
+    prompts = [str(p) for p in loop["text_prompts"]]
+    assert [VERSIONS[v].pos_prompt for v in ("v2", "v2.1")] == prompts[0::2]
+    assert [VERSIONS[v].neg_prompt for v in ("v2", "v2.1")] == prompts[1::2]
+    m = DiffBIR()
+    m.text_encoder, m.tokenizer = _text_encoder(loop), OpenClipTokenizer()
+    with torch.no_grad():
+        got = np.concatenate([m._text(p).numpy() for p in prompts])
+    _close(got, loop["text_out"], 1e-5)
 
 
 @pytest.mark.slow  # ~25 s: diffusers import, a 512x560 VAE on one thread, 16 UNet calls

@@ -20,6 +20,11 @@ Upstream XPixelGroup/DiffBIR @3f8b530. Two parts, written to tests/data/upstream
   run: ``clip.encode`` returns stored contexts for the two prompts. fp32, no autocast (the
   ``--precision fp32`` path), untiled (inference.py's default).
 
+* ``text_*``: ``FrozenOpenCLIPEmbedder(layer="penultimate")`` (``clip_cfg``'s options) with a
+  small text tower (width 32, 2 heads, 3 layers, the released vocabulary and 77 tokens) on
+  the prompts carbench's versions use: v2's from the README's denoise command (positive empty),
+  v2.1's inference.py defaults (read from the files, stored as ``text_prompts``).
+
 Two changes to the environment, not the code: ``torch.Tuple`` is set to ``typing.Tuple``
 before the import (see diffbir_upstream.py), and ``diffbir.pipeline.VRAMPeakMonitor`` (a
 memory report around each stage that calls ``torch.cuda``) is replaced by a null context.
@@ -84,6 +89,45 @@ EDM_ARGS = dict(s_churn=0.0, s_tmin=0.0, s_tmax=300.0, s_noise=1.0, eta=1.0, ord
 # last 64 kept, next to the padding that is cropped off), latents rows 0:32 (of 64)
 PATCH = (slice(None), slice(0, 32), slice(496, 560))
 LATENT_ROWS = (slice(None), slice(0, 32))
+
+
+TEXT_CFG = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=3)
+VISION_CFG = dict(image_size=32, layers=1, width=32, head_width=16, patch_size=16)  # deleted
+TEXT_SEED, TEXT_GAIN = 39, 1.0
+
+
+def _prompts(upstream: str) -> list[str]:
+    """[v2 pos, v2 neg, v2.1 pos, v2.1 neg] as upstream's README / inference.py give them."""
+    import ast
+    import re
+
+    tree = ast.parse(Path(upstream, "inference.py").read_text())
+    const = {
+        t.id: ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and t.id.startswith("DEFAULT_")
+    }
+    readme = Path(upstream, "README.md").read_text()
+    block = re.search(
+        r"--task denoise \\\n--upscale 1 \\\n--version v2 \\\n(.*?)\n\n", readme, re.S
+    )
+    pos, neg = (
+        re.search(rf"--{k}_prompt '([^']*)'", block.group(1)).group(1) for k in ("pos", "neg")
+    )
+    return [pos, neg, const["DEFAULT_POS_PROMPT"], const["DEFAULT_NEG_PROMPT"]]
+
+
+def _text(upstream: str, arrays: dict) -> None:
+    from diffbir.model.clip import FrozenOpenCLIPEmbedder
+
+    clip = FrozenOpenCLIPEmbedder(32, VISION_CFG, TEXT_CFG, layer="penultimate").eval()
+    fill_standin(clip, TEXT_SEED, TEXT_GAIN)
+    arrays["text_keys"] = np.array([f"{k}:{tuple(v.shape)}" for k, v in clip.named_parameters()])
+    prompts = _prompts(upstream)
+    arrays["text_prompts"] = np.array(prompts)
+    arrays["text_out"] = np.concatenate([clip.encode([p]).numpy() for p in prompts])
 
 
 def _diffusion(upstream: str, config: str):
@@ -224,6 +268,7 @@ def main(upstream: str, out: str) -> None:
     arrays: dict[str, np.ndarray] = {}
     with torch.no_grad():
         _toy_loops(upstream, arrays)
+        _text(upstream, arrays)
         _pipeline_runs(upstream, arrays)
     for k, v in arrays.items():
         std = float(np.std(v.astype(np.float64))) if v.dtype.kind in "fu" else ""
