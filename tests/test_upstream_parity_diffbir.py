@@ -317,7 +317,7 @@ def test_text_condition_matches_upstream(loop):
     _close(got, loop["text_out"], 1e-5)
 
 
-@pytest.mark.slow  # ~25 s: diffusers import, a 512x560 VAE on one thread, 16 UNet calls
+@pytest.mark.slow  # 8-25 s (idle / loaded machine): diffusers import, a 512x576 VAE, 16 UNet calls
 @pytest.mark.parametrize("version", ["v2", "v2.1"])
 def test_pipeline_matches_upstream(ref, loop, version):
     """upstream's ``SCUNetPipeline.run`` (v2) / ``SwinIRPipeline.run`` (v2.1) against
