@@ -15,7 +15,8 @@ defaults (``diffbir:version=v2`` is the default, the paper's version):
 
 Both: the cleaned image's VAE encoding (posterior mode, zero-padded to a multiple of 64) is the
 IRControlNet hint, start from noise (seed 231, upstream's default; carbench seeds its own
-generator), decode, wavelet colour fix against the cleaned image, bicubic resize back, x255 and
+generator and draws in upstream's order: start noise, then the step noises or the Brownian
+tree's seed), decode, wavelet colour fix against the cleaned image, bicubic resize back, x255 and
 truncation. Stable Diffusion comes from the original single-file checkpoint as upstream loads it
 (:mod:`methods.sd_single_file`); for v2 the diffusers form of the same weights also works.
 """
@@ -193,8 +194,10 @@ class DiffBIR(Method):
         return sd_single_file.load_single_file(path, parts), [path]
 
     def auto_dtype(self, device: str) -> str:
-        """inference.py @3f8b530 defaults to ``--precision fp16`` (both versions) on CUDA."""
-        return "fp16" if device.startswith("cuda") else "fp32"
+        """v2: fp32, the README's v2 commands (whose steps, sampler, guidance and prompts v2
+        takes) pass ``--precision fp32``; v2.1: inference.py's default ``--precision fp16`` on
+        CUDA (its README commands give none)."""
+        return "fp16" if device.startswith("cuda") and self.version == "v2.1" else "fp32"
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)

@@ -25,11 +25,14 @@ import numpy as np
 
 def zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
     """Rescale betas so the last alphas_cumprod is exactly 0 and the first is unchanged
-    (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed")."""
+    (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps Are Flawed", Alg. 1:
+    shift sqrt(alphas_cumprod) by its last value, scale it back to its first), float64."""
     import torch
-    from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 
-    return rescale_zero_terminal_snr(torch.from_numpy(np.asarray(betas, np.float64))).numpy()
+    root = torch.cumprod(1 - torch.from_numpy(np.asarray(betas, np.float64)), 0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    ac = ((root - last) * (first / (first - last))) ** 2
+    return (1 - torch.cat([ac[:1], ac[1:] / ac[:-1]])).numpy()
 
 
 def scaled_linear_betas(start: float = 0.00085, end: float = 0.012, n: int = 1000) -> np.ndarray:

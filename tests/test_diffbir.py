@@ -58,6 +58,12 @@ def test_version_defaults_are_upstreams():
         "jpeg artifacts, deformed, lowres, over-smooth."
     )
     assert methods.get("diffbir:version=v2.1,steps=4,cfg=1").steps == 4
+    # README v2 commands: --precision fp32; v2.1: inference.py's default fp16
+    assert (v2.auto_dtype("cuda"), v21.auto_dtype("cuda"), v21.auto_dtype("cpu")) == (
+        "fp32",
+        "fp16",
+        "fp32",
+    )
 
 
 def test_v2_without_any_sd_names_both_sources(tmp_path, monkeypatch):

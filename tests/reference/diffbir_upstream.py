@@ -90,11 +90,12 @@ CFG = 4.0
 SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "inputs": 34, "unet": 35}
 
 
-def crop() -> np.ndarray:
+def crop(box=CROP) -> np.ndarray:
+    """``box`` ((r0, r1), (c0, c1)) of LIVE1/bikes.png through JPEG QF 10, decoded."""
     from PIL import Image
 
     img = Image.open(Path(os.environ["BENCH_DATA_ROOT"]) / "LIVE1/bikes.png").convert("RGB")
-    (r0, r1), (c0, c1) = CROP
+    (r0, r1), (c0, c1) = box
     return decode_jpeg(encode_jpeg(np.asarray(img)[r0:r1, c0:c1].copy(), QF))
 
 

@@ -35,3 +35,12 @@ def layout_digest(module) -> str:
     """sha256 of the sorted ``name:shape`` lines of a module's state dict (its key layout)."""
     lines = [f"{k}:{tuple(v.shape)}" for k, v in sorted(module.state_dict().items())]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def toy_denoiser(x, t: float, c_txt, c_img):
+    """A cheap closed-form stand-in for the ControlLDM's prediction (same on both sides):
+    depends on the latent, the timestep, the text context and the condition latent."""
+    import torch
+
+    scale = 1.0 + float(t) / 1000.0
+    return torch.tanh(0.7 * x + 0.4 * c_img) * scale + 0.1 * c_txt.mean() * x.cos()
