@@ -36,6 +36,7 @@ class ResultStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._parts: dict[Path, pd.DataFrame] = {}  # parts are never rewritten: read once
+        self._merged: tuple[tuple[Path, ...], pd.DataFrame] | None = None
 
     def _part(self, path: Path) -> pd.DataFrame:
         if path not in self._parts:
@@ -56,21 +57,30 @@ class ResultStore:
         write_bytes_atomic(path, buf.getvalue())
         return path
 
+    def _all(self) -> pd.DataFrame:
+        """Every row, latest per key; recomputed only when a part was added."""
+        parts = tuple(self.parts())
+        if self._merged is None or self._merged[0] != parts:
+            if not parts:
+                df = pd.DataFrame(columns=[*KEY, "metric", "value"])
+            else:
+                df = pd.concat([self._part(p) for p in parts], ignore_index=True)
+                if "variant" in df:  # stores written before a metric id was renamed still load
+                    df["variant"] = df["variant"].map(canonical_variant_id)
+                if "created" in df:
+                    df = df.sort_values("created", kind="stable")
+                df = df.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+            self._merged = (parts, df)
+        return self._merged[1]
+
     def load(self, **filters: str | list[str]) -> pd.DataFrame:
         """All rows (latest per key), optionally filtered by column values."""
-        parts = self.parts()
-        if not parts:
-            return pd.DataFrame(columns=[*KEY, "metric", "value"])
-        df = pd.concat([self._part(p) for p in parts], ignore_index=True)
-        if "variant" in df:  # stores written before a metric id was renamed still load
-            df["variant"] = df["variant"].map(canonical_variant_id)
+        df = self._all()
         for col, want in filters.items():
             if want is None:
                 continue
             df = df[df[col].isin([want] if isinstance(want, str) else list(want))]
-        if "created" in df:
-            df = df.sort_values("created", kind="stable")
-        return df.drop_duplicates(KEY, keep="last").reset_index(drop=True)
+        return df.reset_index(drop=True).copy()
 
     def done_keys(self, **filters) -> set[tuple[str, str]]:
         """(image, variant) pairs already stored for the filtered slice."""
