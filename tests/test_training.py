@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ from skimage import data
 
 from degradations.jpeg import Jpeg, qf_from_quant_tables, read_quant_tables
 from degradations.training import (
+    FBCNN,
     GenericRecipe,
     PairDataset,
     augment,
-    fbcnn_recipe,
     get_recipe,
     write_shards,
 )
+
+UPSTREAM = Path(__file__).parent / "data" / "upstream" / "fbcnn_recipes.npz"
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +65,7 @@ def test_dataloaders_with_0_and_2_workers_yield_identical_pairs(folder):
 
 def test_fbcnn_pair_is_bench_generates_jpeg_of_the_patch(folder):
     img = np.asarray(Image.open(folder / "a.png"))
-    rng = np.random.default_rng([0, 1])
-    lq, gt, p = fbcnn_recipe(img, rng)
+    lq, gt, p = FBCNN(img, np.random.default_rng([0, 1]))
     assert lq.shape == gt.shape == (96, 96, 3)
     # rebuild the patch from the recorded crop/mode/shift and encode it the bench way
     big = augment(img[p["crop_y"] : p["crop_y"] + 104, p["crop_x"] : p["crop_x"] + 104], p["mode"])
@@ -73,9 +75,92 @@ def test_fbcnn_pair_is_bench_generates_jpeg_of_the_patch(folder):
     assert np.array_equal(lq, np.asarray(out.decoded)[sl]) and np.array_equal(gt, big[sl])
 
 
+class Replay:
+    """A numpy-Generator stand-in that returns upstream's logged ``random`` calls in order:
+    ``random()`` for ``random()``, ``integers(a, b + 1)`` for ``randint(a, b)`` and
+    ``integers(0, len(seq))`` (the index) for ``choice(seq)``; any other call is a mismatch."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.i = log, 0
+
+    def _next(self, *want: str) -> tuple[list, object]:
+        name, args, value = self.log[self.i]
+        assert name in want, f"call {self.i}: upstream made {name}{args}, carbench {want}"
+        self.i += 1
+        return args, value
+
+    def random(self) -> float:
+        return self._next("random")[1]
+
+    def integers(self, lo: int, hi: int) -> int:
+        args, value = self._next("randint", "choice")
+        if self.log[self.i - 1][0] == "randint":
+            assert [lo, hi - 1] == args, f"randint{tuple(args)} upstream, carbench [{lo}, {hi})"
+            return value
+        assert (lo, hi) == (0, len(args)), f"choice of {args} upstream, carbench [{lo}, {hi})"
+        return args.index(value)
+
+
+@pytest.mark.parametrize(
+    "case, recipe",
+    [
+        ("color", "fbcnn:patch=32"),
+        ("gray", "fbcnn-gray:patch=32"),
+        ("double", "fbcnn-double:patch=32"),
+        ("codiff", "codiff:patch=32"),
+    ],
+)
+def test_recipe_replays_upstreams_draws_into_upstreams_pairs(case, recipe):
+    """FBCNN's/CODiff's own __getitem__ (tests/reference/fbcnn_recipes.py) recorded with every
+    random call: fed those calls, carbench asks for the same draws in the same order (ranges, QF
+    grids, thresholds) and makes the same L/H patches, pixel for pixel."""
+    ref = np.load(UPSTREAM)
+    r = get_recipe(recipe)
+    logs = json.loads(str(ref[f"{case}_log"]))
+    for n, log in enumerate(logs):
+        rng = Replay(log)
+        lq, gt, p = r(ref["image"], rng, lambda _batch, rng=rng: rng)
+        assert rng.i == len(log), f"item {n}: carbench made {rng.i} of {len(log)} draws"
+        assert np.array_equal(gt, ref[f"{case}_H"][n]), f"item {n} H ({p})"
+        assert np.array_equal(lq, ref[f"{case}_L"][n]), f"item {n} L ({p})"
+    if case == "double":
+        assert {bool(json.loads(str(ref["double_log"]))[n][6][2]) for n in range(16)} == {0, 1}
+
+
+def test_double_coin_once_per_batch_of_indices(folder):
+    """Upstream's coin (``count % batch == 0``) is drawn once per dataset copy (the recorded
+    run: 1 coin in 300 items); carbench draws it once per block of ``batch`` indices."""
+    assert int(np.load(UPSTREAM)["double_coins_in_300_items"]) == 1
+    ds = PairDataset(folder, "fbcnn-double:patch=16,batch=4", seed=5, length=40)
+    coins = [ds.pair(i)[2]["double"] for i in range(40)]
+    blocks = [set(coins[k : k + 4]) for k in range(0, 40, 4)]
+    assert all(len(b) == 1 for b in blocks) and {c for b in blocks for c in b} == {True, False}
+    per_pair = PairDataset(folder, "fbcnn-double:patch=16,double=pair", seed=5, length=40)
+    coins = [per_pair.pair(i)[2]["double"] for i in range(40)]
+    assert any(len(set(coins[k : k + 4])) == 2 for k in range(0, 40, 4))
+
+
+def test_channels_option_and_bad_options(folder):
+    ds = PairDataset(folder, "fbcnn-double:patch=16,channels=rgb", seed=0, length=4)
+    assert all(ds.pair(i)[0].shape == (16, 16, 3) for i in range(4))
+    gray = PairDataset(folder, "fbcnn-gray:patch=16", seed=0, length=12)
+    pairs = [gray.pair(i) for i in range(12)]
+    assert {p[2]["channels"] for p in pairs} == {"y", "gray"}
+    assert all(p[0].shape == p[1].shape == (16, 16) for p in pairs)
+    assert gray[0]["lq"].shape == (1, 16, 16)
+    for bad, msg in [
+        ("fbcnn:double=pair", "no such option"),
+        ("fbcnn-double:double=epoch", "batch, pair"),
+        ("fbcnn:patch=4", ">= 8"),
+        ("fbcnn:channels=ycbcr", "rgb, y-gray, y, gray"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            get_recipe(bad)
+
+
 def test_fbcnn_qf_distribution(folder):
     img = np.asarray(Image.open(folder / "b.png"))
-    qfs = [fbcnn_recipe(img, np.random.default_rng([1, i]))[2]["qf"] for i in range(400)]
+    qfs = [FBCNN(img, np.random.default_rng([1, i]))[2]["qf"] for i in range(400)]
     grid = sum(q in (10, 20, 30, 40, 50, 60) for q in qfs) / len(qfs)
     assert 0.72 < grid < 0.86  # 3/4 from the grid plus 1/4 * 6/89 of the uniform draws
     assert min(qfs) >= 8 and max(qfs) <= 96
