@@ -214,40 +214,130 @@ def test_shards_of_other_settings_refused(folder, tmp_path):
         write_shards(PairDataset(folder, "fbcnn", seed=2, length=2), tmp_path, per_shard=2)
 
 
+# the dask run: write_train_shards itself (``bench generate`` does not pass --backend to it yet)
+DASK_DRIVER = """import sys
+from pathlib import Path
+from bench.commands.train import write_train_shards
+from bench.shard import ALL
+images, recipe, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+write_train_shards(images, recipe, 0, 60, 4, out, ALL, 2, "dask", False)
+"""
+
+
 @pytest.mark.slow
-def test_sigkilled_cli_run_resumes_to_the_same_shards(folder, tmp_path):
+@pytest.mark.parametrize("backend", ["serial", "dask"])
+def test_sigkilled_run_resumes_to_the_same_shards(folder, tmp_path, worker_path, backend):
+    """A run killed (SIGKILL to its process group: the Dask scheduler and workers too) after
+    two shards, then run again: every pair once, the bytes of an uninterrupted serial run."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    args = [
-        sys.executable,
-        "-m",
-        "bench.cli",
-        "generate",
-        "--train",
-        "--images",
-        str(folder),
-        "--recipe",
-        "generic:jpeg:q=uniform(10,90),crop=64",
-        "--pairs",
-        "60",
-        "--per-shard",
-        "4",
-    ]
+    recipe = "generic:jpeg:q=uniform(10,90),crop=64"
+    cli = [sys.executable, "-m", "bench.cli", "generate", "--train", "--images", str(folder)]
+    cli += ["--recipe", recipe, "--pairs", "60", "--per-shard", "4", "--no-progress", "--out"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref, out = tmp_path / "ref", tmp_path / "out"
-    subprocess.run([*args, "--out", str(ref)], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    subprocess.run([*cli, str(ref)], check=True, env=env, capture_output=True)
+    args = [*cli, str(out)]
+    if backend == "dask":
+        args = [sys.executable, "-c", DASK_DRIVER, str(folder), recipe, str(out)]
+    proc = subprocess.Popen(args, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("*.tar"))) < 2:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(list(out.glob("*.tar"))) < 15  # killed part-way
-    subprocess.run([*args, "--out", str(out)], check=True, env=env, capture_output=True)
+    assert 2 <= len(list(out.glob("*.tar"))) < 15  # killed part-way
+    done = subprocess.run(args, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "already complete" in done.stdout.decode()
     assert not list(out.glob("*.tmp"))
-    want = {p.name: p.read_bytes() for p in ref.glob("*.tar")}
-    assert len(want) == 15 and {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
+    want, keys = _tar_members(ref)
+    assert len(want) == 15 and _tar_members(out) == (want, [f"{i:09d}" for i in range(60)])
+
+
+def _tar_members(folder: Path) -> tuple[dict[str, bytes], list[str]]:
+    """Every shard's bytes, and the pair keys of all shards in order."""
+    shards = {p.name: p.read_bytes() for p in sorted(folder.glob("train-*.tar"))}
+    keys = []
+    for name in shards:
+        with tarfile.open(folder / name) as tar:
+            keys += [
+                m.name.removesuffix(".json") for m in tar.getmembers() if m.name.endswith(".json")
+            ]
+    return shards, keys
+
+
+TRAIN_ARGS = ("generic:jpeg:q=uniform(10,90),crop=48", 3, 14, 3)  # recipe, seed, pairs, per shard
+
+
+def _serial(folder: Path, out: Path) -> dict[str, bytes]:
+    recipe, seed, pairs, per = TRAIN_ARGS
+    assert write_shards(PairDataset(folder, recipe, seed=seed, length=pairs), out, per) == (5, 0)
+    shards, keys = _tar_members(out)
+    assert keys == [f"{i:09d}" for i in range(pairs)]
+    return shards
+
+
+def _on_backend(folder: Path, out: Path, backend: str, jobs: int, part=None) -> tuple[int, int]:
+    from bench.commands.train import write_train_shards
+    from bench.shard import ALL, parse_shard
+
+    recipe, seed, pairs, per = TRAIN_ARGS
+    shard = parse_shard(part) if part else ALL
+    return write_train_shards(folder, recipe, seed, pairs, per, out, shard, jobs, backend, False)
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_backend_shards_equal_serial_and_parts_add_up(folder, tmp_path, backend):
+    want = _serial(folder, tmp_path / "serial")
+    assert _on_backend(folder, tmp_path / "b", backend, 2, "1/2") == (2, 0)  # shards 1, 3
+    assert _on_backend(folder, tmp_path / "b", backend, 2) == (3, 2)
+    assert _tar_members(tmp_path / "b")[0] == want
+    assert _on_backend(folder, tmp_path / "b", backend, 2) == (0, 5)
+
+
+@pytest.fixture
+def worker_path(monkeypatch):
+    """Cluster worker processes import carbench from this checkout."""
+    import os
+
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_shards_equal_serial(folder, tmp_path, worker_path):
+    import os
+
+    from dask.distributed import Client, LocalCluster, get_task_stream
+
+    want = _serial(folder, tmp_path / "serial")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client, get_task_stream(client) as stream:
+            assert _on_backend(folder, tmp_path / "d", "dask", 2, "0/2") == (3, 0)
+            assert _on_backend(folder, tmp_path / "d", "dask", 2) == (2, 3)
+            pids = client.run(os.getpid)
+    # the 5 shards ran as tasks on the two worker processes, not in this one
+    assert len(stream.data) >= 5 and len({t["worker"] for t in stream.data}) >= 1
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    assert _tar_members(tmp_path / "d")[0] == want
+
+
+@pytest.mark.slow
+def test_ray_local_shards_equal_serial(folder, tmp_path, worker_path):
+    import ray
+
+    want = _serial(folder, tmp_path / "serial")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert _on_backend(folder, tmp_path / "r", "ray", 2, "1/2") == (2, 0)
+        assert _on_backend(folder, tmp_path / "r", "ray", 2) == (3, 2)
+    finally:
+        ray.shutdown()
+    assert _tar_members(tmp_path / "r")[0] == want
