@@ -306,6 +306,17 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB, as FBCNN's ``imread_uint`` reads (``cv2.imread(IMREAD_UNCHANGED)``, gray
+    repeated, alpha dropped; no EXIF rotation): OpenCV decodes PNG ~20% faster than Pillow and
+    gives no extra copy. Files OpenCV cannot read as 8 bits go through Pillow's ``convert``."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is not None and img.dtype == np.uint8 and img.ndim in (2, 3):
+        if img.ndim == 2:
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+        if img.shape[2] in (3, 4):
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     from PIL import Image
 
     with Image.open(path) as im:

@@ -341,3 +341,29 @@ def test_ray_local_shards_equal_serial(folder, tmp_path, worker_path):
     finally:
         ray.shutdown()
     assert _tar_members(tmp_path / "r")[0] == want
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16", "JPEG"])
+def test_read_rgb_is_pillows_rgb(tmp_path, mode):
+    """OpenCV reads the common 8-bit files (faster); the pixels are Pillow's ``convert("RGB")``
+    for every mode, 16-bit included (Pillow's path)."""
+    rgb = data.astronaut()[:40, :56]
+    if mode == "JPEG":
+        im, path = Image.fromarray(rgb), tmp_path / "x.jpg"
+        im.save(path, quality=80)
+    else:
+        path = tmp_path / "x.png"
+        im = Image.fromarray(rgb)
+        if mode == "I;16":
+            im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 200).astype(np.uint16))
+        elif mode == "P":
+            im = im.quantize(37)
+        elif mode != "RGB":
+            im = im.convert(mode)
+        im.save(path)
+    from degradations.training import read_rgb
+
+    with Image.open(path) as ref:
+        want = np.asarray(ref.convert("RGB"))
+    got = read_rgb(path)
+    assert got.dtype == np.uint8 and got.shape == (40, 56, 3) and np.array_equal(got, want)
