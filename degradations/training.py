@@ -37,6 +37,7 @@ Options after a colon, ``fbcnn-double:channels=rgb,double=pair``: ``patch=N``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -249,15 +250,13 @@ class GenericRecipe:
             expand(_DIST.sub(lambda d, pick=pick: str(pick(_values(d))), spec))
 
     def sample(self, rng: np.random.Generator) -> Degradation:
-        from degradations.registry import expand
-
         def draw(d: re.Match[str]) -> str:
             vals = _values(d)
             if d[1] == "uniform":
                 return str(int(rng.integers(vals[0], vals[1] + 1)))
             return str(vals[int(rng.integers(len(vals)))])
 
-        degs = expand(_DIST.sub(draw, self.template))
+        degs = _expand(_DIST.sub(draw, self.template))
         if len(degs) != 1:
             raise ValueError(f"generic spec {self.template!r} gives {len(degs)} degradations")
         return degs[0]
@@ -277,6 +276,14 @@ class GenericRecipe:
             np.asarray(out.gt),
             {"degradation": deg.id, "crop_y": y, "crop_x": x, "mode": mode},
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _expand(spec: str) -> tuple[Degradation, ...]:
+    """``registry.expand``, cached: a drawn spec repeats, and degradations are frozen."""
+    from degradations.registry import expand
+
+    return tuple(expand(spec))
 
 
 def _values(d: re.Match[str]) -> list[int]:
