@@ -119,6 +119,50 @@ def ffmpeg():
     return shutil.which("ffmpeg")
 
 
+# The codec tests' reference command-line tools and the Debian package shipping each one
+# (scripts/setup.sh installs them all): a missing tool fails the test that needs it.
+CODEC_TOOLS = {
+    "cwebp": "webp",
+    "dwebp": "webp",
+    "avifenc": "libavif-bin",
+    "avifdec": "libavif-bin",
+    "cjxl": "libjxl-tools",
+    "djxl": "libjxl-tools",
+    "opj_compress": "libopenjp2-tools",
+    "opj_decompress": "libopenjp2-tools",
+    "heif-enc": "libheif-examples",
+    "heif-convert": "libheif-examples",
+}
+
+
+def _codec_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} not on PATH: install the Debian package {CODEC_TOOLS[name]} "
+            "(scripts/setup.sh installs every codec tool)"
+        )
+    return path
+
+
+@pytest.fixture
+def codec_tool():
+    """``codec_tool("cwebp")``: the tool's path, or a failure naming its Debian package."""
+    return _codec_tool
+
+
+@pytest.fixture(scope="session")
+def codec_rgb() -> np.ndarray:
+    """The codec tests' 128x160 colour image (a crop of skimage's astronaut)."""
+    return np.ascontiguousarray(skimage.data.astronaut()[128:256, 192:352])
+
+
+@pytest.fixture(scope="session")
+def codec_gray() -> np.ndarray:
+    """The codec tests' 64x96 gray image (a crop of skimage's camera)."""
+    return np.ascontiguousarray(skimage.data.camera()[:64, :96])
+
+
 def run_cli(*args: str) -> int:
     from bench.cli import main
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +14,15 @@ from skimage import data
 
 from degradations.jpeg import Jpeg, qf_from_quant_tables, read_quant_tables
 from degradations.training import (
+    FBCNN,
     GenericRecipe,
     PairDataset,
     augment,
-    fbcnn_recipe,
     get_recipe,
     write_shards,
 )
+
+UPSTREAM = Path(__file__).parent / "data" / "upstream" / "fbcnn_recipes.npz"
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +65,7 @@ def test_dataloaders_with_0_and_2_workers_yield_identical_pairs(folder):
 
 def test_fbcnn_pair_is_bench_generates_jpeg_of_the_patch(folder):
     img = np.asarray(Image.open(folder / "a.png"))
-    rng = np.random.default_rng([0, 1])
-    lq, gt, p = fbcnn_recipe(img, rng)
+    lq, gt, p = FBCNN(img, np.random.default_rng([0, 1]))
     assert lq.shape == gt.shape == (96, 96, 3)
     # rebuild the patch from the recorded crop/mode/shift and encode it the bench way
     big = augment(img[p["crop_y"] : p["crop_y"] + 104, p["crop_x"] : p["crop_x"] + 104], p["mode"])
@@ -73,9 +75,92 @@ def test_fbcnn_pair_is_bench_generates_jpeg_of_the_patch(folder):
     assert np.array_equal(lq, np.asarray(out.decoded)[sl]) and np.array_equal(gt, big[sl])
 
 
+class Replay:
+    """A numpy-Generator stand-in that returns upstream's logged ``random`` calls in order:
+    ``random()`` for ``random()``, ``integers(a, b + 1)`` for ``randint(a, b)`` and
+    ``integers(0, len(seq))`` (the index) for ``choice(seq)``; any other call is a mismatch."""
+
+    def __init__(self, log: list) -> None:
+        self.log, self.i = log, 0
+
+    def _next(self, *want: str) -> tuple[list, object]:
+        name, args, value = self.log[self.i]
+        assert name in want, f"call {self.i}: upstream made {name}{args}, carbench {want}"
+        self.i += 1
+        return args, value
+
+    def random(self) -> float:
+        return self._next("random")[1]
+
+    def integers(self, lo: int, hi: int) -> int:
+        args, value = self._next("randint", "choice")
+        if self.log[self.i - 1][0] == "randint":
+            assert [lo, hi - 1] == args, f"randint{tuple(args)} upstream, carbench [{lo}, {hi})"
+            return value
+        assert (lo, hi) == (0, len(args)), f"choice of {args} upstream, carbench [{lo}, {hi})"
+        return args.index(value)
+
+
+@pytest.mark.parametrize(
+    "case, recipe",
+    [
+        ("color", "fbcnn:patch=32"),
+        ("gray", "fbcnn-gray:patch=32"),
+        ("double", "fbcnn-double:patch=32"),
+        ("codiff", "codiff:patch=32"),
+    ],
+)
+def test_recipe_replays_upstreams_draws_into_upstreams_pairs(case, recipe):
+    """FBCNN's/CODiff's own __getitem__ (tests/reference/fbcnn_recipes.py) recorded with every
+    random call: fed those calls, carbench asks for the same draws in the same order (ranges, QF
+    grids, thresholds) and makes the same L/H patches, pixel for pixel."""
+    ref = np.load(UPSTREAM)
+    r = get_recipe(recipe)
+    logs = json.loads(str(ref[f"{case}_log"]))
+    for n, log in enumerate(logs):
+        rng = Replay(log)
+        lq, gt, p = r(ref["image"], rng, lambda _batch, rng=rng: rng)
+        assert rng.i == len(log), f"item {n}: carbench made {rng.i} of {len(log)} draws"
+        assert np.array_equal(gt, ref[f"{case}_H"][n]), f"item {n} H ({p})"
+        assert np.array_equal(lq, ref[f"{case}_L"][n]), f"item {n} L ({p})"
+    if case == "double":
+        assert {bool(json.loads(str(ref["double_log"]))[n][6][2]) for n in range(16)} == {0, 1}
+
+
+def test_double_coin_once_per_batch_of_indices(folder):
+    """Upstream's coin (``count % batch == 0``) is drawn once per dataset copy (the recorded
+    run: 1 coin in 300 items); carbench draws it once per block of ``batch`` indices."""
+    assert int(np.load(UPSTREAM)["double_coins_in_300_items"]) == 1
+    ds = PairDataset(folder, "fbcnn-double:patch=16,batch=4", seed=5, length=40)
+    coins = [ds.pair(i)[2]["double"] for i in range(40)]
+    blocks = [set(coins[k : k + 4]) for k in range(0, 40, 4)]
+    assert all(len(b) == 1 for b in blocks) and {c for b in blocks for c in b} == {True, False}
+    per_pair = PairDataset(folder, "fbcnn-double:patch=16,double=pair", seed=5, length=40)
+    coins = [per_pair.pair(i)[2]["double"] for i in range(40)]
+    assert any(len(set(coins[k : k + 4])) == 2 for k in range(0, 40, 4))
+
+
+def test_channels_option_and_bad_options(folder):
+    ds = PairDataset(folder, "fbcnn-double:patch=16,channels=rgb", seed=0, length=4)
+    assert all(ds.pair(i)[0].shape == (16, 16, 3) for i in range(4))
+    gray = PairDataset(folder, "fbcnn-gray:patch=16", seed=0, length=12)
+    pairs = [gray.pair(i) for i in range(12)]
+    assert {p[2]["channels"] for p in pairs} == {"y", "gray"}
+    assert all(p[0].shape == p[1].shape == (16, 16) for p in pairs)
+    assert gray[0]["lq"].shape == (1, 16, 16)
+    for bad, msg in [
+        ("fbcnn:double=pair", "no such option"),
+        ("fbcnn-double:double=epoch", "batch, pair"),
+        ("fbcnn:patch=4", ">= 8"),
+        ("fbcnn:channels=ycbcr", "rgb, y-gray, y, gray"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            get_recipe(bad)
+
+
 def test_fbcnn_qf_distribution(folder):
     img = np.asarray(Image.open(folder / "b.png"))
-    qfs = [fbcnn_recipe(img, np.random.default_rng([1, i]))[2]["qf"] for i in range(400)]
+    qfs = [FBCNN(img, np.random.default_rng([1, i]))[2]["qf"] for i in range(400)]
     grid = sum(q in (10, 20, 30, 40, 50, 60) for q in qfs) / len(qfs)
     assert 0.72 < grid < 0.86  # 3/4 from the grid plus 1/4 * 6/89 of the uniform draws
     assert min(qfs) >= 8 and max(qfs) <= 96
@@ -129,40 +214,156 @@ def test_shards_of_other_settings_refused(folder, tmp_path):
         write_shards(PairDataset(folder, "fbcnn", seed=2, length=2), tmp_path, per_shard=2)
 
 
+# the dask run: write_train_shards itself (``bench generate`` does not pass --backend to it yet)
+DASK_DRIVER = """import sys
+from pathlib import Path
+from bench.commands.train import write_train_shards
+from bench.shard import ALL
+images, recipe, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+write_train_shards(images, recipe, 0, 60, 4, out, ALL, 2, "dask", False)
+"""
+
+
 @pytest.mark.slow
-def test_sigkilled_cli_run_resumes_to_the_same_shards(folder, tmp_path):
+@pytest.mark.parametrize("backend", ["serial", "dask"])
+def test_sigkilled_run_resumes_to_the_same_shards(folder, tmp_path, worker_path, backend):
+    """A run killed (SIGKILL to its process group: the Dask scheduler and workers too) after
+    two shards, then run again: every pair once, the bytes of an uninterrupted serial run."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    args = [
-        sys.executable,
-        "-m",
-        "bench.cli",
-        "generate",
-        "--train",
-        "--images",
-        str(folder),
-        "--recipe",
-        "generic:jpeg:q=uniform(10,90),crop=64",
-        "--pairs",
-        "60",
-        "--per-shard",
-        "4",
-    ]
+    recipe = "generic:jpeg:q=uniform(10,90),crop=64"
+    cli = [sys.executable, "-m", "bench.cli", "generate", "--train", "--images", str(folder)]
+    cli += ["--recipe", recipe, "--pairs", "60", "--per-shard", "4", "--no-progress", "--out"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref, out = tmp_path / "ref", tmp_path / "out"
-    subprocess.run([*args, "--out", str(ref)], check=True, env=env, capture_output=True)
-    proc = subprocess.Popen([*args, "--out", str(out)], env=env)
+    subprocess.run([*cli, str(ref)], check=True, env=env, capture_output=True)
+    args = [*cli, str(out)]
+    if backend == "dask":
+        args = [sys.executable, "-c", DASK_DRIVER, str(folder), recipe, str(out)]
+    proc = subprocess.Popen(args, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("*.tar"))) < 2:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(list(out.glob("*.tar"))) < 15  # killed part-way
-    subprocess.run([*args, "--out", str(out)], check=True, env=env, capture_output=True)
+    assert 2 <= len(list(out.glob("*.tar"))) < 15  # killed part-way
+    done = subprocess.run(args, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "already complete" in done.stdout.decode()
     assert not list(out.glob("*.tmp"))
-    want = {p.name: p.read_bytes() for p in ref.glob("*.tar")}
-    assert len(want) == 15 and {p.name: p.read_bytes() for p in out.glob("*.tar")} == want
+    want, keys = _tar_members(ref)
+    assert len(want) == 15 and _tar_members(out) == (want, [f"{i:09d}" for i in range(60)])
+
+
+def _tar_members(folder: Path) -> tuple[dict[str, bytes], list[str]]:
+    """Every shard's bytes, and the pair keys of all shards in order."""
+    shards = {p.name: p.read_bytes() for p in sorted(folder.glob("train-*.tar"))}
+    keys = []
+    for name in shards:
+        with tarfile.open(folder / name) as tar:
+            keys += [
+                m.name.removesuffix(".json") for m in tar.getmembers() if m.name.endswith(".json")
+            ]
+    return shards, keys
+
+
+TRAIN_ARGS = ("generic:jpeg:q=uniform(10,90),crop=48", 3, 14, 3)  # recipe, seed, pairs, per shard
+
+
+def _serial(folder: Path, out: Path) -> dict[str, bytes]:
+    recipe, seed, pairs, per = TRAIN_ARGS
+    assert write_shards(PairDataset(folder, recipe, seed=seed, length=pairs), out, per) == (5, 0)
+    shards, keys = _tar_members(out)
+    assert keys == [f"{i:09d}" for i in range(pairs)]
+    return shards
+
+
+def _on_backend(folder: Path, out: Path, backend: str, jobs: int, part=None) -> tuple[int, int]:
+    from bench.commands.train import write_train_shards
+    from bench.shard import ALL, parse_shard
+
+    recipe, seed, pairs, per = TRAIN_ARGS
+    shard = parse_shard(part) if part else ALL
+    return write_train_shards(folder, recipe, seed, pairs, per, out, shard, jobs, backend, False)
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_backend_shards_equal_serial_and_parts_add_up(folder, tmp_path, backend):
+    want = _serial(folder, tmp_path / "serial")
+    assert _on_backend(folder, tmp_path / "b", backend, 2, "1/2") == (2, 0)  # shards 1, 3
+    assert _on_backend(folder, tmp_path / "b", backend, 2) == (3, 2)
+    assert _tar_members(tmp_path / "b")[0] == want
+    assert _on_backend(folder, tmp_path / "b", backend, 2) == (0, 5)
+
+
+@pytest.fixture
+def worker_path(monkeypatch):
+    """Cluster worker processes import carbench from this checkout."""
+    import os
+
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_shards_equal_serial(folder, tmp_path, worker_path):
+    import os
+
+    from dask.distributed import Client, LocalCluster, get_task_stream
+
+    want = _serial(folder, tmp_path / "serial")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client, get_task_stream(client) as stream:
+            assert _on_backend(folder, tmp_path / "d", "dask", 2, "0/2") == (3, 0)
+            assert _on_backend(folder, tmp_path / "d", "dask", 2) == (2, 3)
+            pids = client.run(os.getpid)
+    # the 5 shards ran as tasks on the two worker processes, not in this one
+    assert len(stream.data) >= 5 and len({t["worker"] for t in stream.data}) >= 1
+    assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    assert _tar_members(tmp_path / "d")[0] == want
+
+
+@pytest.mark.slow
+def test_ray_local_shards_equal_serial(folder, tmp_path, worker_path):
+    import ray
+
+    want = _serial(folder, tmp_path / "serial")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert _on_backend(folder, tmp_path / "r", "ray", 2, "1/2") == (2, 0)
+        assert _on_backend(folder, tmp_path / "r", "ray", 2) == (3, 2)
+    finally:
+        ray.shutdown()
+    assert _tar_members(tmp_path / "r")[0] == want
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "I;16", "JPEG"])
+def test_read_rgb_is_pillows_rgb(tmp_path, mode):
+    """OpenCV reads the common 8-bit files (faster); the pixels are Pillow's ``convert("RGB")``
+    for every mode, 16-bit included (Pillow's path)."""
+    rgb = data.astronaut()[:40, :56]
+    if mode == "JPEG":
+        im, path = Image.fromarray(rgb), tmp_path / "x.jpg"
+        im.save(path, quality=80)
+    else:
+        path = tmp_path / "x.png"
+        im = Image.fromarray(rgb)
+        if mode == "I;16":
+            im = Image.fromarray((rgb[..., 0].astype(np.uint16) * 200).astype(np.uint16))
+        elif mode == "P":
+            im = im.quantize(37)
+        elif mode != "RGB":
+            im = im.convert(mode)
+        im.save(path)
+    from degradations.training import read_rgb
+
+    with Image.open(path) as ref:
+        want = np.asarray(ref.convert("RGB"))
+    got = read_rgb(path)
+    assert got.dtype == np.uint8 and got.shape == (40, 56, 3) and np.array_equal(got, want)
