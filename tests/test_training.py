@@ -217,8 +217,8 @@ def test_shards_of_other_settings_refused(folder, tmp_path):
 # the dask run: write_train_shards itself (``bench generate`` does not pass --backend to it yet)
 DASK_DRIVER = """import sys
 from pathlib import Path
-from bench.commands.train import write_train_shards
-from bench.shard import ALL
+from bench.cli.cmd_train import write_train_shards
+from bench.core.shard import ALL
 images, recipe, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 write_train_shards(images, recipe, 0, 60, 4, out, ALL, 2, "dask", False)
 """
@@ -283,8 +283,8 @@ def _serial(folder: Path, out: Path) -> dict[str, bytes]:
 
 
 def _on_backend(folder: Path, out: Path, backend: str, jobs: int, part=None) -> tuple[int, int]:
-    from bench.commands.train import write_train_shards
-    from bench.shard import ALL, parse_shard
+    from bench.cli.cmd_train import write_train_shards
+    from bench.core.shard import ALL, parse_shard
 
     recipe, seed, pairs, per = TRAIN_ARGS
     shard = parse_shard(part) if part else ALL
@@ -367,3 +367,27 @@ def test_read_rgb_is_pillows_rgb(tmp_path, mode):
         want = np.asarray(ref.convert("RGB"))
     got = read_rgb(path)
     assert got.dtype == np.uint8 and got.shape == (40, 56, 3) and np.array_equal(got, want)
+
+
+def test_cli_passes_jobs_and_backend_on(folder, tmp_path, monkeypatch):
+    """``bench generate --train --jobs 2 --backend loky`` runs on loky and writes the serial
+    shards (the backend call is recorded, then made as it is)."""
+    import bench.core.parallel as parallel
+    from tests.conftest import run_cli
+
+    seen = []
+    real = parallel.run_tasks
+
+    def spy(task, items, jobs, backend, *a, **kw):
+        seen.append((jobs, backend))
+        return real(task, items, jobs, backend, *a, **kw)
+
+    monkeypatch.setattr(parallel, "run_tasks", spy)
+
+    want = _serial(folder, tmp_path / "serial")
+    recipe, seed, pairs, per = TRAIN_ARGS
+    args = ["generate", "--train", "--images", folder, "--recipe", recipe, "--seed", seed]
+    args += ["--pairs", pairs, "--per-shard", per, "--out", tmp_path / "cli"]
+    assert run_cli(*args, "--jobs", 2, "--backend", "loky", "--no-progress") == 0
+    assert _tar_members(tmp_path / "cli")[0] == want
+    assert seen == [(2, "loky")]

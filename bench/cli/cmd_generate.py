@@ -38,7 +38,10 @@ def generate_cmd(
     train: bool = typer.Option(False, "--train", help="write training pairs (shards) instead"),
     images: Path | None = typer.Option(None, "--images", help="--train: ground-truth folder"),
     recipe: str = typer.Option(
-        "fbcnn", "--recipe", help="--train: fbcnn|fbcnn-double|codiff|generic:SPEC"
+        "fbcnn",
+        "--recipe",
+        help="--train: fbcnn | fbcnn-gray | fbcnn-double | codiff | generic:SPEC; options "
+        "after ':' (fbcnn-double:channels=rgb,double=pair), see the README's recipe table",
     ),
     seed: int = typer.Option(0, "--seed", help="--train: seed of every pair"),
     pairs: int | None = typer.Option(None, "--pairs", help="--train: number of pairs [images]"),
@@ -55,7 +58,10 @@ def generate_cmd(
     if train:
         from bench.cli.cmd_train import write_train_shards
 
-        write_train_shards(images, recipe, seed, pairs, per_shard, out, parse_shard(shard))
+        part = parse_shard(shard)
+        write_train_shards(
+            images, recipe, seed, pairs, per_shard, out, part, jobs, backend, progress
+        )
         return
     ws = workspace(workspace_dir)
     ws.ensure_writable()

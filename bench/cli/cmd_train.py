@@ -29,11 +29,11 @@ def write_train_shards(
     shared file system). Holds a lock per (folder, part). Returns (written, skipped).
 
     ``bench generate --train`` does not pass its ``--jobs``/``--backend``/``--progress`` here yet
-    (bench/commands/generate.py is outside this change): it writes serially until it does."""
+    (bench/cli/cmd_generate.py is outside this change): it writes serially until it does."""
     import numpy as np
 
-    from bench.locks import exclusive
-    from bench.parallel import BACKENDS, run_tasks
+    from bench.core.locks import exclusive
+    from bench.core.parallel import BACKENDS, run_tasks
     from degradations.training import GenericRecipe, PairDataset, plan_shards, write_shard
 
     if images is None or out is None:
