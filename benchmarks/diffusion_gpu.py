@@ -12,21 +12,16 @@ timings and memory only, never quality numbers. Goal: CODiff 512^2 <= 60 ms on a
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-# benchmarks/methods.py shares its name with the ``methods`` package: keep this folder off the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import torch
 
-import torch  # noqa: E402
-
-from methods import sd_core  # noqa: E402
-from methods.codiff import CODiff, build_cave  # noqa: E402
-from methods.diffbir import DiffBIR  # noqa: E402
-from methods.diffbir_nets import build_ircontrolnet  # noqa: E402
-from methods.osediff import OSEDiff  # noqa: E402
-from methods.torch_utils import torch_dtype  # noqa: E402
+from methods import sd_core
+from methods.codiff import CODiff, build_cave
+from methods.diffbir import DiffBIR
+from methods.diffbir_nets import build_ircontrolnet
+from methods.osediff import OSEDiff
+from methods.torch_utils import torch_dtype
 
 
 def _sync(dev: str) -> None:

@@ -5,26 +5,22 @@ on one H100). Weights: DnCNN-3 from BENCH_WEIGHTS_DIR when present; FBCNN uses i
 architecture with random weights (latency and memory do not depend on the values; no output
 of this script is a quality number). Baseline for the ratios: the ``jpeg`` method (decode only).
 
-    python benchmarks/methods.py --data-root ../shared/data [--image bikes] [--device cpu]
+    python benchmarks/method_speed.py --data-root ../shared/data [--image bikes] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-# this script shares its name with the ``methods`` package: keep its folder off the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import methods  # noqa: E402
-from bench.core.imageio import read_image  # noqa: E402
-from degradations import Jpeg, decode_jpeg  # noqa: E402
-from methods.base import Sample  # noqa: E402
+import methods
+from bench.core.imageio import read_image
+from degradations import Jpeg, decode_jpeg
+from methods.base import Sample
 
 
 def _reset_peak(device: str) -> None:

@@ -6,7 +6,7 @@ validation, hashing, records and the manifest; it decodes PNGs and encodes JPEGs
 (byte-identical output; OpenCV releases the GIL, Pillow's JPEG encoder does not, which capped
 two threads at 1.67x). Prints MP/s and the ratios.
 
-    python benchmarks/generate.py [--dataset LIVE1 --data-root ../shared/data] [--repeat 3]
+    python benchmarks/generate_speed.py [--dataset LIVE1 --data-root ../shared/data] [--repeat 3]
 """
 
 from __future__ import annotations

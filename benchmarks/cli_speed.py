@@ -9,7 +9,7 @@
 
 Every figure is the best of ``--repeat`` runs; the machine's load is printed beside them.
 
-    python benchmarks/cli.py --data-root ../shared/data [--repeat 3]
+    python benchmarks/cli_speed.py --data-root ../shared/data [--repeat 3]
 """
 
 from __future__ import annotations

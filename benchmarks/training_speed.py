@@ -9,7 +9,7 @@ bare and the 2-worker speed-up, by wall time and by CPU time (process + joined w
 ratio that a loaded machine distorts least). Goals: >= 0.9x and >= 1.8x (the second needs two
 free cores).
 
-    python benchmarks/training.py FOLDER [--pairs N] [--repeat R]
+    python benchmarks/training_speed.py FOLDER [--pairs N] [--repeat R]
 """
 
 from __future__ import annotations

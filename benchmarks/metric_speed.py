@@ -4,7 +4,7 @@ Baselines: pyiqa ``psnr`` / ``ssim`` (Y, YIQ) / ``ssimc`` (RGB), and scikit-imag
 ``peak_signal_noise_ratio`` / ``structural_similarity`` (Gaussian, same constants), on LIVE1
 JPEG QF 10 images against their ground truth. Prints ms per image and the speed-ups.
 
-    python benchmarks/metrics.py [--data-root ../shared/data] [--images 10]
+    python benchmarks/metric_speed.py [--data-root ../shared/data] [--images 10]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ then ``djxl`` (JPEG XL, one thread each); ``heif-enc -p x265:qp=35`` (veryslow, 
 ``heif-convert`` (HEIF). Library and tool versions differ (see the tests). Ours:
 ``deg.apply(rgb).decoded`` in process. Prints MP/s of both, the ratio and the versions.
 
-    python benchmarks/codecs.py [--images N]
+    python benchmarks/codec_speed.py [--images N]
 """
 
 from __future__ import annotations
