@@ -80,7 +80,12 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
             gt, gt_changed = proto.prepare(loaded.decoded)
         except ValueError as e:
             raise ImageError(task.source, str(e)) from None
-        gt = as_array(gt)  # once: every encoder takes the array
+        # once, and read-only: every encoder takes the array, and one that cannot change lets
+        # them reuse conversions (JPEG's BGR copy is made once for all QFs)
+        gt = as_array(gt)
+        if gt.base is not None:
+            gt = gt.copy()
+        gt.flags.writeable = False
         if gt_changed:
             gt_path = ws.gt_dir(task.dataset, proto.name) / f"{image_id}.png"
             gt_sha = _sha256(write_png_atomic(gt_path, gt))

@@ -232,3 +232,19 @@ def test_ids():
     assert Jpeg(5, "gray").id == "jpeg-q5-gray"
     with pytest.raises(ValueError, match="chroma"):
         Jpeg(10, "411")
+
+
+def test_bgr_copy_is_reused_only_for_frozen_arrays(coffee):
+    """A read-only array's BGR copy serves every QF; a writable one is converted afresh, so an
+    in-place change between two encodes is seen."""
+    from degradations.jpeg import _bgr
+
+    frozen = coffee.copy()
+    frozen.flags.writeable = False
+    assert _bgr(frozen) is _bgr(frozen)
+    assert np.array_equal(_bgr(frozen), coffee[..., ::-1])
+    live = coffee.copy()
+    before = encode_jpeg(live, 50)
+    live[:64] = 0
+    assert encode_jpeg(live, 50) != before
+    assert encode_jpeg(frozen, 50) == encode_jpeg(coffee, 50)
