@@ -115,7 +115,9 @@ class _Encoder(nn.Module):
 
     def _transformer(self, ch: int, depth: int) -> SpatialTransformer:
         heads = ch // self.cfg.num_head_channels
-        return SpatialTransformer(ch, heads, self.cfg.num_head_channels, depth, self.cfg.context_dim)
+        return SpatialTransformer(
+            ch, heads, self.cfg.num_head_channels, depth, self.cfg.context_dim
+        )
 
     @property
     def dtype(self) -> torch.dtype:

@@ -48,6 +48,7 @@ def _shapes(prefix: str, module) -> dict:
     return {prefix + k: list(v.shape) for k, v in module.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_supir_checkpoint_layout_full_size():
     """carbench's GLVControl + connector UNet + denoise encoder have exactly the names and
     shapes of upstream's modules (1034 SUPIR keys, 1,332,339,912 parameters; SDXL UNet 1680)."""
@@ -117,7 +118,7 @@ def _tiny_supir(ref, **options):
     )
     ckpt.update({"first_stage_model." + k: v for k, v in vae.p.items() if "denoise" in k})
     parts = load_parts(sdxl, ckpt, "stand-in", TINY, TINY_VAE, "none")
-    m = Supir(steps="4", **options)
+    m = Supir(**{"steps": "4", **options})
     m.set_components(**parts)
     conds = {}
     for side in ("c", "uc"):
@@ -151,3 +152,84 @@ def test_supir_tiled_sampler_matches_upstream():
     with torch.no_grad():
         out = m.restore_tensor(torch.from_numpy(ref["x"]))
     np.testing.assert_allclose(out.numpy(), ref["tiled_out"], atol=5e-5)
+
+
+def test_missing_weights_name_each_file_source_and_place(tmp_path, monkeypatch):
+    import methods
+    from bench.errors import WeightsMissingError
+
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    for spec, ckpt in (("supir", "SUPIR-v0Q.ckpt"), ("supir:variant=v0F", "SUPIR-v0F.ckpt")):
+        with pytest.raises(WeightsMissingError) as e:
+            methods.get(spec).load()
+        text = str(e.value)
+        assert (
+            f"{ckpt}: get https://drive.google.com/drive/folders/1yELzm5SvAi9e7kPcO_jPp2XkTs4vK6aR"
+            in text
+        )
+        assert f"put it at {tmp_path / 'supir' / ckpt}" in text
+        sdxl = "sd_xl_base_1.0_0.9vae.safetensors"
+        assert (
+            f"{sdxl}: get https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/"
+            f"resolve/main/{sdxl}" in text
+        )
+        assert f"put it at {tmp_path / sdxl}" in text
+
+
+def test_options_defaults_and_id():
+    import methods
+    from bench.errors import BenchError
+
+    m = methods.get("supir")
+    s = m.sampler
+    assert (s.steps, s.cfg, s.cfg_start, s.s_churn, s.s_noise) == (50, 4.0, 1.0, 5.0, 1.01)
+    assert (s.restore_cfg, s.control_scale, s.tile, m.seed, m.min_size) == (-1, 1.0, 0, 1234, 1024)
+    assert m.color_fix == "Wavelet" and m.auto_dtype("cuda") == "fp16" and m.id == "supir"
+    assert m.a_prompt.startswith("Cinematic") and m.n_prompt.endswith("lowres, over-smooth")
+    m = methods.get("supir:variant=v0F,steps=20,tile=128")
+    assert m.id == "supir:steps=20,tile=128,variant=v0F" and m.sampler.tile == 128
+    with pytest.raises(BenchError, match="no variant 'v1'"):
+        methods.get("supir:variant=v1")
+    with pytest.raises(BenchError, match="color_fix must be"):
+        methods.get("supir:color_fix=x")
+
+
+def test_licence_in_weight_registry_and_report_footnote():
+    import pandas as pd
+
+    from methods.supir import Supir
+    from reports.build import provenance_note
+
+    for files in Supir.weights.values():
+        assert "non-commercial" in files[0].licence
+    row = dict(protocol="p", variant="psnr", implementation="x", carbench="0", degradation="q")
+    with_supir = pd.DataFrame([{**row, "method": "supir:steps=20"}, {**row, "method": "jpeg"}])
+    assert "Licences: SUPIR weights: SUPIR Software License Agreement, non-commercial" in (
+        provenance_note(with_supir)
+    )
+    assert "Licences" not in provenance_note(pd.DataFrame([{**row, "method": "jpeg"}]))
+
+
+def test_geometry_is_upstreams():
+    from methods.supir import sampling_size
+
+    # short side to >= 1024, both sides rounded to a multiple of 64
+    assert sampling_size(512, 768) == (1024, 1536)
+    assert sampling_size(481, 321) == (1536, 1024)  # 481 * 1024 / 321 = 1534.5
+    assert sampling_size(1100, 1300) == (1088, 1280)
+
+
+def test_restore_end_to_end_on_cpu(tmp_path):
+    """The adapter's restore() on a tiny stand-in config (geometry, caption file, uint8)."""
+    from methods.base import Sample
+
+    ref = _ref()
+    (tmp_path / "img1.txt").write_text("a photo. ")
+    m = _tiny_supir(ref, min_size="64", captions=str(tmp_path), steps="2")
+    seen = []
+    text = m.text
+    m.text = lambda t: seen.append(t) or text(t)
+    img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    out = m.restore(Sample("img1", img, tmp_path / "x.jpg", "jpeg-q10"))
+    assert out.shape == (40, 50, 3) and out.dtype == np.uint8
+    assert seen[0] == "a photo." + m.a_prompt  # joined as upstream joins caption and a_prompt
