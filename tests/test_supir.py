@@ -233,3 +233,23 @@ def test_restore_end_to_end_on_cpu(tmp_path):
     out = m.restore(Sample("img1", img, tmp_path / "x.jpg", "jpeg-q10"))
     assert out.shape == (40, 50, 3) and out.dtype == np.uint8
     assert seen[0] == "a photo." + m.a_prompt  # joined as upstream joins caption and a_prompt
+
+
+def test_sampler_schedule_and_steps_match_upstream():
+    """LegacyDDPMDiscretization(50), the denoiser's 1000 sigmas, and single restoration-guided
+    Euler steps (restore_cfg 2, gamma 0.1, LinearCFG 1 -> 4) at next sigmas around 0.05."""
+    from methods import supir_sampler as S
+
+    ref = _ref()
+    np.testing.assert_array_equal(S.sampling_sigmas(50).numpy(), ref["sigmas50"])
+    np.testing.assert_array_equal(S.training_sigmas().numpy(), ref["train_sigmas"])
+    opts = S.SamplerOptions(restore_cfg=2.0)
+    t = {k: torch.from_numpy(ref[f"step_{k}"]) for k in ("x", "center", "eps", "kc", "ku")}
+
+    def denoise_cfg(x, sigma, cs, win):
+        return S.linear_cfg(0.5 * x + cs * t["ku"], 0.5 * x + cs * t["kc"], sigma, opts)
+
+    for (s, n), want in zip(ref["step_pairs"], ref["step_out"], strict=True):
+        s, n = torch.tensor(s), torch.tensor(n)
+        got = S._step(denoise_cfg, t["x"], s, n, 0.1, t["eps"], t["center"], 0.7, None, opts)
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=2e-6)

@@ -177,6 +177,54 @@ def build(root: Path):
     return fake, SUPIRModel, (control, unet, ae)
 
 
+def sampler_steps(fake) -> dict:
+    """Schedules and single ``RestoreEDMSampler.sampler_step`` calls (restore_cfg 2, churn
+    gamma 0.1, s_noise 1.01, stored noise) with a toy linear denoiser ``D = 0.5 x + cs * k``
+    (``k``: a stored tensor per guidance branch), at next sigmas on both sides of 0.05."""
+    from omegaconf import OmegaConf
+    from sgm.util import instantiate_from_config
+
+    cfg = OmegaConf.to_container(fake.sampler_config, resolve=True)
+    cfg["target"] = "sgm.modules.diffusionmodules.sampling.RestoreEDMSampler"
+    cfg["params"].pop("tile_size", None), cfg["params"].pop("tile_stride", None)
+    cfg["params"].update(restore_cfg=2.0, s_churn=5.0, s_noise=1.01, num_steps=50)
+    cfg["params"]["guider_config"]["params"].update(scale=1.0, scale_min=4.0)
+    sampler = instantiate_from_config(cfg)
+    g = torch.Generator().manual_seed(6)
+    x, center, eps, k_c, k_u = (torch.randn(1, 4, 3, 3, generator=g) for _ in range(5))
+
+    def toy(x2, s2, c, cs):
+        return 0.5 * x2 + cs * c["concat"]
+
+    pairs = [(3.0, 1.5), (0.4, 0.1), (0.1, 0.04), (0.04, 0.0)]
+    steps = [
+        sampler.sampler_step(
+            torch.tensor([s]),
+            torch.tensor([n]),
+            toy,
+            x,
+            {"concat": k_c},
+            {"concat": k_u},
+            gamma=0.1,
+            x_center=center,
+            eps_noise=eps,
+            control_scale=0.7,
+        ).numpy()
+        for s, n in pairs
+    ]
+    return dict(
+        sigmas50=sampler.discretization(50, device="cpu").numpy(),
+        train_sigmas=fake.denoiser.sigmas.numpy(),
+        step_pairs=np.array(pairs, np.float32),
+        step_x=x.numpy(),
+        step_center=center.numpy(),
+        step_eps=eps.numpy(),
+        step_kc=k_c.numpy(),
+        step_ku=k_u.numpy(),
+        step_out=np.stack(steps),
+    )
+
+
 def main(root: Path, out: Path) -> None:
     torch.set_num_threads(1)
     stub_packages(root)
@@ -250,6 +298,7 @@ def main(root: Path, out: Path) -> None:
         fake.sampler_config.params.tile_stride = 2
         kw.update(restoration_scale=2.0, use_linear_control_scale=True, control_scale_start=0.5)
         arrays["tiled_out"] = cls.batchify_sample(fake, x, [""], **kw).numpy()
+    arrays.update(sampler_steps(fake))
     control, unet, ae = nets
     arrays["control_layout"] = np.array(layout_digest(control))
     arrays["unet_layout"] = np.array(layout_digest(unet))
