@@ -399,7 +399,7 @@ def load_parts(
     import torch  # noqa: F401
 
     from methods import sd_core
-    from methods.sd_single_file import _match_text_prefix, convert_vae
+    from methods.sd_single_file import convert_vae
     from methods.supir_nets import SDXL, GLVControl, SupirUNet
 
     cfg = unet_cfg or SDXL
@@ -425,13 +425,7 @@ def load_parts(
         denoise, _strip(convert_vae(swapped, vcfg), "encoder."), f"{source} (denoise_encoder)"
     )
 
-    text = None
-    if text_configs != "none":
-        cl, cg = build_text(*(text_configs or (None, None)))
-        weights_l = _match_text_prefix(_strip(merged, CLIP_L_PREFIX), cl)
-        strict_load(cl, weights_l, f"{source} (CLIP-L)")
-        strict_load(cg, convert_clip_g(merged, cg), f"{source} (OpenCLIP bigG)")
-        text = SdxlText(cl, cg, size_dim)
+    text = None if text_configs == "none" else load_text(merged, source, text_configs, size_dim)
     return {
         "unet": unet,
         "control": control,
@@ -439,6 +433,16 @@ def load_parts(
         "denoise_encoder": denoise,
         "text": text,
     }
+
+
+def load_text(sd: dict, source: str, configs=None, size_dim: int = 256) -> SdxlText:
+    """Both text encoders, strictly loaded from the SDXL file's ``conditioner.*`` keys."""
+    from methods.sd_single_file import _match_text_prefix
+
+    cl, cg = build_text(*(configs or (None, None)))
+    strict_load(cl, _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl), f"{source} (CLIP-L)")
+    strict_load(cg, convert_clip_g(sd, cg), f"{source} (OpenCLIP bigG)")
+    return SdxlText(cl, cg, size_dim)
 
 
 def convert_clip_g(sd: dict, net) -> dict:

@@ -253,3 +253,40 @@ def test_sampler_schedule_and_steps_match_upstream():
         s, n = torch.tensor(s), torch.tensor(n)
         got = S._step(denoise_cfg, t["x"], s, n, 0.1, t["eps"], t["center"], 0.7, None, opts)
         np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=2e-6)
+
+
+def test_text_conditioning_matches_upstream():
+    """OpenCLIP bigG tower (penultimate layer + pooled projection, loaded from OpenCLIP names
+    through the converter) and the size embeddings against sgm's embedders; CLIP ViT-L loads
+    from its Hugging Face names and gives hidden layer 11."""
+    from transformers import CLIPTextModel
+
+    from methods.supir import CLIP_G_PREFIX, CLIP_L_PREFIX, load_text
+
+    ref = _ref()
+    g = _Params(ref["clip_g_keys"])
+    fill_standin(g, 45, 1.0)
+    cfg_l = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=12, num_attention_heads=2)
+    cfg_l.update(vocab_size=49408, max_position_embeddings=77, hidden_act="quick_gelu")
+    cfg_g = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=3, num_attention_heads=2)
+    cfg_g.update(vocab_size=49408, projection_dim=16, hidden_act="gelu", eos_token_id=49407)
+    from transformers import CLIPTextConfig
+
+    clip_l = CLIPTextModel(CLIPTextConfig(**cfg_l))
+    sd = {CLIP_G_PREFIX + k: v for k, v in g.p.items()}
+    sd.update(
+        {
+            CLIP_L_PREFIX + "text_model." + k.removeprefix("text_model."): v
+            for k, v in clip_l.state_dict().items()
+        }
+    )
+    text = load_text(sd, "stand-in", (cfg_l, cfg_g), size_dim=8)
+    for i, prompt in enumerate(ref["prompts"]):
+        with torch.no_grad():
+            c = text(str(prompt))
+        np.testing.assert_allclose(
+            c["crossattn"][0, :, 32:], ref["clip_g_penultimate"][i], atol=1e-5
+        )
+        np.testing.assert_allclose(c["vector"][0, :16], ref["clip_g_pooled"][i], atol=1e-5)
+        np.testing.assert_array_equal(c["vector"][0, 16:], ref["size_emb"][0])
+        assert c["crossattn"].shape == (1, 77, 64)

@@ -98,6 +98,14 @@ def _stubs() -> None:
     kds = types.ModuleType("k_diffusion.sampling")
     kds.get_sigmas_karras = kds.BrownianTreeNoiseSampler = None
     sys.modules["k_diffusion"], sys.modules["k_diffusion.sampling"] = kd, kds
+    import importlib.machinery
+
+    kornia = types.ModuleType("kornia")
+    kornia.__spec__ = importlib.machinery.ModuleSpec("kornia", None)
+    sys.modules["kornia"] = kornia
+    ckpt = types.ModuleType("CKPT_PTH")
+    ckpt.SDXL_CLIP1_PATH = ckpt.SDXL_CLIP2_CKPT_PTH = None
+    sys.modules["CKPT_PTH"] = ckpt
 
 
 class _CpuTorch:
@@ -225,6 +233,51 @@ def sampler_steps(fake) -> dict:
     )
 
 
+CLIP_G_TINY = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=3)
+
+
+def text_refs(cfg) -> dict:
+    """sgm's ``FrozenOpenCLIPEmbedder2`` (penultimate layer, pooled, legacy False) on an
+    OpenCLIP text tower of width 32 / 3 layers / projection 16 (stand-in seed 45, gain 1; built
+    with ``open_clip.model.CLIP`` and its visual tower deleted, as the embedder does; its
+    ``__init__`` is skipped because it downloads the pretrained model; requirements.txt pins
+    open_clip_torch 2.17.1, here 3.3 with its attention switched to sequence-first), on
+    test.py's two default prompts; and ``ConcatTimestepEmbedderND(outdim=8)`` on the size tuples."""
+    import open_clip
+    from sgm.modules.encoders.modules import ConcatTimestepEmbedderND, FrozenOpenCLIPEmbedder2
+
+    clip = open_clip.model.CLIP(
+        embed_dim=16,
+        vision_cfg=open_clip.model.CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=16),
+        text_cfg=open_clip.model.CLIPTextCfg(**CLIP_G_TINY),
+    )
+    del clip.visual
+    # sgm feeds the transformer sequence-first (open_clip 2.17 layout); open_clip 3 builds
+    # it batch-first: switch the attention layers to sequence-first (same arithmetic)
+    clip.transformer.batch_first = False
+    for block in clip.transformer.resblocks:
+        block.attn.batch_first = False
+    fill_standin(clip, 45, 1.0)
+    emb = FrozenOpenCLIPEmbedder2.__new__(FrozenOpenCLIPEmbedder2)
+    nn.Module.__init__(emb)
+    emb.model, emb.device, emb.max_length = clip.eval(), "cpu", 77
+    emb.return_pooled, emb.layer, emb.layer_idx, emb.legacy = True, "penultimate", 1, False
+    prompts = [str(cfg.p_p), str(cfg.n_p)]
+    z, pooled = emb(prompts)
+    sizes = ConcatTimestepEmbedderND(outdim=8)
+    size_emb = torch.cat(
+        [sizes(torch.tensor([v])) for v in ([1024, 1024], [0, 0], [1024, 1024])], dim=1
+    )
+    lines = [f"{k}:{list(v.shape)}" for k, v in sorted(clip.state_dict().items())]
+    return dict(
+        prompts=np.array(prompts),
+        clip_g_keys=np.array(lines),
+        clip_g_penultimate=z.numpy(),
+        clip_g_pooled=pooled.numpy(),
+        size_emb=size_emb.numpy(),
+    )
+
+
 def main(root: Path, out: Path) -> None:
     torch.set_num_threads(1)
     stub_packages(root)
@@ -299,6 +352,8 @@ def main(root: Path, out: Path) -> None:
         kw.update(restoration_scale=2.0, use_linear_control_scale=True, control_scale_start=0.5)
         arrays["tiled_out"] = cls.batchify_sample(fake, x, [""], **kw).numpy()
     arrays.update(sampler_steps(fake))
+    with torch.no_grad():
+        arrays.update(text_refs(fake))
     control, unet, ae = nets
     arrays["control_layout"] = np.array(layout_digest(control))
     arrays["unet_layout"] = np.array(layout_digest(unet))
