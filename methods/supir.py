@@ -115,9 +115,7 @@ DENOISE_PREFIX = "first_stage_model.denoise_encoder."
 
 
 def _supir_file(variant: str) -> WeightFile:
-    return WeightFile(
-        f"SUPIR-{variant}.ckpt", SUPIR_DRIVE + f" (file SUPIR-{variant}.ckpt)", licence=LICENCE
-    )
+    return WeightFile(f"SUPIR-{variant}.ckpt", SUPIR_DRIVE, licence=LICENCE)  # README's link
 
 
 def _sdxl_file() -> WeightFile:
@@ -357,8 +355,8 @@ class SdxlText:
         ids = self.tokenizer([text])
         dev = next(self.clip_l.parameters()).device
         # the Hugging Face CLIP tokenizer pads with <|endoftext|>; OpenCLIP's with 0
-        ids_l = ids.clone()
-        ids_l[ids_l == 0] = CLIP_L_CONFIG["pad_token_id"]
+        eot = CLIP_L_CONFIG["eos_token_id"]
+        ids_l = ids.masked_fill((ids == eot).cumsum(-1) > 0, eot)
         hid_l = self.clip_l(ids_l.to(dev), output_hidden_states=True).hidden_states[11]
         out_g = self.clip_g(ids.to(dev), output_hidden_states=True)
         hid_g, pooled = out_g.hidden_states[-2], out_g.text_embeds
