@@ -131,7 +131,7 @@ class Supir(Method):
     group = "diffusion"
     paper = "https://arxiv.org/abs/2401.13627"
     licence_note = "SUPIR weights: SUPIR Software License Agreement, non-commercial use only"
-    capabilities = Capabilities(gray=False, size_multiple=64)
+    capabilities = Capabilities(gray=False)
     weights = {v: [_supir_file(v), _sdxl_file()] for v in ("v0Q", "v0F")}
 
     def __init__(self, **options: str) -> None:
@@ -187,10 +187,8 @@ class Supir(Method):
         super().load(device, dtype)
         supir_path, sdxl_path = self.weight_paths()
         from methods.sd_single_file import read_checkpoint
-        from methods.torch_utils import load_state_dict_file
 
-        sdxl = read_checkpoint(sdxl_path)
-        supir = load_state_dict_file(supir_path)
+        sdxl, supir = read_checkpoint(sdxl_path), read_checkpoint(supir_path)
         parts = load_parts(sdxl, supir, f"{sdxl_path} + {supir_path}")
         self.set_components(**parts, device=device, dtype=dtype)
         self._weights_sha = sha256_of([supir_path, sdxl_path])
@@ -438,7 +436,11 @@ def load_text(sd: dict, source: str, configs=None, size_dim: int = 256) -> SdxlT
     from methods.sd_single_file import _match_text_prefix
 
     cl, cg = build_text(*(configs or (None, None)))
-    strict_load(cl, _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl), f"{source} (CLIP-L)")
+    weights_l = _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl)
+    for k in [k for k in weights_l if k.endswith("position_ids")]:
+        if k not in cl.state_dict():  # a buffer older transformers saved; not a weight
+            del weights_l[k]
+    strict_load(cl, weights_l, f"{source} (CLIP-L)")
     strict_load(cg, convert_clip_g(sd, cg), f"{source} (OpenCLIP bigG)")
     return SdxlText(cl, cg, size_dim)
 

@@ -280,6 +280,7 @@ def test_text_conditioning_matches_upstream():
             for k, v in clip_l.state_dict().items()
         }
     )
+    sd[CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77)[None]
     text = load_text(sd, "stand-in", (cfg_l, cfg_g), size_dim=8)
     for i, prompt in enumerate(ref["prompts"]):
         with torch.no_grad():
@@ -290,3 +291,13 @@ def test_text_conditioning_matches_upstream():
         np.testing.assert_allclose(c["vector"][0, :16], ref["clip_g_pooled"][i], atol=1e-5)
         np.testing.assert_array_equal(c["vector"][0, 16:], ref["size_emb"][0])
         assert c["crossattn"].shape == (1, 77, 64)
+
+
+def test_load_refuses_unknown_supir_keys_and_missing_ones():
+    from bench.errors import BenchError
+    from methods.supir import load_parts
+
+    with pytest.raises(BenchError, match="SUPIR checkpoint keys no network has"):
+        load_parts({}, {"model.other.weight": torch.zeros(1)}, "x", TINY, TINY_VAE, "none")
+    with pytest.raises(BenchError, match=r"x \(unet\)"):
+        load_parts({}, {}, "x", TINY, TINY_VAE, "none")
