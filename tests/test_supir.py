@@ -256,12 +256,13 @@ def test_sampler_schedule_and_steps_match_upstream():
 
 
 def test_text_conditioning_matches_upstream():
-    """OpenCLIP bigG tower (penultimate layer + pooled projection, loaded from OpenCLIP names
-    through the converter) and the size embeddings against sgm's embedders; CLIP ViT-L loads
-    from its Hugging Face names and gives hidden layer 11."""
+    """Against sgm's embedders on test.py's prompts and one with '!' (OpenCLIP id 0): the
+    OpenCLIP bigG tower (penultimate layer + pooled projection, loaded from OpenCLIP names
+    through the converter), CLIP ViT-L (hidden layer 11; upstream tokenises with the Hugging
+    Face tokenizer, carbench with OpenCLIP's BPE padded with <|endoftext|>) and the sizes."""
     from transformers import CLIPTextModel
 
-    from methods.supir import CLIP_G_PREFIX, CLIP_L_PREFIX, load_text
+    from methods.supir import A_PROMPT, CLIP_G_PREFIX, CLIP_L_PREFIX, N_PROMPT, load_text
 
     ref = _ref()
     g = _Params(ref["clip_g_keys"])
@@ -273,6 +274,7 @@ def test_text_conditioning_matches_upstream():
     from transformers import CLIPTextConfig
 
     clip_l = CLIPTextModel(CLIPTextConfig(**cfg_l))
+    fill_standin(clip_l, 46, 1.0)
     sd = {CLIP_G_PREFIX + k: v for k, v in g.p.items()}
     sd.update(
         {
@@ -282,6 +284,7 @@ def test_text_conditioning_matches_upstream():
     )
     sd[CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77)[None]
     text = load_text(sd, "stand-in", (cfg_l, cfg_g), size_dim=8)
+    assert list(ref["prompts"][:2]) == [A_PROMPT, N_PROMPT]
     for i, prompt in enumerate(ref["prompts"]):
         with torch.no_grad():
             c = text(str(prompt))
@@ -290,6 +293,7 @@ def test_text_conditioning_matches_upstream():
         )
         np.testing.assert_allclose(c["vector"][0, :16], ref["clip_g_pooled"][i], atol=1e-5)
         np.testing.assert_array_equal(c["vector"][0, 16:], ref["size_emb"][0])
+        np.testing.assert_allclose(c["crossattn"][0, :, :32], ref["clip_l_hidden"][i], atol=1e-5)
         assert c["crossattn"].shape == (1, 77, 64)
 
 

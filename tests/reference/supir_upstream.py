@@ -236,13 +236,55 @@ def sampler_steps(fake) -> dict:
 CLIP_G_TINY = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=3)
 
 
+CLIP_L_TINY = dict(
+    vocab_size=49408,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=12,
+    num_attention_heads=2,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+)
+
+
+def clip_l_refs(prompts: list[str]) -> np.ndarray:
+    """sgm's ``FrozenCLIPEmbedder`` (layer ``hidden``, index 11) with a Hugging Face
+    ``CLIPTokenizer`` built from OpenCLIP's bundled BPE (the same vocabulary and merges as
+    openai/clip-vit-large-patch14's files, which are not available here; OpenCLIP's special
+    token names renamed to Hugging Face's) and a 12-layer
+    width-32 ``CLIPTextModel`` (stand-in seed 46, gain 1)."""
+    import json
+    import tempfile
+
+    from open_clip.tokenizer import SimpleTokenizer
+    from sgm.modules.encoders.modules import FrozenCLIPEmbedder
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    bpe = SimpleTokenizer()
+    with tempfile.TemporaryDirectory() as d:
+        vocab, merges = Path(d) / "vocab.json", Path(d) / "merges.txt"
+        names = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+        vocab.write_text(json.dumps({names.get(k, k): v for k, v in bpe.encoder.items()}))
+        pairs = sorted(bpe.bpe_ranks.items(), key=lambda kv: kv[1])
+        merges.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for (a, b), _ in pairs))
+        tokenizer = CLIPTokenizer(str(vocab), str(merges))
+    model = CLIPTextModel(CLIPTextConfig(**CLIP_L_TINY))
+    fill_standin(model, 46, 1.0)
+    emb = FrozenCLIPEmbedder.__new__(FrozenCLIPEmbedder)
+    nn.Module.__init__(emb)
+    emb.tokenizer, emb.transformer, emb.device, emb.max_length = tokenizer, model.eval(), "cpu", 77
+    emb.layer, emb.layer_idx, emb.return_pooled = "hidden", 11, False
+    return np.stack([emb([p])[0].numpy() for p in prompts])
+
+
 def text_refs(cfg) -> dict:
     """sgm's ``FrozenOpenCLIPEmbedder2`` (penultimate layer, pooled, legacy False) on an
     OpenCLIP text tower of width 32 / 3 layers / projection 16 (stand-in seed 45, gain 1; built
     with ``open_clip.model.CLIP`` and its visual tower deleted, as the embedder does; its
     ``__init__`` is skipped because it downloads the pretrained model; requirements.txt pins
     open_clip_torch 2.17.1, here 3.3 with its attention switched to sequence-first), on
-    test.py's two default prompts; and ``ConcatTimestepEmbedderND(outdim=8)`` on the size tuples."""
+    test.py's two default prompts and one with '!'; and ``ConcatTimestepEmbedderND(outdim=8)``
+    on the size tuples."""
     import open_clip
     from sgm.modules.encoders.modules import ConcatTimestepEmbedderND, FrozenOpenCLIPEmbedder2
 
@@ -262,14 +304,16 @@ def text_refs(cfg) -> dict:
     nn.Module.__init__(emb)
     emb.model, emb.device, emb.max_length = clip.eval(), "cpu", 77
     emb.return_pooled, emb.layer, emb.layer_idx, emb.legacy = True, "penultimate", 1, False
-    prompts = [str(cfg.p_p), str(cfg.n_p)]
+    prompts = [str(cfg.p_p), str(cfg.n_p), "Wow! a dog, 100%."]
     z, pooled = emb(prompts)
     sizes = ConcatTimestepEmbedderND(outdim=8)
     size_emb = torch.cat(
         [sizes(torch.tensor([v])) for v in ([1024, 1024], [0, 0], [1024, 1024])], dim=1
     )
     lines = [f"{k}:{list(v.shape)}" for k, v in sorted(clip.state_dict().items())]
+    hidden_l = clip_l_refs(prompts)
     return dict(
+        clip_l_hidden=hidden_l,
         prompts=np.array(prompts),
         clip_g_keys=np.array(lines),
         clip_g_penultimate=z.numpy(),
