@@ -320,3 +320,27 @@ def test_half_precision_path_runs_near_fp32():
         out = m.restore_tensor(torch.from_numpy(ref["x"]))
     assert out.dtype == torch.float32
     np.testing.assert_allclose(out.numpy(), ref["out"], atol=0.05)
+
+
+@pytest.mark.slow
+def test_full_size_two_file_load_on_meta():
+    """The SDXL file's layout plus the SUPIR checkpoint's (both derived from upstream's
+    classes) load strictly into every full-size network through ``load_parts`` (meta device:
+    names and shapes only)."""
+    from methods.supir import load_parts
+
+    lay = _layout()
+
+    def meta(d: dict) -> dict:
+        return {k: torch.empty(s, device="meta") for k, s in d.items()}
+
+    sdxl = meta({**lay["sdxl_unet"], **lay["sdxl_other"]})
+    sdxl["conditioner.embedders.0.transformer.text_model.embeddings.position_ids"] = torch.empty(
+        1, 77, device="meta"
+    )
+    with torch.device("meta"):
+        parts = load_parts(sdxl, meta(lay["supir_ckpt"]), "full-size layout")
+    assert sum(p.numel() for p in parts["unet"].parameters()) == 2_567_463_684 + sum(
+        int(np.prod(s)) for k, s in lay["supir_ckpt"].items() if "project_modules" in k
+    )
+    assert parts["text"].clip_g.config.num_hidden_layers == 32
