@@ -344,3 +344,15 @@ def test_full_size_two_file_load_on_meta():
         int(np.prod(s)) for k, s in lay["supir_ckpt"].items() if "project_modules" in k
     )
     assert parts["text"].clip_g.config.num_hidden_layers == 32
+
+
+def test_bench_run_without_weights_stops_before_work(ws, tmp_path, monkeypatch, capsys):
+    from tests.conftest import run_cli
+
+    monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "weights"))
+    code = run_cli("run", "-w", ws, "--methods", "supir", "-g", "jpeg-q10", "--no-progress")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "SUPIR-v0Q.ckpt: get https://drive.google.com/drive/folders/" in err
+    assert "sd_xl_base_1.0_0.9vae.safetensors: get https://huggingface.co/" in err
+    assert not (ws / "sets").exists() and not (ws / "results").exists()
