@@ -32,7 +32,8 @@ loaded with strict key matching: the two files together must give every paramete
 
 Differences from upstream: the working dtype is applied to the weights (upstream keeps fp32
 weights under CUDA autocast; ``--dtype auto`` gives upstream's fp16 diffusion / bf16 VAE on
-CUDA); text is tokenised with OpenCLIP's BPE for both encoders (CLIP ViT-L padded with
+CUDA; the text encoders stay fp32, where upstream runs them under bf16 autocast); text is
+tokenised with OpenCLIP's BPE for both encoders (CLIP ViT-L padded with
 ``<|endoftext|>`` as its Hugging Face tokenizer does); carbench seeds its own generators (on
 CPU the draws equal upstream's global-RNG draws).
 """
