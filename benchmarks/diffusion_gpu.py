@@ -2,7 +2,9 @@
 
 One short script (well under 8 minutes on one H100): CODiff and OSEDiff one step at 512x512 and
 on a 2040x1356 image (latent tiling + tiled VAE), fp16, with peak memory; DiffBIR v2 time per
-sampling step (ControlNet + UNet, with and without guidance) at 512x512. Random weights:
+sampling step (ControlNet + UNet, with and without guidance) at 512x512; SUPIR at 1024x1024
+(GLVControl + connector UNet, both guidance branches in one batch, fp16; SDXL VAE in bf16 as
+test.py; text encoders excluded): time per step, VAE passes, peak memory. Random weights:
 timings and memory only, never quality numbers. Goal: CODiff 512^2 <= 60 ms on an H100
 (OSEDiff reports 104.6 ms on an A100).
 
@@ -88,10 +90,53 @@ def main() -> None:
         rows.append(("DiffBIR step with guidance (x2)", 2 * sec, peak))
         rows.append(("DiffBIR v2, 50 steps with guidance (est.)", 100 * sec, peak))
         rows.append(("DiffBIR v2.1, 10 steps with guidance (est.)", 20 * sec, peak))
+    rows += supir_rows(dev, dt, args.repeat)
     for name, sec, peak in rows:
         print(f"{name:<46}{sec * 1000:>10.1f} ms{peak:>8.2f} GiB peak")
     first = rows[0][1] * 1000
     print(f"CODiff 512^2: {first:.1f} ms (goal <= 60 ms on an H100)")
+
+
+def supir_rows(dev: str, dt, repeat: int, cfg=None, vae_config=None, size: int = 1024):
+    """SUPIR timings and peak memory on a ``size`` x ``size`` image (default: full size)."""
+    from methods.supir import SDXL_VAE_CONFIG, Supir
+    from methods.supir_nets import SDXL, GLVControl, SupirUNet
+    from methods.supir_sampler import SamplerOptions
+
+    cfg, vae_config = cfg or SDXL, vae_config or SDXL_VAE_CONFIG
+    m = Supir()
+    vae = sd_core.build_vae(vae_config)
+    m.set_components(
+        SupirUNet(cfg),
+        GLVControl(cfg),
+        vae,
+        sd_core.build_vae(vae_config).encoder,
+        None,
+        device=dev,
+        dtype="fp16" if dt == torch.float16 else "fp32",
+    )
+    n_params = sum(p.numel() for net in (m.unet, m.control) for p in net.parameters())
+    x = torch.rand(1, 3, size, size, device=dev) * 2 - 1
+    rows = []
+    with torch.no_grad():
+        sec_enc, peak_enc = _time(lambda: m.encode_lq(x), dev, max(1, repeat // 5))
+        z, _ = m.encode_lq(x)
+        f = size // z.shape[-1]
+        lat = size // f
+        ctx = torch.randn(2, 77, cfg.context_dim, device=dev)
+        vec = torch.randn(2, cfg.adm_in_channels, device=dev)
+        cond = {"crossattn": ctx, "vector": vec, "control": torch.cat([z, z])}
+        z2 = torch.randn(2, 4, lat, lat, device=dev)
+        sec, peak = _time(lambda: m.model(z2, 500, cond, 1.0), dev, repeat)
+        sec_dec, peak_dec = _time(lambda: m.decode(z), dev, max(1, repeat // 5))
+    steps = SamplerOptions().steps
+    rows.append((f"SUPIR {size}^2 stage 1 (encode+decode)", sec_enc, peak_enc))
+    rows.append((f"SUPIR {size}^2 step (GLVControl+UNet, x2 batch)", sec, peak))
+    rows.append((f"SUPIR {size}^2 VAE decode", sec_dec, peak_dec))
+    total = 2 * sec_enc + steps * sec + sec_dec
+    rows.append((f"SUPIR {size}^2, {steps} steps (est.)", total, max(peak, peak_enc, peak_dec)))
+    print(f"SUPIR diffusion parameters: {n_params:,} ({n_params * 2 / 2**30:.2f} GiB in fp16)")
+    return rows
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ BUILTIN = {
     "osediff": "methods.osediff:OSEDiff",
     "diffbir": "methods.diffbir:DiffBIR",
     "swinir": "methods.swinir:SwinIRCar",
+    "supir": "methods.supir:Supir",
 }
 
 

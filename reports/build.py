@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.core.provenance import carbench_version
 from bench.core.workspace import Workspace
 from reports.model import build_classic, build_table
@@ -27,7 +28,23 @@ def provenance_note(rows: pd.DataFrame) -> str:
         f"best in blue (JPEG row not ranked); * = mean over fewer images than the rest of its "
         f"column. Scored with carbench {made}; "
         f"tabled with carbench {carbench_version()}."
-    )
+    ) + _licence_notes(rows)
+
+
+def _licence_notes(rows: pd.DataFrame) -> str:
+    """`` Licences: ...`` from the ``licence_note`` of each method class in ``rows`` (e.g.
+    SUPIR's non-commercial weights); empty when none declares one."""
+    import methods
+
+    notes = []
+    for name in sorted({str(m).partition(":")[0] for m in rows.method.unique()}):
+        try:
+            note = getattr(methods.get_class(name), "licence_note", "")
+        except (BenchError, ImportError):  # an unknown or unimportable method: no note
+            note = ""
+        if note:
+            notes.append(note)
+    return f" Licences: {'; '.join(notes)}." if notes else ""
 
 
 def render_report(

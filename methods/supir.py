@@ -1,0 +1,461 @@
+"""SUPIR - Yu et al., "Scaling Up to Excellence: Practicing Model Scaling for Photo-Realistic
+Image Restoration In the Wild", CVPR 2024. Upstream: Fanghua-Yu/SUPIR @bda91af (SUPIR Software
+License Agreement: the weights are non-commercial).
+
+carbench runs upstream's ``test.py`` with its defaults and ``--no_llava`` (empty caption; a
+folder of caption files can be given with ``supir:captions=DIR``, ``<image id>.txt``):
+
+* geometry (``PIL2Tensor``): PIL bicubic resize so the short side is >= 1024 (``min_size``),
+  both sides rounded to a multiple of 64; at the end a bicubic ``interpolate`` (no antialias)
+  back to the input size, x127.5 + 127.5, clipped, truncated to uint8;
+* stage 1: the degradation-robust encoder (``denoise_encoder``) + the VAE's ``quant_conv``,
+  posterior mode, x0.13025 -> ``z_lq`` (the control latent); decoded -> ``x_stage1``; the VAE's
+  own encoder on ``x_stage1`` (a posterior *sample*) -> ``z_center``;
+* text: ``caption + a_prompt`` and ``n_prompt`` through CLIP ViT-L/14 (hidden layer 11) and
+  OpenCLIP ViT-bigG-14 (penultimate layer, pooled + projected), 2048-d context; the vector is
+  the pooled bigG embedding plus sinusoidal embeddings of (1024, 1024), (0, 0), (1024, 1024);
+* sampler: :mod:`methods.supir_sampler` (50 steps, s_cfg 4 linear from 1, s_churn 5, s_noise
+  1.01, s_stage1 -1, s_stage2 1), GLVControl + the connector UNet (:mod:`methods.supir_nets`);
+* decode, wavelet colour fix against ``x_stage1``.
+
+Options (all in the method id): ``variant`` (v0Q | v0F), ``seed`` (1234), ``steps``, ``cfg``,
+``cfg_start``, ``churn``, ``noise``, ``stage1`` (s_stage1), ``stage2`` (s_stage2),
+``stage2_start`` + ``linear_stage2``, ``color_fix`` (Wavelet | AdaIn | None), ``min_size``,
+``prompt`` / ``neg`` (a_prompt / n_prompt), ``captions``, ``tile`` (latent tile of the tiled
+sampler, upstream's ``TiledRestoreEDMSampler`` 128 / stride 64; 0 = off) and ``tile_vae``
+(pixel tile of the encoder; the decoder's latent tile is tile_vae / 8).
+
+Weights: the SDXL single file (UNet, VAE, both text encoders: upstream builds its CLIP models
+from their own downloads and then overwrites them with this file's weights, so those
+downloads are not needed) and the SUPIR checkpoint (GLVControl, connectors, denoise encoder),
+loaded with strict key matching: the two files together must give every parameter exactly.
+
+Differences from upstream: the working dtype is applied to the weights (upstream keeps fp32
+weights under CUDA autocast; ``--dtype auto`` gives upstream's fp16 diffusion / bf16 VAE on
+CUDA; the text encoders stay fp32, where upstream runs them under bf16 autocast); text is
+tokenised with OpenCLIP's BPE for both encoders (CLIP ViT-L padded with
+``<|endoftext|>`` as its Hugging Face tokenizer does); carbench seeds its own generators (on
+CPU the draws equal upstream's global-RNG draws).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile
+from methods.base import Capabilities, Method, Sample
+from methods.torch_utils import sha256_of, strict_load, torch_dtype
+
+SCALE_FACTOR = 0.13025
+SDXL_FILE = "sd_xl_base_1.0_0.9vae.safetensors"
+SDXL_URL = "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
+SUPIR_DRIVE = "https://drive.google.com/drive/folders/1yELzm5SvAi9e7kPcO_jPp2XkTs4vK6aR"
+LICENCE = "SUPIR Software License Agreement (non-commercial)"
+SDXL_LICENCE = "CreativeML Open RAIL++-M"
+# test.py's --a_prompt / --n_prompt defaults (upstream's parameter values)
+A_PROMPT = (
+    "Cinematic, High Contrast, highly detailed, taken using a Canon EOS R camera, hyper detailed "
+    "photo - realistic maximum detail, 32k, Color Grading, ultra HD, extreme meticulous "
+    "detailing, skin pore detailing, hyper sharpness, perfect without deformations."
+)
+N_PROMPT = (
+    "painting, oil painting, illustration, drawing, art, sketch, oil painting, cartoon, CG Style, "
+    "3D render, unreal engine, blurring, dirty, messy, worst quality, low quality, frames, "
+    "watermark, signature, jpeg artifacts, deformed, lowres, over-smooth"
+)
+#: CLIP ViT-L/14 text tower (openai/clip-vit-large-patch14 config)
+CLIP_L_CONFIG = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    projection_dim=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=49407,
+)
+#: OpenCLIP ViT-bigG-14 text tower
+CLIP_G_CONFIG = dict(
+    vocab_size=49408,
+    hidden_size=1280,
+    intermediate_size=5120,
+    projection_dim=1280,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    max_position_embeddings=77,
+    hidden_act="gelu",
+    bos_token_id=49406,
+    eos_token_id=49407,
+    pad_token_id=0,
+)
+SDXL_VAE_CONFIG = dict(
+    act_fn="silu",
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    in_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    out_channels=3,
+    sample_size=1024,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    scaling_factor=SCALE_FACTOR,
+)
+CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
+CLIP_G_PREFIX = "conditioner.embedders.1.model."
+UNET_PREFIX = "model.diffusion_model."
+CONTROL_PREFIX = "model.control_model."
+VAE_PREFIX = "first_stage_model."
+DENOISE_PREFIX = "first_stage_model.denoise_encoder."
+
+
+def _supir_file(variant: str) -> WeightFile:
+    return WeightFile(f"SUPIR-{variant}.ckpt", SUPIR_DRIVE, licence=LICENCE)  # README's link
+
+
+def _sdxl_file() -> WeightFile:
+    return WeightFile(SDXL_FILE, SDXL_URL + SDXL_FILE, licence=SDXL_LICENCE, shared=True)
+
+
+class Supir(Method):
+    name = "supir"
+    description = (
+        "SUPIR (CVPR 2024), SDXL + GLVControl/ZeroSFT, test.py defaults without LLaVA: "
+        "50-step restoration-guided EDM, linear CFG 1->4, churn 5, wavelet colour fix"
+    )
+    group = "diffusion"
+    paper = "https://arxiv.org/abs/2401.13627"
+    licence_note = "SUPIR weights: SUPIR Software License Agreement, non-commercial use only"
+    capabilities = Capabilities(gray=False)
+    weights = {v: [_supir_file(v), _sdxl_file()] for v in ("v0Q", "v0F")}
+
+    def __init__(self, **options: str) -> None:
+        from methods.supir_sampler import SamplerOptions
+
+        super().__init__(**options)
+        _ = self.variant
+        o = options
+        try:
+            self.sampler = SamplerOptions(
+                steps=int(o.get("steps", 50)),
+                cfg=float(o.get("cfg", 4.0)),
+                cfg_start=float(o.get("cfg_start", 1.0)),
+                s_churn=float(o.get("churn", 5)),
+                s_noise=float(o.get("noise", 1.01)),
+                restore_cfg=float(o.get("stage1", -1)),
+                control_scale=float(o.get("stage2", 1.0)),
+                control_scale_start=float(o.get("stage2_start", 0.0)),
+                linear_control_scale=o.get("linear_stage2", "0") in ("1", "true", "yes"),
+                tile=int(o.get("tile", 0)),
+                stride=int(o.get("stride", 64)),
+            )
+            self.seed = int(o.get("seed", 1234))
+            self.min_size = int(o.get("min_size", 1024))
+            self.tile_vae = int(o.get("tile_vae", 0))
+        except ValueError as e:
+            raise BenchError(f"supir: bad option value ({e})") from None
+        self.color_fix = o.get("color_fix", "Wavelet")
+        if self.color_fix not in ("Wavelet", "AdaIn", "None"):
+            raise BenchError(
+                f"supir: color_fix must be Wavelet, AdaIn or None, got {self.color_fix}"
+            )
+        self.a_prompt = o.get("prompt", A_PROMPT)
+        self.n_prompt = o.get("neg", N_PROMPT)
+        self.captions = Path(o["captions"]) if o.get("captions") else None
+
+    def auto_dtype(self, device: str) -> str:
+        """test.py: ``--diff_dtype fp16`` (the VAE runs in bf16, ``--ae_dtype``) on CUDA."""
+        return "fp16" if device.startswith("cuda") else "fp32"
+
+    def build_network(self, variant: str | None = None):
+        """``glvcontrol`` or ``unet`` (SDXL size, random weights)."""
+        from methods.supir_nets import GLVControl, SupirUNet
+
+        builders = {"glvcontrol": GLVControl, "unet": SupirUNet}
+        if variant not in builders:
+            raise BenchError(f"supir networks: {', '.join(builders)}")
+        return builders[variant]()
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
+        super().load(device, dtype)
+        supir_path, sdxl_path = self.weight_paths()
+        from methods.sd_single_file import read_checkpoint
+
+        sdxl, supir = read_checkpoint(sdxl_path), read_checkpoint(supir_path)
+        parts = load_parts(sdxl, supir, f"{sdxl_path} + {supir_path}")
+        self.set_components(**parts, device=device, dtype=dtype)
+        self._weights_sha = sha256_of([supir_path, sdxl_path])
+
+    def set_components(
+        self, unet, control, vae, denoise_encoder, text, device="cpu", dtype="fp32"
+    ) -> None:
+        """Networks in eval mode on ``device``; the diffusion part in ``dtype``, the VAE in
+        bf16 when ``dtype`` is a half type on CUDA (test.py's ``--ae_dtype bf16``)."""
+        import torch
+
+        dt = torch_dtype(dtype)
+        ae = torch.bfloat16 if device.startswith("cuda") and dt != torch.float32 else dt
+        self.device, self.dtype = device, dtype
+        self.unet = unet.eval().to(device, dt)
+        self.control = control.eval().to(device, dt)
+        self.vae = vae.eval().to(device, ae)
+        self.denoise_encoder = denoise_encoder.eval().to(device, ae)
+        self.text = text.to(device) if text is not None else None
+
+    # -- pipeline -------------------------------------------------------------------------------
+
+    def caption(self, image_id: str) -> str:
+        if self.captions is None:
+            return ""
+        path = self.captions / f"{image_id}.txt"
+        if not path.is_file():
+            raise BenchError(f"supir: no caption file {path}")
+        return path.read_text(encoding="utf-8").strip()
+
+    def encode_lq(self, x):
+        """Stage 1 on x in [-1, 1]: (z_lq, x_stage1)."""
+        dt = next(self.vae.parameters()).dtype
+
+        def enc(t):
+            return self.vae.quant_conv(self.denoise_encoder(t.to(dt)))
+
+        moments = self._tiled(enc, x, self.tile_vae, 1 / 8, self.denoise_encoder)
+        z = moments[:, :4].float() * SCALE_FACTOR
+        return z, self.decode(z)
+
+    def decode(self, z):
+        dt = next(self.vae.parameters()).dtype
+        tile = self.tile_vae // 8
+        return self._tiled(
+            lambda t: self.vae.decode(t.to(dt)).sample, z / SCALE_FACTOR, tile, 8, self.vae.decoder
+        ).float()
+
+    def encode_center(self, x_stage1, generator):
+        """The VAE's own encoding of x_stage1, a posterior sample (upstream's draw comes from
+        the CPU generator), x0.13025."""
+        import torch
+
+        dt = next(self.vae.parameters()).dtype
+
+        def enc(t):
+            return self.vae.quant_conv(self.vae.encoder(t.to(dt)))
+
+        moments = self._tiled(enc, x_stage1, self.tile_vae, 1 / 8, self.vae.encoder).float()
+        mean, logvar = moments.chunk(2, dim=1)
+        std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
+        noise = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return (mean + std * noise) * SCALE_FACTOR
+
+    @staticmethod
+    def _tiled(fn, x, tile: int, scale: float, module):
+        from methods import sd_core
+
+        if tile <= 0 or max(x.shape[-2:]) <= tile:
+            return fn(x)
+        return sd_core.vaehook_tiled(fn, x, tile, 32 if scale < 1 else 11, scale, module)
+
+    def model(self, x, idx, cond: dict, control_scale: float, win=None):
+        """GLVControl + UNet: eps for both guidance branches (``cond`` holds uncond first)."""
+        import torch
+
+        ctrl = (
+            cond["control"]
+            if win is None
+            else cond["control"][..., win[0] : win[1], win[2] : win[3]]
+        )
+        dt = self.control.dtype
+        ts = torch.full((x.shape[0],), int(idx), device=x.device, dtype=torch.long)
+        hs = self.control(ctrl.to(dt), ts, x.to(dt), cond["crossattn"], cond["vector"])
+        return self.unet(x, ts, cond["crossattn"], cond["vector"], hs, control_scale).float()
+
+    def restore_tensor(self, x, caption: str = ""):
+        """1x3xHxW in [-1, 1] (already at the sampling size) -> 1x3xHxW in [-1, 1]."""
+        import torch
+
+        from methods import sd_core, supir_sampler
+
+        dev = x.device
+        g_cpu = torch.Generator().manual_seed(self.seed)
+        g_dev = g_cpu if dev.type == "cpu" else torch.Generator(dev).manual_seed(self.seed)
+        z_lq, x_stage1 = self.encode_lq(x)
+        z_center = self.encode_center(x_stage1, g_cpu)
+        c, uc = self.text(caption + self.a_prompt), self.text(self.n_prompt)
+        cond = {k: torch.cat([uc[k], c[k]]) for k in c}
+        cond["control"] = torch.cat([z_lq, z_lq])
+        opts = self.sampler
+        denoise = supir_sampler.guided_denoiser(
+            lambda x2, idx, cs, win: self.model(x2, idx, cond, cs, win), opts
+        )
+        noise = torch.randn(z_lq.shape, generator=g_dev, device=dev, dtype=torch.float32)
+        z = supir_sampler.sample(denoise, noise, z_center, opts, g_dev)
+        out = self.decode(z)
+        if self.color_fix == "Wavelet":
+            out = sd_core.wavelet_color_fix(out, x_stage1, clamp=False)
+        elif self.color_fix == "AdaIn":
+            out = sd_core.adain_color_fix(out, x_stage1, clamp=False)
+        return out
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+        from PIL import Image
+
+        img = sample.decoded
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        h0, w0 = img.shape[:2]
+        h, w = sampling_size(h0, w0, self.min_size)
+        big = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
+        x = torch.from_numpy(big / 255 * 2 - 1).float().permute(2, 0, 1)[None].to(self.device)
+        with torch.no_grad():
+            out = self.restore_tensor(x, self.caption(sample.image))
+            out = F.interpolate(out, size=(h0, w0), mode="bicubic")
+        u8 = (out[0].permute(1, 2, 0) * 127.5 + 127.5).cpu().numpy().clip(0, 255).astype(np.uint8)
+        return u8 if sample.decoded.ndim == 3 else u8.mean(axis=2).round().astype(np.uint8)
+
+
+def sampling_size(h: int, w: int, min_size: int = 1024) -> tuple[int, int]:
+    """Upstream's PIL2Tensor geometry (upscale 1): (H, W) to sample at."""
+    fh, fw = float(h), float(w)
+    if min(fh, fw) < min_size:
+        s = min_size / min(fh, fw)
+        fh, fw = fh * s, fw * s
+    return int(np.round(fh / 64.0)) * 64, int(np.round(fw / 64.0)) * 64
+
+
+class SdxlText:
+    """SDXL's two text encoders as SUPIR's conditioner uses them: ``self(text)`` -> ``{
+    "crossattn": (1, 77, 768 + 1280), "vector": (1, 1280 + 3 * 512)}``."""
+
+    def __init__(self, clip_l, clip_g, size_dim: int = 256) -> None:
+        from methods.sd_single_file import OpenClipTokenizer
+
+        self.clip_l, self.clip_g = clip_l.eval(), clip_g.eval()
+        self.tokenizer = OpenClipTokenizer()
+        self.size_dim = size_dim
+
+    def to(self, device) -> SdxlText:
+        self.clip_l, self.clip_g = self.clip_l.to(device), self.clip_g.to(device)
+        return self
+
+    def __call__(self, text: str) -> dict:
+        import torch
+
+        from methods.diffbir_controlnet import timestep_features
+
+        ids = self.tokenizer([text])
+        dev = next(self.clip_l.parameters()).device
+        # the Hugging Face CLIP tokenizer pads with <|endoftext|>; OpenCLIP's with 0
+        eot = CLIP_L_CONFIG["eos_token_id"]
+        ids_l = ids.masked_fill((ids == eot).cumsum(-1) > 0, eot)
+        hid_l = self.clip_l(ids_l.to(dev), output_hidden_states=True).hidden_states[11]
+        out_g = self.clip_g(ids.to(dev), output_hidden_states=True)
+        hid_g, pooled = out_g.hidden_states[-2], out_g.text_embeds
+        sizes = torch.tensor([1024, 1024, 0, 0, 1024, 1024], device=dev)
+        emb = timestep_features(sizes, self.size_dim).reshape(1, -1)
+        return {
+            "crossattn": torch.cat([hid_l.float(), hid_g.float()], dim=-1),
+            "vector": torch.cat([pooled.float(), emb], dim=-1),
+        }
+
+
+def build_text(config_l: dict | None = None, config_g: dict | None = None):
+    """(CLIP ViT-L text model, bigG text model with projection), random weights."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    return (
+        CLIPTextModel(CLIPTextConfig(**(config_l or CLIP_L_CONFIG))),
+        CLIPTextModelWithProjection(CLIPTextConfig(**(config_g or CLIP_G_CONFIG))),
+    )
+
+
+def _strip(sd: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def load_parts(
+    sdxl: dict,
+    supir: dict,
+    source: str,
+    unet_cfg=None,
+    vae_config: dict | None = None,
+    text_configs: tuple[dict, dict] | str | None = None,
+    size_dim: int = 256,
+) -> dict:
+    """Build every network and load it strictly from the SDXL single file's and the SUPIR
+    checkpoint's state dicts (SUPIR's keys win where both have one, as upstream loads it last;
+    a SUPIR key no network has is an error). ``text_configs="none"``: no text encoders."""
+    import torch  # noqa: F401
+
+    from methods import sd_core
+    from methods.sd_single_file import convert_vae
+    from methods.supir_nets import SDXL, GLVControl, SupirUNet
+
+    cfg = unet_cfg or SDXL
+    known = (UNET_PREFIX, CONTROL_PREFIX, DENOISE_PREFIX)
+    if extra := [k for k in supir if not k.startswith(known)]:
+        raise BenchError(f"{source}: SUPIR checkpoint keys no network has, e.g. {extra[:3]}")
+    merged = {**sdxl, **supir}
+    unet, control = SupirUNet(cfg), GLVControl(cfg)
+    strict_load(unet, _strip(merged, UNET_PREFIX), f"{source} (unet)")
+    strict_load(control, _strip(merged, CONTROL_PREFIX), f"{source} (GLVControl)")
+
+    vcfg = vae_config or SDXL_VAE_CONFIG
+    vae_sd = {
+        k: v for k, v in merged.items() if k.startswith(VAE_PREFIX) and DENOISE_PREFIX not in k
+    }
+    vae = sd_core.build_vae(vcfg)
+    strict_load(vae, convert_vae(vae_sd, vcfg), f"{source} (vae)")
+    enc_prefix = VAE_PREFIX + "encoder."
+    swapped = {k: v for k, v in vae_sd.items() if not k.startswith(enc_prefix)}
+    swapped.update({enc_prefix + k: v for k, v in _strip(merged, DENOISE_PREFIX).items()})
+    denoise = sd_core.build_vae(vcfg).encoder
+    strict_load(
+        denoise, _strip(convert_vae(swapped, vcfg), "encoder."), f"{source} (denoise_encoder)"
+    )
+
+    text = None if text_configs == "none" else load_text(merged, source, text_configs, size_dim)
+    return {
+        "unet": unet,
+        "control": control,
+        "vae": vae,
+        "denoise_encoder": denoise,
+        "text": text,
+    }
+
+
+def load_text(sd: dict, source: str, configs=None, size_dim: int = 256) -> SdxlText:
+    """Both text encoders, strictly loaded from the SDXL file's ``conditioner.*`` keys."""
+    from methods.sd_single_file import _match_text_prefix
+
+    cl, cg = build_text(*(configs or (None, None)))
+    weights_l = _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl)
+    for k in [k for k in weights_l if k.endswith("position_ids")]:
+        if k not in cl.state_dict():  # a buffer older transformers saved; not a weight
+            del weights_l[k]
+    strict_load(cl, weights_l, f"{source} (CLIP-L)")
+    strict_load(cg, convert_clip_g(sd, cg), f"{source} (OpenCLIP bigG)")
+    return SdxlText(cl, cg, size_dim)
+
+
+def convert_clip_g(sd: dict, net) -> dict:
+    """``conditioner.embedders.1.model.*`` (OpenCLIP) -> CLIPTextModelWithProjection keys."""
+    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+
+    from methods.sd_single_file import _match_text_prefix
+
+    part = {k: v for k, v in sd.items() if k.startswith(CLIP_G_PREFIX)}
+    part.pop(CLIP_G_PREFIX + "logit_scale", None)
+    out = convert_open_clip_checkpoint(net, part, prefix=CLIP_G_PREFIX)
+    proj = out.pop("text_projection.weight")
+    out = _match_text_prefix(out, net)
+    out["text_projection.weight"] = proj
+    return out
