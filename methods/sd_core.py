@@ -555,10 +555,13 @@ def wavelet_color_fix(out, ref, clamp: bool = True):
 
 
 def to_uint8_truncate(t) -> np.ndarray:
-    """1x3xHxW in [0,1] -> uint8 HxWx3 by x255 and truncation (torchvision ToPILImage)."""
+    """1x3xHxW in [0,1] -> uint8 HxWx3 by x255 and truncation (torchvision ToPILImage's
+    ``mul(255).byte()``), in the tensor's own dtype as there: a float16 image (CODiff/OSEDiff's
+    fp16 decoder output) is multiplied in float16, which truncates some values one level
+    lower than float32 would."""
     import torch
 
-    a = (t[0].float().clamp(0, 1) * 255).to(dtype=torch.uint8)
+    a = (t[0].clamp(0, 1) * 255).to(dtype=torch.uint8)
     return a.permute(1, 2, 0).cpu().numpy()
 
 
