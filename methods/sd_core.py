@@ -284,7 +284,8 @@ def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
 
     Tiles shrink to the latent's short side as upstream; where that leaves them no larger than
     the overlap (a latent side <= 32, i.e. <= 256 px, with more than 96 x 96 positions) upstream
-    loops forever; there the overlap becomes half the tile instead."""
+    loops forever; there the overlap becomes half the tile instead. As upstream, the tiled
+    result is float32 (its accumulators), each tile's output times the float64 weights."""
     import torch
 
     _, c, h, w = latent.shape
@@ -293,15 +294,15 @@ def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
     tile = min(tile, h, w)
     if overlap >= tile:
         overlap = tile // 2
-    weights = gaussian_tile_weights(tile, tile).to(latent.device, torch.float32)
+    weights = gaussian_tile_weights(tile, tile).to(latent.device)  # float64
     out = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)
     total = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)
     for x0 in tile_offsets(w, tile, overlap):
         for y0 in tile_offsets(h, tile, overlap):
-            pred = fn(latent[:, :, y0 : y0 + tile, x0 : x0 + tile]).float()
+            pred = fn(latent[:, :, y0 : y0 + tile, x0 : x0 + tile])
             out[:, :, y0 : y0 + tile, x0 : x0 + tile] += pred * weights
             total[:, :, y0 : y0 + tile, x0 : x0 + tile] += weights
-    return (out / total).to(latent.dtype)
+    return out / total
 
 
 def tiled_vae(fn, x, tile: int, scale: float, overlap: int, module=None):
