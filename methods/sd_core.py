@@ -128,9 +128,10 @@ def sd_folder() -> Path | None:
     return None
 
 
-def load_sd(parts: tuple[str, ...] = ("unet", "vae")) -> dict:
+def load_sd(parts: tuple[str, ...] = ("unet", "vae"), text_attention: str | None = None) -> dict:
     """UNet/VAE (and text encoder/tokenizer when asked) from a local diffusers folder, or the
-    Hugging Face cache for ``HUB_ID`` (offline: never downloads mid-run)."""
+    Hugging Face cache for ``HUB_ID`` (offline: never downloads mid-run). ``text_attention``:
+    the text encoder's transformers attention implementation (default: transformers')."""
     folder = sd_folder()
     source = str(folder) if folder else HUB_ID
     kw = {"local_files_only": True}
@@ -147,7 +148,10 @@ def load_sd(parts: tuple[str, ...] = ("unet", "vae")) -> dict:
                 from transformers import CLIPTokenizer as cls
             else:
                 raise ValueError(part)
-            out[part] = cls.from_pretrained(source, subfolder=part, **kw)
+            extra = {}
+            if part == "text_encoder" and text_attention:
+                extra["attn_implementation"] = text_attention
+            out[part] = cls.from_pretrained(source, subfolder=part, **kw, **extra)
     except OSError as e:
         raise WeightsMissingError(
             f"Stable Diffusion 2.1-base not found ({e.__class__.__name__}); download the "

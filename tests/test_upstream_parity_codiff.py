@@ -40,23 +40,38 @@ def rec() -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def standin_parts(rank: int = ref.RANK):
-    """(unet, vae, checkpoint dict, cave) filled as the reference script fills upstream's."""
+def standin_parts(seeds=ref.SEEDS, gains=ref.GAINS, rank: int = ref.RANK, cave: bool = True):
+    """(unet, vae, checkpoint dict, CaVE or None, (LoRA'ed unet, vae)) filled as the reference
+    scripts fill upstream's (CODiff's seeds by default; OSEDiff's without proj and CaVE)."""
     from methods.codiff import build_cave
 
     unet, vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
-    fill_standin(unet, ref.SEEDS["unet"], ref.GAINS["unet"])
-    fill_standin(vae, ref.SEEDS["vae"], ref.GAINS["vae"])
+    fill_standin(unet, seeds["unet"], gains["unet"])
+    fill_standin(vae, seeds["vae"], gains["vae"])
     lora_unet, lora_vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
-    proj = torch.nn.Linear(512, 1024)
-    ckpt = sd_core.make_lora_checkpoint(lora_unet, lora_vae, rank, proj.state_dict())
+    proj = torch.nn.Linear(512, 1024) if cave else None
+    ckpt = sd_core.make_lora_checkpoint(
+        lora_unet, lora_vae, rank, proj.state_dict() if cave else None
+    )
     # the checkpoint's tensors share storage with the modules, so filling them fills it
-    fill_standin(lora_unet, ref.SEEDS["lora_unet"], ref.GAINS["lora_unet"])
-    fill_standin(lora_vae, ref.SEEDS["lora_vae"], ref.GAINS["lora_vae"])
-    fill_standin(proj, ref.SEEDS["proj"], ref.GAINS["proj"])
-    cave = build_cave().eval()
-    fill_standin(cave, ref.SEEDS["cave"], ref.GAINS["cave"])
-    return unet, vae, ckpt, cave, (lora_unet, lora_vae)
+    fill_standin(lora_unet, seeds["lora_unet"], gains["lora_unet"])
+    fill_standin(lora_vae, seeds["lora_vae"], gains["lora_vae"])
+    net = None
+    if cave:
+        fill_standin(proj, seeds["proj"], gains["proj"])
+        net = build_cave().eval()
+        fill_standin(net, seeds["cave"], gains["cave"])
+    return unet, vae, ckpt, net, (lora_unet, lora_vae)
+
+
+def with_lora(unet, vae, ckpt: dict):
+    """Copies of the base stand-ins with the checkpoint loaded by carbench's ``add_lora``,
+    in fp16 (upstream's default precision)."""
+    import copy
+
+    unet, vae = copy.deepcopy(unet), copy.deepcopy(vae)
+    sd_core.add_lora(unet, vae, sd_core.LoraCheckpoint(ckpt), "stand-in")
+    return unet.eval().half(), vae.eval().half()
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +85,13 @@ def parts(rec):
 
 def build_codiff(parts, spec: str = "codiff"):
     """carbench's CODiff with the stand-ins loaded as ``CODiff.load`` does, in fp16."""
-    unet, vae, ckpt, cave = (p for p in parts)
-    import copy
-
-    unet, vae = copy.deepcopy(unet), copy.deepcopy(vae)
-    sd_core.add_lora(unet, vae, sd_core.LoraCheckpoint(ckpt), "stand-in")
+    unet, vae, ckpt, cave = parts
     proj = torch.nn.Linear(512, 1024)
     proj.load_state_dict(ckpt["proj"])
     m = methods.get(spec)
     m.device, m.dtype, m.seed = "cpu", ref.DTYPE, ref.LATENT_SEED
     m.cave, m.proj = cave, proj.eval()
-    m.set_components(unet.eval().half(), vae.eval().half(), None)
+    m.set_components(*with_lora(unet, vae, ckpt), None)
     return m
 
 

@@ -113,15 +113,15 @@ def cpu_only() -> None:
     torch.nn.Module.cuda = lambda self, *a, **k: self
 
 
-def write_sd_folder(folder: Path, unet_cls, vae_cls) -> None:
+def write_sd_folder(folder: Path, unet_cls, vae_cls, seeds=SEEDS, gains=GAINS) -> None:
     """The stand-in "SD-2.1-base": unet/, vae/, scheduler/ in diffusers layout."""
     from diffusers import DDPMScheduler
 
     unet = unet_cls(**UNET_CONFIG)
-    fill_standin(unet, SEEDS["unet"], GAINS["unet"])
+    fill_standin(unet, seeds["unet"], gains["unet"])
     unet.save_pretrained(folder / "unet")
     vae = vae_cls(**VAE_CONFIG)
-    fill_standin(vae, SEEDS["vae"], GAINS["vae"])
+    fill_standin(vae, seeds["vae"], gains["vae"])
     vae.save_pretrained(folder / "vae")
     DDPMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
 
