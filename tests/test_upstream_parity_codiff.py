@@ -164,11 +164,12 @@ def test_codiff_stages_match_upstream(stages, rec, case):
     """Every stage of CODiff_test.forward + main_test_codiff.py's per-image steps, same
     stand-ins, fp16 UNet/VAE, fp32 CaVE/proj: the same operations in the same dtypes, so equal
     (measured: max difference 0.0 at every stage, uint8 identical). x0 gets a tolerance of 1e-6
-    only for the variance term of upstream's DDPMScheduler.step (1e-10 x noise). Measured
-    effects of one-constant changes: timestep 498 instead of 499 moves x0 by ~1e-2 and the
-    uint8 image; a scaling factor 0.18216 the decoded image; proj fed fp16-rounded tokens,
-    proj output; fp16 blending of the tiles' eps (carbench before this test) x0 by 4e-4 and
-    2714 pixels of the tiled result; fp32 ToPILImage (before) 725 pixels of the untiled."""
+    only for the variance term of upstream's DDPMScheduler.step (1e-10 x noise). One-constant
+    changes, each checked to fail here: timestep 498 (eps: 255 of 256 values), a scaling
+    factor 0.18216 (latent: 20 of 256), proj on tokens x 1.001 (proj: all values), the
+    [0,1] map in float32 before ToPILImage (carbench before this test: 725 uint8 values),
+    the blended eps cast back to fp16 (carbench before: tiled x0, 587 of 768 values).
+    """
     got = stages[case]
     q = float(rec[f"{case}_q"][0])
     assert got["q"] == q  # same float32 network (measured equal)

@@ -126,11 +126,10 @@ def write_sd_folder(folder: Path, unet_cls, vae_cls, seeds=SEEDS, gains=GAINS) -
     DDPMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
 
 
-def run_case(upstream: Path, folder: Path, pkl: Path, cave, rows, cols, tile, overlap):
-    from torchvision import transforms
-
+def run_case(folder: Path, pkl: Path, cave, rows, cols, tile, overlap):
     from diffusion.codiff import CODiff_test
     from diffusion.my_utils.wavelet_color_fix import adain_color_fix
+    from torchvision import transforms
 
     args = SimpleNamespace(
         pretrained_model=str(folder),
@@ -185,14 +184,13 @@ def main(upstream: str, out: str) -> None:
     sys.path[:0] = [str(up), str(up / "diffusion"), str(up / "diffusion" / "my_utils")]
     cpu_only()
     torch.set_num_threads(1)
+    import devices  # upstream's device helper (vaehook): assumes CUDA
     import diffusers
     import peft
-    from models.autoencoder_kl import AutoencoderKL
-    from models.unet_2d_condition import UNet2DConditionModel
-
-    import devices  # upstream's device helper (vaehook): assumes CUDA
     from cave.cave import CaVE
     from diffusion.codiff import CODiff_train, initialize_unet, initialize_vae
+    from models.autoencoder_kl import AutoencoderKL
+    from models.unet_2d_condition import UNet2DConditionModel
 
     devices.device = torch.device("cpu")
     print("diffusers", diffusers.__version__, "peft", peft.__version__, "torch", torch.__version__)
@@ -232,7 +230,7 @@ def main(upstream: str, out: str) -> None:
         arrays["cave_layout"] = np.array(layout_digest(cave))
         for case, (rows, cols, tile, overlap) in CASES.items():
             print(case, rows, cols, "latent tile", tile, overlap)
-            got = run_case(up, folder, pkl, cave, rows, cols, tile, overlap)
+            got = run_case(folder, pkl, cave, rows, cols, tile, overlap)
             arrays.update({f"{case}_{k}": v for k, v in got.items()})
     np.savez_compressed(out, **arrays)
     print("wrote", out, {k: v.shape for k, v in arrays.items()})

@@ -71,7 +71,9 @@ TOKENIZER_CONFIG = dict(
     tokenizer_class="CLIPTokenizer",
     unk_token="<|endoftext|>",
 )
-SPECIAL_TOKENS = {k: TOKENIZER_CONFIG[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
+SPECIAL_TOKENS = {
+    k: TOKENIZER_CONFIG[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token")
+}
 
 
 def upstream_prompt() -> str:
