@@ -141,7 +141,9 @@ class OneStepSD(Method):
         raise NotImplementedError
 
     def restore_tensor(self, x01, tiles: tuple[int, int] = (96, 32)):
-        """1x3xHxW in [0,1] (H, W multiples of 8) -> 1x3xHxW in [0,1] before colour fix."""
+        """1x3xHxW in [0,1] (H, W multiples of 8) -> 1x3xHxW in [0,1] before colour fix, in
+        the pipeline's dtype (upstream maps the decoder output to [0,1] in it, then
+        ToPILImage)."""
         from methods import sd_core
 
         dt = torch_dtype(self.dtype)
@@ -160,7 +162,7 @@ class OneStepSD(Method):
         eps = sd_core.tiled_latent_apply(unet, z, *tiles)
         x0 = sd_core.one_step_x0(eps.float(), z.float(), t).to(dt)
         img = self._decode(x0 / sd_core.SCALING).clamp(-1, 1)
-        return img.float() * 0.5 + 0.5
+        return img * 0.5 + 0.5
 
     def prepare_input(self, img: np.ndarray) -> np.ndarray:
         """The RGB uint8 image the pipeline (and the colour fix) sees; as given by default."""

@@ -128,9 +128,10 @@ def sd_folder() -> Path | None:
     return None
 
 
-def load_sd(parts: tuple[str, ...] = ("unet", "vae")) -> dict:
+def load_sd(parts: tuple[str, ...] = ("unet", "vae"), text_attention: str | None = None) -> dict:
     """UNet/VAE (and text encoder/tokenizer when asked) from a local diffusers folder, or the
-    Hugging Face cache for ``HUB_ID`` (offline: never downloads mid-run)."""
+    Hugging Face cache for ``HUB_ID`` (offline: never downloads mid-run). ``text_attention``:
+    the text encoder's transformers attention implementation (default: transformers')."""
     folder = sd_folder()
     source = str(folder) if folder else HUB_ID
     kw = {"local_files_only": True}
@@ -147,7 +148,10 @@ def load_sd(parts: tuple[str, ...] = ("unet", "vae")) -> dict:
                 from transformers import CLIPTokenizer as cls
             else:
                 raise ValueError(part)
-            out[part] = cls.from_pretrained(source, subfolder=part, **kw)
+            extra = {}
+            if part == "text_encoder" and text_attention:
+                extra["attn_implementation"] = text_attention
+            out[part] = cls.from_pretrained(source, subfolder=part, **kw, **extra)
     except OSError as e:
         raise WeightsMissingError(
             f"Stable Diffusion 2.1-base not found ({e.__class__.__name__}); download the "
@@ -284,7 +288,8 @@ def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
 
     Tiles shrink to the latent's short side as upstream; where that leaves them no larger than
     the overlap (a latent side <= 32, i.e. <= 256 px, with more than 96 x 96 positions) upstream
-    loops forever; there the overlap becomes half the tile instead."""
+    loops forever; there the overlap becomes half the tile instead. As upstream, the tiled
+    result is float32 (its accumulators), each tile's output times the float64 weights."""
     import torch
 
     _, c, h, w = latent.shape
@@ -293,15 +298,15 @@ def tiled_latent_apply(fn, latent, tile: int = 96, overlap: int = 32):
     tile = min(tile, h, w)
     if overlap >= tile:
         overlap = tile // 2
-    weights = gaussian_tile_weights(tile, tile).to(latent.device, torch.float32)
+    weights = gaussian_tile_weights(tile, tile).to(latent.device)  # float64
     out = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)
     total = torch.zeros(latent.shape, device=latent.device, dtype=torch.float32)
     for x0 in tile_offsets(w, tile, overlap):
         for y0 in tile_offsets(h, tile, overlap):
-            pred = fn(latent[:, :, y0 : y0 + tile, x0 : x0 + tile]).float()
+            pred = fn(latent[:, :, y0 : y0 + tile, x0 : x0 + tile])
             out[:, :, y0 : y0 + tile, x0 : x0 + tile] += pred * weights
             total[:, :, y0 : y0 + tile, x0 : x0 + tile] += weights
-    return (out / total).to(latent.dtype)
+    return out / total
 
 
 def tiled_vae(fn, x, tile: int, scale: float, overlap: int, module=None):
@@ -555,10 +560,13 @@ def wavelet_color_fix(out, ref, clamp: bool = True):
 
 
 def to_uint8_truncate(t) -> np.ndarray:
-    """1x3xHxW in [0,1] -> uint8 HxWx3 by x255 and truncation (torchvision ToPILImage)."""
+    """1x3xHxW in [0,1] -> uint8 HxWx3 by x255 and truncation (torchvision ToPILImage's
+    ``mul(255).byte()``), in the tensor's own dtype as there: a float16 image (CODiff/OSEDiff's
+    fp16 decoder output) is multiplied in float16, which truncates some values one level
+    lower than float32 would."""
     import torch
 
-    a = (t[0].float().clamp(0, 1) * 255).to(dtype=torch.uint8)
+    a = (t[0].clamp(0, 1) * 255).to(dtype=torch.uint8)
     return a.permute(1, 2, 0).cpu().numpy()
 
 

@@ -31,9 +31,13 @@ def fill_standin(module, seed: int, gain: float = 1.0, bias_std: float = 0.05) -
             p.copy_(value.to(p.dtype))
 
 
-def layout_digest(module) -> str:
-    """sha256 of the sorted ``name:shape`` lines of a module's state dict (its key layout)."""
-    lines = [f"{k}:{tuple(v.shape)}" for k, v in sorted(module.state_dict().items())]
+def layout_digest(module, rename=None) -> str:
+    """sha256 of the sorted ``name:shape`` lines of a module's state dict (its key layout),
+    names passed through ``rename`` first when given."""
+    items = module.state_dict().items()
+    if rename is not None:
+        items = [(rename(k), v) for k, v in items]
+    lines = [f"{k}:{tuple(v.shape)}" for k, v in sorted(items)]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

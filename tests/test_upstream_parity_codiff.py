@@ -1,0 +1,186 @@
+"""carbench's CODiff pipeline against upstream's CODiff_test run on the same stand-in weights
+(tests/data/upstream/codiff.npz; README.md there names repository, commit, command, versions).
+
+Both sides fill networks with the official parameter names by ``fill_standin``: upstream its own
+UNet/VAE copies (diffusers 0.25.0) with LoRA added by its ``initialize_unet`` / ``initialize_vae``
+and saved by ``CODiff_train.save_model``; carbench diffusers 0.42 classes with the adapters of
+``sd_core.make_lora_checkpoint`` loaded through ``sd_core.add_lora``. Precision fp16 (upstream's
+default ``--mixed_precision``), CaVE and proj fp32, on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import methods
+from methods import sd_core
+from methods.base import Sample
+from tests.reference import codiff_upstream as ref
+from tests.reference.standin import fill_standin, layout_digest
+
+DATA = Path(__file__).parent / "data" / "upstream"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def rec() -> dict[str, np.ndarray]:
+    with np.load(DATA / "codiff.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def standin_parts(seeds=ref.SEEDS, gains=ref.GAINS, rank: int = ref.RANK, cave: bool = True):
+    """(unet, vae, checkpoint dict, CaVE or None, (LoRA'ed unet, vae)) filled as the reference
+    scripts fill upstream's (CODiff's seeds by default; OSEDiff's without proj and CaVE)."""
+    from methods.codiff import build_cave
+
+    unet, vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
+    fill_standin(unet, seeds["unet"], gains["unet"])
+    fill_standin(vae, seeds["vae"], gains["vae"])
+    lora_unet, lora_vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
+    proj = torch.nn.Linear(512, 1024) if cave else None
+    ckpt = sd_core.make_lora_checkpoint(
+        lora_unet, lora_vae, rank, proj.state_dict() if cave else None
+    )
+    # the checkpoint's tensors share storage with the modules, so filling them fills it
+    fill_standin(lora_unet, seeds["lora_unet"], gains["lora_unet"])
+    fill_standin(lora_vae, seeds["lora_vae"], gains["lora_vae"])
+    net = None
+    if cave:
+        fill_standin(proj, seeds["proj"], gains["proj"])
+        net = build_cave().eval()
+        fill_standin(net, seeds["cave"], gains["cave"])
+    return unet, vae, ckpt, net, (lora_unet, lora_vae)
+
+
+def with_lora(unet, vae, ckpt: dict):
+    """Copies of the base stand-ins with the checkpoint loaded by carbench's ``add_lora``,
+    in fp16 (upstream's default precision)."""
+    import copy
+
+    unet, vae = copy.deepcopy(unet), copy.deepcopy(vae)
+    sd_core.add_lora(unet, vae, sd_core.LoraCheckpoint(ckpt), "stand-in")
+    return unet.eval().half(), vae.eval().half()
+
+
+@pytest.fixture(scope="module")
+def parts(rec):
+    unet, vae, ckpt, cave, (lora_unet, lora_vae) = standin_parts()
+    assert layout_digest(lora_unet) == str(rec["unet_layout"])
+    assert layout_digest(lora_vae) == str(rec["vae_layout"])
+    assert layout_digest(cave) == str(rec["cave_layout"])
+    return unet, vae, ckpt, cave
+
+
+def build_codiff(parts, spec: str = "codiff"):
+    """carbench's CODiff with the stand-ins loaded as ``CODiff.load`` does, in fp16."""
+    unet, vae, ckpt, cave = parts
+    proj = torch.nn.Linear(512, 1024)
+    proj.load_state_dict(ckpt["proj"])
+    m = methods.get(spec)
+    m.device, m.dtype, m.seed = "cpu", ref.DTYPE, ref.LATENT_SEED
+    m.cave, m.proj = cave, proj.eval()
+    m.set_components(*with_lora(unet, vae, ckpt), None)
+    return m
+
+
+def run_stages(m, lq: np.ndarray, tiles: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Run ``m.restore`` on ``lq`` with latent tiles ``tiles`` and record every stage."""
+    got: dict[str, list] = {"eps_tiles": []}
+
+    def keep(key, value) -> None:  # a hook must return None to leave the output alone
+        got.setdefault(key, value)
+
+    hooks = [
+        m.proj.register_forward_hook(lambda mod, a, o: keep("proj", o[0])),
+        m.cave.m_body_encoder.register_forward_hook(
+            lambda mod, a, o: keep("tokens", o.flatten(2).transpose(1, 2)[0])
+        ),
+        m.unet.register_forward_hook(lambda mod, a, o: got["eps_tiles"].append(o.sample)),
+        m.vae.decoder.register_forward_hook(lambda mod, a, o: keep("decoded", o[0])),
+    ]
+    step = sd_core.one_step_x0
+    restore_tensor = m.restore_tensor
+
+    def spy_step(eps, z, t):
+        got["eps"], got["latent"] = eps[0], z[0]
+        got["x0"] = step(eps, z, t)
+        return got["x0"]
+
+    sd_core.one_step_x0 = spy_step
+    m.restore_tensor = lambda x: restore_tensor(x, tiles=tiles)
+    sample = Sample("crop", lq, Path("-"), "jpeg-q10", {"qf": 10})
+    try:
+        final = m.restore(sample)
+    finally:
+        sd_core.one_step_x0 = step
+        del m.restore_tensor
+        for h in hooks:
+            h.remove()
+    got["x0"] = got["x0"][0]
+    out = {k: v.float().numpy() for k, v in got.items() if k != "eps_tiles"}
+    out["decoded"] = out["decoded"].clip(-1, 1)
+    out["eps_tiles"] = torch.cat(got["eps_tiles"]).float().numpy()
+    out["final"] = final
+    x01 = torch.from_numpy(lq.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        out["q"] = float(m.cave.predict_q(x01))  # CaVE's QF head (upstream's pred_qf)
+    out["qf"] = m.predict_qf(sample)
+    return out
+
+
+#: latent tile and overlap per recorded case (upstream's --latent_tiled_size / _overlap)
+TILES = {case: (tile, overlap) for case, (_, _, tile, overlap) in ref.CASES.items()}
+
+
+@pytest.fixture(scope="module")
+def stages(parts, rec) -> dict[str, dict[str, np.ndarray]]:
+    return {case: run_stages(build_codiff(parts), rec[f"{case}_lq"], TILES[case]) for case in TILES}
+
+
+@pytest.mark.slow  # ~20 s: diffusers import, a full-size CaVE and two small SD stand-ins
+def test_lora_module_lists_match_upstream(parts, rec):
+    """carbench's target-module rule gives upstream's lists (initialize_unet/_vae) exactly."""
+    want = json.loads(str(rec["modules"]))
+    assert set(want) == {k for k in parts[2] if k.endswith("modules")}
+    for key, modules in want.items():
+        assert parts[2][key] == modules, key
+
+
+@pytest.mark.slow  # builds and runs both cases (~25 s)
+@pytest.mark.parametrize("case", list(TILES))
+def test_codiff_stages_match_upstream(stages, rec, case):
+    """Every stage of CODiff_test.forward + main_test_codiff.py's per-image steps, same
+    stand-ins, fp16 UNet/VAE, fp32 CaVE/proj: the same operations in the same dtypes, so equal
+    (measured: max difference 0.0 at every stage, uint8 identical). x0 gets a tolerance of 1e-6
+    only for the variance term of upstream's DDPMScheduler.step (1e-10 x noise). One-constant
+    changes, each checked to fail here: timestep 498 (eps: 255 of 256 values), a scaling
+    factor 0.18216 (latent: 20 of 256), proj on tokens x 1.001 (proj: all values), the
+    [0,1] map in float32 before ToPILImage (carbench before this test: 725 uint8 values),
+    the blended eps cast back to fp16 (carbench before: tiled x0, 587 of 768 values).
+    """
+    got = stages[case]
+    q = float(rec[f"{case}_q"][0])
+    assert got["q"] == q  # same float32 network (measured equal)
+    assert got["qf"] == round(100 * (1 - q))  # main_train_cave's QF = 100 (1 - q)
+    for key in ("tokens", "proj", "latent", "eps", "decoded"):
+        want = rec[f"{case}_{key}"]
+        assert float(want.std()) > 0.05, key  # the stage carries signal
+        np.testing.assert_array_equal(got[key], want, err_msg=key)
+    if case == "tiled":  # six tiles of 8 x 8 latents: (x outer, y inner) as upstream's calls
+        assert got["eps_tiles"].shape == (6, 4, 8, 8)
+        np.testing.assert_array_equal(got["eps_tiles"], rec["tiled_eps_tiles"])
+    assert np.abs(got["x0"] - rec[f"{case}_x0"]).max() <= 1e-6
+    assert np.abs(rec[f"{case}_final"].astype(int) - rec[f"{case}_lq"]).mean() > 5  # it acts
+    np.testing.assert_array_equal(got["final"], rec[f"{case}_final"])
