@@ -18,11 +18,11 @@ import time
 
 import torch
 
-from methods import sd_core
 from methods.codiff import CODiff, build_cave
 from methods.diffbir import DiffBIR
-from methods.diffbir_nets import build_ircontrolnet
+from methods.nets.ircontrolnet import build_ircontrolnet
 from methods.osediff import OSEDiff
+from methods.sd import model as sd_model
 from methods.torch_utils import torch_dtype
 
 
@@ -59,8 +59,8 @@ def main() -> None:
         f"device {torch.cuda.get_device_name() if dev.startswith('cuda') else dev}, "
         f"dtype {args.dtype}, torch {torch.__version__}"
     )
-    unet = sd_core.build_unet().eval().to(dev, dt)
-    vae = sd_core.build_vae().eval().to(dev, dt)
+    unet = sd_model.build_unet().eval().to(dev, dt)
+    vae = sd_model.build_vae().eval().to(dev, dt)
     rows = []
     codiff = CODiff()
     codiff.device, codiff.dtype = dev, args.dtype
@@ -99,18 +99,18 @@ def main() -> None:
 
 def supir_rows(dev: str, dt, repeat: int, cfg=None, vae_config=None, size: int = 1024):
     """SUPIR timings and peak memory on a ``size`` x ``size`` image (default: full size)."""
+    from methods.nets.supir_net import SDXL, GLVControl, SupirUNet
+    from methods.sd.supir_sampler import SamplerOptions
     from methods.supir import SDXL_VAE_CONFIG, Supir
-    from methods.supir_nets import SDXL, GLVControl, SupirUNet
-    from methods.supir_sampler import SamplerOptions
 
     cfg, vae_config = cfg or SDXL, vae_config or SDXL_VAE_CONFIG
     m = Supir()
-    vae = sd_core.build_vae(vae_config)
+    vae = sd_model.build_vae(vae_config)
     m.set_components(
         SupirUNet(cfg),
         GLVControl(cfg),
         vae,
-        sd_core.build_vae(vae_config).encoder,
+        sd_model.build_vae(vae_config).encoder,
         None,
         device=dev,
         dtype="fp16" if dt == torch.float16 else "fp32",

@@ -18,7 +18,7 @@ IRControlNet hint, start from noise (seed 231, upstream's default; carbench seed
 generator and draws in upstream's order: start noise, then the step noises or the Brownian
 tree's seed), decode, wavelet colour fix against the cleaned image, bicubic resize back, x255 and
 truncation. Stable Diffusion comes from the original single-file checkpoint as upstream loads it
-(:mod:`methods.sd_single_file`); for v2 the diffusers form of the same weights also works.
+(:mod:`methods.sd.single_file`); for v2 the diffusers form of the same weights also works.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from bench.core.errors import BenchError, WeightsMissingError
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
-from methods.sd_core import SD21_MIRRORS
+from methods.sd.model import SD21_MIRRORS
 from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
 
 HF = "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/"
@@ -164,7 +164,9 @@ class DiffBIR(Method):
         self.pos_prompt = options.get("prompt", v.pos_prompt)
 
     def build_network(self, variant: str | None = None):
-        from methods.diffbir_nets import build_ircontrolnet, build_scunet, build_swinir
+        from methods.nets.ircontrolnet import build_ircontrolnet
+        from methods.nets.scunet import build_scunet
+        from methods.nets.swinir_net import build_swinir
 
         builders = {
             "ircontrolnet": build_ircontrolnet,
@@ -178,7 +180,8 @@ class DiffBIR(Method):
     def _stable_diffusion(self) -> tuple[dict, list]:
         """UNet, VAE, text encoder, tokenizer: the version's single-file checkpoint; for v2
         the diffusers SD-2.1-base folder when that file is absent."""
-        from methods import sd_core, sd_single_file
+        from methods.sd import model as sd_model
+        from methods.sd import single_file as sd_single_file
 
         parts = ("unet", "vae", "text_encoder", "tokenizer")
         if self.version == "v2.1":
@@ -188,7 +191,7 @@ class DiffBIR(Method):
             (path,) = self.weight_paths("sd21")
         except WeightsMissingError as single:
             try:
-                return sd_core.load_sd(parts), []
+                return sd_model.load_sd(parts), []
             except WeightsMissingError as folder:
                 raise WeightsMissingError(f"{single}\nor, instead:\n  {folder}") from None
         return sd_single_file.load_single_file(path, parts), [path]
@@ -223,7 +226,7 @@ class DiffBIR(Method):
         self.cleaner, self.text_encoder, self.tokenizer = cleaner, text_encoder, tokenizer
 
     def _text(self, prompt: str):
-        from methods.sd_single_file import OpenClipTokenizer
+        from methods.sd.single_file import OpenClipTokenizer
 
         if isinstance(self.tokenizer, OpenClipTokenizer):
             ids = self.tokenizer([prompt])
@@ -275,7 +278,7 @@ class DiffBIR(Method):
     def _sample(self, c_txt, u_txt, c_img, g):
         import torch
 
-        from methods import edm_sampler
+        from methods.sd import edm as edm_sampler
 
         x = torch.randn(c_img.shape, generator=g, device=c_img.device, dtype=torch.float32)
         if self.spec.sampler == "spaced":
@@ -309,32 +312,33 @@ class DiffBIR(Method):
         import torch
         import torch.nn.functional as F
 
-        from methods import sd_core
+        from methods.sd import color as sd_color
+        from methods.sd import model as sd_model
 
         h, w = lq.shape[-2:]
         cond = self.clean(lq)
         h0, w0 = cond.shape[-2:]
         padded = F.pad(cond, (0, (-w0) % 64, 0, (-h0) % 64))  # zeros, as upstream
         dt = next(self.vae.parameters()).dtype
-        c_img = self.vae.encode((padded * 2 - 1).to(dt)).latent_dist.mode() * sd_core.SCALING
+        c_img = self.vae.encode((padded * 2 - 1).to(dt)).latent_dist.mode() * sd_model.SCALING
         c_txt, u_txt = self._text(self.pos_prompt), self._text(self.neg_prompt)
         g = torch.Generator(device=lq.device).manual_seed(self.seed)
         x = self._sample(c_txt, u_txt, c_img.float(), g)
-        img = self.vae.decode((x / sd_core.SCALING).to(dt)).sample.float()[:, :, :h0, :w0]
-        img = sd_core.wavelet_color_fix((img + 1) / 2, cond.float(), clamp=False)
+        img = self.vae.decode((x / sd_model.SCALING).to(dt)).sample.float()[:, :, :h0, :w0]
+        img = sd_color.wavelet_color_fix((img + 1) / 2, cond.float(), clamp=False)
         return F.interpolate(img, size=(h, w), mode="bicubic", antialias=True)
 
     def restore(self, sample: Sample) -> np.ndarray:
         import torch
 
-        from methods import sd_core
+        from methods.sd import color as sd_color
 
         img = sample.decoded
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
         x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].to(self.device)
         with torch.no_grad():
-            out = sd_core.to_uint8_truncate(self.restore_tensor(x).clamp(0, 1))
+            out = sd_color.to_uint8_truncate(self.restore_tensor(x).clamp(0, 1))
         return out if sample.decoded.ndim == 3 else out.mean(axis=2).round().astype(np.uint8)
 
 

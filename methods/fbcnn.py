@@ -1,7 +1,7 @@
 """FBCNN - Jiang, Zhang, Timofte, "Towards Flexible Blind JPEG Artifacts Removal", ICCV 2021.
 
 Upstream: jiaxi-jiang/FBCNN (models/network_fbcnn.py @54d1831, Apache-2.0). The network is
-carbench's own implementation (``methods.fbcnn_net``) with the upstream parameter names, so
+carbench's own implementation (``methods.nets.fbcnn_net``) with the upstream parameter names, so
 the released checkpoints load with strict key matching. Protocol as in the authors' test
 scripts: input RGB (gray: one channel) in [0,1], replicate padding to a multiple of 8 inside
 the network and crop back, output clamped and rounded. The quality factor is predicted
@@ -15,7 +15,7 @@ import numpy as np
 from bench.core.errors import WeightsMissingError
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
-from methods.fbcnn_net import build_fbcnn_unet
+from methods.nets.fbcnn_net import build_fbcnn_unet
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,

@@ -3,7 +3,7 @@ CVPR 2024 (https://arxiv.org/abs/2404.05558).
 
 Upstream: WooKyoungHan/JDEC (models/JDEC.py, models/swinirv2.py, models/mlp.py, test.py
 @e9fe835, BSD-3-Clause); the network is carbench's own implementation in
-:mod:`methods.jdec_net` with the upstream parameter names, so the released checkpoint
+:mod:`methods.nets.jdec_net` with the upstream parameter names, so the released checkpoint
 (``ckpt["model"]["sd"]``) loads with strict key matching.
 
 JDEC does not read pixels: it reads the stored JPEG file (``sample.bitstream_path``). The DCT
@@ -134,7 +134,7 @@ def _to_unit_range(values):
 
 
 def network_inputs(coeffs: JpegCoefficients, device="cpu", dtype=None):
-    """``(y, cbcr, qmap)`` for :class:`methods.jdec_net.JDECNet`, batch of one, on the padded
+    """``(y, cbcr, qmap)`` for :class:`methods.nets.jdec_net.JDECNet`, batch of one, on the padded
     grid of :func:`padded_grid`."""
     import torch
 
@@ -210,7 +210,7 @@ class JDEC(Method):
 
     def build_network(self, variant: str | None = None):
         """JDEC with random weights (configs/train_JDEC.yaml); works on the meta device."""
-        from methods.jdec_net import JDECNet
+        from methods.nets.jdec_net import JDECNet
 
         enc = CONSTRUCTOR_ARGS["encoder_spec"]["args"]
         dec = CONSTRUCTOR_ARGS["decoder_spec"]["args"]

@@ -10,19 +10,20 @@ size (upstream's resize back is discarded), so it is larger than the ground trut
 no-reference metrics can score it. ``osediff:keep_size=1`` instead runs at the input size
 (replicate-padded to multiples of 8, cropped back), so full-reference metrics apply.
 
-Prompt (``osediff:tagger=dape|none``): as test_osediff.py, "<tags>, <prompt>," with the tags that
-DAPE (RAM Swin-L + LoRA, ``methods.ram_tagger``) finds in the (padded) input, run in the method's
-dtype; ``prompt`` is the user prompt (default empty). Without the tagger the prompt is the fixed
-"<prompt>," (empty by default). The default is ``dape`` when all tagger files are present, else
-``none``; ``tagger=dape`` shows in the method id, ``none`` does not (ids as before the tagger).
+Prompt (``osediff:tagger=dape|none``): as test_osediff.py, "<tags>, <prompt>," with the tags
+that DAPE (RAM Swin-L + LoRA, ``methods.nets.ram_tagger``) finds in the (padded) input, run in
+the method's dtype; ``prompt`` is the user prompt (default empty). Without the tagger the prompt
+is the fixed "<prompt>," (empty by default). The default is ``dape`` when all tagger files are
+present, else ``none``; ``tagger=dape`` shows in the method id, ``none`` does not (ids as before
+the tagger).
 """
 
 from __future__ import annotations
 
 from bench.core.errors import BenchError, WeightsMissingError
 from bench.core.weights import WeightFile
-from methods.codiff import OneStepSD
-from methods.sd_core import sd21_files
+from methods.sd.model import sd21_files
+from methods.sd.one_step import OneStepSD
 from methods.torch_utils import sha256_of, torch_dtype
 
 DAPE_GDRIVE = "1KIV6VewwO2eDC9g4Gcvgm-a0LDI7Lmwm"
@@ -91,7 +92,7 @@ class OSEDiff(OneStepSD):
         if self.keep_size not in ("0", "1"):
             raise BenchError(f"osediff:keep_size must be 0 or 1, got {self.keep_size!r}")
         self.resize_for_scoring = self.keep_size == "0"  # upstream's output size != input's
-        self.tagger = None  # a methods.ram_tagger.RamTagger once loaded (tests inject one)
+        self.tagger = None  # a methods.nets.ram_tagger.RamTagger once loaded (tests inject one)
         self.last_prompt = ""
 
     def _tagger_present(self) -> bool:
@@ -123,7 +124,7 @@ class OSEDiff(OneStepSD):
 
     def build_network(self, variant: str | None = None):
         if variant == "tagger":
-            from methods.ram_tagger import RamTaggingNet
+            from methods.nets.ram_tagger import RamTaggingNet
 
             return RamTaggingNet()
         return super().build_network(variant)
@@ -144,22 +145,23 @@ class OSEDiff(OneStepSD):
         return found["default"], found.get("tagger", [])
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
-        from methods import sd_core
+        from methods.sd import lora as sd_lora
+        from methods.sd import model as sd_model
 
         super(OneStepSD, self).load(device, dtype)
         (pkl,), tagger_files = self._paths()
-        ckpt = sd_core.LoraCheckpoint.read(pkl)
+        ckpt = sd_lora.LoraCheckpoint.read(pkl)
         # eager attention: what upstream's pinned transformers (4.28) computes; the default
         # (sdpa) rounds differently in fp16 (65% of a stand-in's embedding values vs 0.7%)
         parts = ("unet", "vae", "text_encoder", "tokenizer")
-        sd = sd_core.load_sd(parts, text_attention=TEXT_ATTENTION)
-        sd_core.add_lora(sd["unet"], sd["vae"], ckpt, str(pkl))
+        sd = sd_model.load_sd(parts, text_attention=TEXT_ATTENTION)
+        sd_lora.add_lora(sd["unet"], sd["vae"], ckpt, str(pkl))
         dt = torch_dtype(dtype)
         self.text_encoder = sd["text_encoder"].eval().to(device, dt)
         self.tokenizer = sd["tokenizer"]
         self.set_components(sd["unet"].eval().to(device, dt), sd["vae"].eval().to(device, dt), None)
         if tagger_files:
-            from methods.ram_tagger import RamTagger
+            from methods.nets.ram_tagger import RamTagger
 
             ram, dape, tag_list, thresholds = tagger_files
             self.tagger = RamTagger.from_files(ram, dape, tag_list, thresholds, device, dt)

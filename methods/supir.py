@@ -14,8 +14,8 @@ folder of caption files can be given with ``supir:captions=DIR``, ``<image id>.t
 * text: ``caption + a_prompt`` and ``n_prompt`` through CLIP ViT-L/14 (hidden layer 11) and
   OpenCLIP ViT-bigG-14 (penultimate layer, pooled + projected), 2048-d context; the vector is
   the pooled bigG embedding plus sinusoidal embeddings of (1024, 1024), (0, 0), (1024, 1024);
-* sampler: :mod:`methods.supir_sampler` (50 steps, s_cfg 4 linear from 1, s_churn 5, s_noise
-  1.01, s_stage1 -1, s_stage2 1), GLVControl + the connector UNet (:mod:`methods.supir_nets`);
+* sampler: :mod:`methods.sd.supir_sampler` (50 steps, s_cfg 4 linear from 1, s_churn 5, s_noise
+  1.01, s_stage1 -1, s_stage2 1), GLVControl + the connector UNet (:mod:`methods.nets.supir_net`);
 * decode, wavelet colour fix against ``x_stage1``.
 
 Options (all in the method id): ``variant`` (v0Q | v0F), ``seed`` (1234), ``steps``, ``cfg``,
@@ -136,7 +136,7 @@ class Supir(Method):
     weights = {v: [_supir_file(v), _sdxl_file()] for v in ("v0Q", "v0F")}
 
     def __init__(self, **options: str) -> None:
-        from methods.supir_sampler import SamplerOptions
+        from methods.sd.supir_sampler import SamplerOptions
 
         super().__init__(**options)
         _ = self.variant
@@ -175,7 +175,7 @@ class Supir(Method):
 
     def build_network(self, variant: str | None = None):
         """``glvcontrol`` or ``unet`` (SDXL size, random weights)."""
-        from methods.supir_nets import GLVControl, SupirUNet
+        from methods.nets.supir_net import GLVControl, SupirUNet
 
         builders = {"glvcontrol": GLVControl, "unet": SupirUNet}
         if variant not in builders:
@@ -187,7 +187,7 @@ class Supir(Method):
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)
         supir_path, sdxl_path = self.weight_paths()
-        from methods.sd_single_file import read_checkpoint
+        from methods.sd.single_file import read_checkpoint
 
         sdxl, supir = read_checkpoint(sdxl_path), read_checkpoint(supir_path)
         parts = load_parts(sdxl, supir, f"{sdxl_path} + {supir_path}")
@@ -256,11 +256,11 @@ class Supir(Method):
 
     @staticmethod
     def _tiled(fn, x, tile: int, scale: float, module):
-        from methods import sd_core
+        from methods.sd import tiling as sd_tiling
 
         if tile <= 0 or max(x.shape[-2:]) <= tile:
             return fn(x)
-        return sd_core.vaehook_tiled(fn, x, tile, 32 if scale < 1 else 11, scale, module)
+        return sd_tiling.vaehook_tiled(fn, x, tile, 32 if scale < 1 else 11, scale, module)
 
     def model(self, x, idx, cond: dict, control_scale: float, win=None):
         """GLVControl + UNet: eps for both guidance branches (``cond`` holds uncond first)."""
@@ -280,7 +280,8 @@ class Supir(Method):
         """1x3xHxW in [-1, 1] (already at the sampling size) -> 1x3xHxW in [-1, 1]."""
         import torch
 
-        from methods import sd_core, supir_sampler
+        from methods.sd import color as sd_color
+        from methods.sd import supir_sampler
 
         dev = x.device
         g_cpu = torch.Generator().manual_seed(self.seed)
@@ -298,9 +299,9 @@ class Supir(Method):
         z = supir_sampler.sample(denoise, noise, z_center, opts, g_dev)
         out = self.decode(z)
         if self.color_fix == "Wavelet":
-            out = sd_core.wavelet_color_fix(out, x_stage1, clamp=False)
+            out = sd_color.wavelet_color_fix(out, x_stage1, clamp=False)
         elif self.color_fix == "AdaIn":
-            out = sd_core.adain_color_fix(out, x_stage1, clamp=False)
+            out = sd_color.adain_color_fix(out, x_stage1, clamp=False)
         return out
 
     def restore(self, sample: Sample) -> np.ndarray:
@@ -336,7 +337,7 @@ class SdxlText:
     "crossattn": (1, 77, 768 + 1280), "vector": (1, 1280 + 3 * 512)}``."""
 
     def __init__(self, clip_l, clip_g, size_dim: int = 256) -> None:
-        from methods.sd_single_file import OpenClipTokenizer
+        from methods.sd.single_file import OpenClipTokenizer
 
         self.clip_l, self.clip_g = clip_l.eval(), clip_g.eval()
         self.tokenizer = OpenClipTokenizer()
@@ -349,7 +350,7 @@ class SdxlText:
     def __call__(self, text: str) -> dict:
         import torch
 
-        from methods.diffbir_controlnet import timestep_features
+        from methods.nets.ircontrolnet import timestep_features
 
         ids = self.tokenizer([text])
         dev = next(self.clip_l.parameters()).device
@@ -395,9 +396,9 @@ def load_parts(
     a SUPIR key no network has is an error). ``text_configs="none"``: no text encoders."""
     import torch  # noqa: F401
 
-    from methods import sd_core
-    from methods.sd_single_file import convert_vae
-    from methods.supir_nets import SDXL, GLVControl, SupirUNet
+    from methods.nets.supir_net import SDXL, GLVControl, SupirUNet
+    from methods.sd import model as sd_model
+    from methods.sd.single_file import convert_vae
 
     cfg = unet_cfg or SDXL
     known = (UNET_PREFIX, CONTROL_PREFIX, DENOISE_PREFIX)
@@ -412,12 +413,12 @@ def load_parts(
     vae_sd = {
         k: v for k, v in merged.items() if k.startswith(VAE_PREFIX) and DENOISE_PREFIX not in k
     }
-    vae = sd_core.build_vae(vcfg)
+    vae = sd_model.build_vae(vcfg)
     strict_load(vae, convert_vae(vae_sd, vcfg), f"{source} (vae)")
     enc_prefix = VAE_PREFIX + "encoder."
     swapped = {k: v for k, v in vae_sd.items() if not k.startswith(enc_prefix)}
     swapped.update({enc_prefix + k: v for k, v in _strip(merged, DENOISE_PREFIX).items()})
-    denoise = sd_core.build_vae(vcfg).encoder
+    denoise = sd_model.build_vae(vcfg).encoder
     strict_load(
         denoise, _strip(convert_vae(swapped, vcfg), "encoder."), f"{source} (denoise_encoder)"
     )
@@ -434,7 +435,7 @@ def load_parts(
 
 def load_text(sd: dict, source: str, configs=None, size_dim: int = 256) -> SdxlText:
     """Both text encoders, strictly loaded from the SDXL file's ``conditioner.*`` keys."""
-    from methods.sd_single_file import _match_text_prefix
+    from methods.sd.single_file import _match_text_prefix
 
     cl, cg = build_text(*(configs or (None, None)))
     weights_l = _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl)
@@ -450,7 +451,7 @@ def convert_clip_g(sd: dict, net) -> dict:
     """``conditioner.embedders.1.model.*`` (OpenCLIP) -> CLIPTextModelWithProjection keys."""
     from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
 
-    from methods.sd_single_file import _match_text_prefix
+    from methods.sd.single_file import _match_text_prefix
 
     part = {k: v for k, v in sd.items() if k.startswith(CLIP_G_PREFIX)}
     part.pop(CLIP_G_PREFIX + "logit_scale", None)

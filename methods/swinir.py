@@ -3,7 +3,7 @@ Transformer", ICCV-W 2021 (https://arxiv.org/abs/2108.10257).
 
 Upstream: JingyunLiang/SwinIR @6545850 (``main_test_swinir.py`` tasks ``jpeg_car`` and
 ``color_jpeg_car``, ``models/network_swinir.py``; code Apache-2.0, weights from its GitHub
-release v0.0). The network is carbench's SwinIR (:class:`methods.diffbir_swinir.SwinIR`) in the
+release v0.0). The network is carbench's SwinIR (:class:`methods.nets.swinir_net.SwinIR`) in the
 CAR configuration: no upsampler, output = input + residual, 1 (gray) or 3 (colour) channels,
 width 180, 6 groups of 6 blocks with 6 heads, 7x7 windows (JPEG's 8x8 blocks never line up
 with them), ``img_size`` 126, MLP ratio 2, ``img_range`` 255; checkpoints load strictly.
@@ -76,7 +76,7 @@ def _weight(kind: str, qf: int) -> WeightFile:
 
 def build_swinir_car(in_chans: int):
     """SwinIR-M for JPEG CAR with ``in_chans`` 1 (gray) or 3 (colour), random weights."""
-    from methods.diffbir_swinir import SwinIR
+    from methods.nets.swinir_net import SwinIR
 
     return SwinIR(in_chans=in_chans, **CAR_CONFIG)
 

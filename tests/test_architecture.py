@@ -22,17 +22,22 @@ FLOORS: tuple[tuple[str, int], ...] = (
     ("bench", 0),  # the package face: __version__ only
     ("degradations", 1),
     ("bench.metrics", 2),
-    ("methods", 3),
-    ("bench.datasets", 4),
-    ("bench.protocols", 4),
-    ("bench.suites", 4),
-    ("bench.generate", 4),
-    ("bench.run", 4),
-    ("bench.store", 4),
-    ("bench.check", 4),
-    ("reports", 5),
-    ("bench.study", 6),
-    ("bench.cli", 7),
+    ("methods.base", 3),  # the adapter interface and weight locator
+    ("methods.torch_utils", 3),
+    ("methods.tiling", 3),
+    ("methods.nets", 4),
+    ("methods.sd", 5),
+    ("methods", 6),  # the adapters and their registry
+    ("bench.datasets", 7),
+    ("bench.protocols", 7),
+    ("bench.suites", 7),
+    ("bench.generate", 7),
+    ("bench.run", 7),
+    ("bench.store", 7),
+    ("bench.check", 7),
+    ("reports", 8),
+    ("bench.study", 9),
+    ("bench.cli", 10),
 )
 PACKAGES = ("bench", "degradations", "methods", "reports")
 

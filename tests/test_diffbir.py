@@ -9,10 +9,10 @@ import torch
 import methods
 from bench.core.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
-from methods import sd_core
 from methods.base import Sample
 from methods.diffbir import ZSNR_FILE, SpacedSchedule, space_timesteps
-from methods.diffbir_controlnet import ControlNet
+from methods.nets.ircontrolnet import ControlNet
+from methods.sd import model as sd_model
 
 
 def test_respacing_matches_guided_diffusion_rule():
@@ -22,7 +22,7 @@ def test_respacing_matches_guided_diffusion_rule():
 
 
 def test_full_schedule_is_plain_ddpm():
-    ac = sd_core.alphas_cumprod().double().numpy()
+    ac = sd_model.alphas_cumprod().double().numpy()
     s = SpacedSchedule(ac, 1000)
     t = 500
     beta = 1 - ac[t] / ac[t - 1]
@@ -116,8 +116,8 @@ def tiny_diffbir():
     from tests.test_diffusion import TINY_UNET, TINY_VAE
 
     torch.manual_seed(0)
-    unet = sd_core.build_unet(dict(TINY_UNET, norm_num_groups=32, cross_attention_dim=64)).eval()
-    vae = sd_core.build_vae(TINY_VAE).eval()
+    unet = sd_model.build_unet(dict(TINY_UNET, norm_num_groups=32, cross_attention_dim=64)).eval()
+    vae = sd_model.build_vae(TINY_VAE).eval()
     control = ControlNet(
         model_channels=32,
         channel_mult=(1, 2),
@@ -181,12 +181,13 @@ def test_pipeline_end_to_end(tiny_diffbir, coffee, version):
 def test_v21_reads_stable_diffusion_from_its_single_file(tmp_path, monkeypatch):
     """The zero-terminal-SNR SD comes from sd2.1-base-zsnr-laionaes5.ckpt (LDM layout), here
     a tiny one written by the test's own LDM mapping."""
-    from methods import sd_single_file
+    from methods.sd import model as sd_model
+    from methods.sd import single_file as sd_single_file
     from tests.test_diffusion import TINY_UNET, TINY_VAE
     from tests.test_sd_single_file import TINY_TEXT, _ldm_file
 
     torch.manual_seed(0)
-    unet, vae = sd_core.build_unet(TINY_UNET), sd_core.build_vae(TINY_VAE)
+    unet, vae = sd_model.build_unet(TINY_UNET), sd_model.build_vae(TINY_VAE)
     text = sd_single_file.build_text_encoder(TINY_TEXT)
     path, _ = _ldm_file(unet, vae, text, tmp_path, TINY_UNET, TINY_VAE)
     folder = tmp_path / "w" / "diffbir"
@@ -195,8 +196,8 @@ def test_v21_reads_stable_diffusion_from_its_single_file(tmp_path, monkeypatch):
     for f in ("DiffBIR_v2.1.pt", "realesrgan_s4_swinir_100k.pth"):
         (folder / f).write_bytes(b"x")
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w"))
-    monkeypatch.setattr(sd_core, "UNET_CONFIG", TINY_UNET)
-    monkeypatch.setattr(sd_core, "VAE_CONFIG", TINY_VAE)
+    monkeypatch.setattr(sd_model, "UNET_CONFIG", TINY_UNET)
+    monkeypatch.setattr(sd_model, "VAE_CONFIG", TINY_VAE)
     monkeypatch.setattr(sd_single_file, "TEXT_CONFIG", TINY_TEXT)
     sd, paths = methods.get("diffbir:version=v2.1")._stable_diffusion()
     assert paths == [folder / ZSNR_FILE]

@@ -1,4 +1,4 @@
-"""DiffBIR's networks (methods/diffbir_nets.py): official state-dict layouts, buffers, and CPU
+"""DiffBIR's networks (methods/nets/): official state-dict layouts, buffers, and CPU
 forward passes with random weights (shapes and structural properties, never quality)."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.diffbir_nets import build_ircontrolnet, build_scunet, build_swinir
+from methods.nets.ircontrolnet import build_ircontrolnet
+from methods.nets.scunet import build_scunet
+from methods.nets.swinir_net import build_swinir
 
 BUILDERS = {
     "diffbir-ircontrolnet.json": build_ircontrolnet,

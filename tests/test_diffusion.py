@@ -18,9 +18,12 @@ import torch
 import methods
 from bench.core.errors import BenchError, WeightsMissingError
 from degradations import Jpeg
-from methods import sd_core
 from methods.base import Sample
 from methods.codiff import build_cave
+from methods.sd import color as sd_color
+from methods.sd import lora as sd_lora
+from methods.sd import model as sd_model
+from methods.sd import tiling as sd_tiling
 
 TINY_UNET = dict(
     block_out_channels=[32, 64],
@@ -51,7 +54,7 @@ TINY_VAE = dict(
 @pytest.fixture(scope="module")
 def meta_sd():
     with torch.device("meta"):
-        return sd_core.build_unet(), sd_core.build_vae()
+        return sd_model.build_unet(), sd_model.build_vae()
 
 
 def _shapes(sd: dict) -> dict:
@@ -70,8 +73,8 @@ def test_sd21_unet_and_vae_match_manifests(manifests, meta_sd):
 def test_lora_checkpoint_layout_matches_manifests(manifests, manifest, rank):
     man = json.loads((manifests / manifest).read_text())
     with torch.device("meta"):
-        unet, vae = sd_core.build_unet(), sd_core.build_vae()
-        ck = sd_core.make_lora_checkpoint(unet, vae, rank)
+        unet, vae = sd_model.build_unet(), sd_model.build_vae()
+        ck = sd_lora.make_lora_checkpoint(unet, vae, rank)
     for key in (
         "unet_lora_encoder_modules",
         "unet_lora_decoder_modules",
@@ -98,46 +101,46 @@ def test_cave_matches_manifest(manifests):
 
 def test_schedule_values():
     """notes/methods.md: alpha-bar at t=499 is 0.27767, at t=999 0.0046601 (scaled linear)."""
-    ab = sd_core.alphas_cumprod()
+    ab = sd_model.alphas_cumprod()
     assert float(ab[499]) == pytest.approx(0.27767, abs=2e-5)
     assert float(ab[999]) == pytest.approx(0.0046601, abs=2e-7)
     eps = torch.randn(1, 4, 8, 8)
     a = ab[499]
     x0 = torch.randn(1, 4, 8, 8)
     zt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-    assert torch.allclose(sd_core.one_step_x0(eps, zt, 499), x0, atol=1e-5)
+    assert torch.allclose(sd_model.one_step_x0(eps, zt, 499), x0, atol=1e-5)
 
 
 def test_gaussian_tile_weights_by_hand():
-    w = sd_core.gaussian_tile_weights(96, 96)
+    w = sd_tiling.gaussian_tile_weights(96, 96)
 
     def g(x, mid, n):
         return math.exp(-((x - mid) ** 2) / (n * n) / 0.02) / math.sqrt(2 * math.pi * 0.01)
 
     assert float(w[10, 20]) == pytest.approx(g(10, 48, 96) * g(20, 47.5, 96), rel=1e-9)
-    assert sd_core.tile_offsets(200, 96, 32) == [0, 64, 104]
+    assert sd_tiling.tile_offsets(200, 96, 32) == [0, 64, 104]
 
 
 def test_latent_tiling_of_a_thin_strip_terminates():
     """A latent with more than 96 x 96 positions whose short side is <= the overlap (32): the
     tiles shrink to that side; upstream's tile loop never ends there, here the overlap halves."""
     with pytest.raises(ValueError):
-        sd_core.tile_offsets(300, 32, 32)
+        sd_tiling.tile_offsets(300, 32, 32)
     z = torch.randn(1, 4, 32, 300)
     calls = []
-    out = sd_core.tiled_latent_apply(lambda t: calls.append(t.shape) or t * 2, z)
+    out = sd_tiling.tiled_latent_apply(lambda t: calls.append(t.shape) or t * 2, z)
     assert torch.allclose(out, z * 2) and calls[0] == (1, 4, 32, 32) and len(calls) == 18
 
 
 def test_color_fixes():
     torch.manual_seed(0)
     out, ref = torch.rand(1, 3, 32, 32) * 0.5, torch.rand(1, 3, 32, 32) * 0.2 + 0.6
-    fixed = sd_core.adain_color_fix(out, ref)
+    fixed = sd_color.adain_color_fix(out, ref)
     assert torch.allclose(fixed.mean((2, 3)), ref.mean((2, 3)), atol=1e-4)
     assert torch.allclose(fixed.std((2, 3)), ref.std((2, 3)), rtol=1e-2)
     flat = torch.full((1, 3, 32, 32), 0.3)  # no high frequencies: only the ref's low band stays
-    _, low_ref = sd_core._wavelet_split(ref)
-    assert torch.allclose(sd_core.wavelet_color_fix(flat, ref), low_ref.clamp(0, 1), atol=1e-6)
+    _, low_ref = sd_color._wavelet_split(ref)
+    assert torch.allclose(sd_color.wavelet_color_fix(flat, ref), low_ref.clamp(0, 1), atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +157,7 @@ def tiny_weights(tmp_path_factory):
         unet = UNet2DConditionModel.from_pretrained(root / "sd" / "unet")
         vae = AutoencoderKL.from_pretrained(root / "sd" / "vae")
         p = torch.nn.Linear(512, 1024).state_dict() if proj else None
-        ck = sd_core.make_lora_checkpoint(unet, vae, rank, p)
+        ck = sd_lora.make_lora_checkpoint(unet, vae, rank, p)
         for sd in (ck["state_dict_unet"], ck["state_dict_vae"]):  # B matrices are zero-init
             for k in sd:
                 if "lora_B" in k:
@@ -236,10 +239,10 @@ def test_tiled_vae(codiff, astronaut):
     with torch.no_grad():
         whole = enc(x)
         assert torch.equal(
-            sd_core.tiled_vae(enc, x, tile=768, scale=1 / 8, overlap=64, module=enc), whole
+            sd_tiling.tiled_vae(enc, x, tile=768, scale=1 / 8, overlap=64, module=enc), whole
         )
-        naive = sd_core.tiled_vae(enc, x, tile=384, scale=1 / 8, overlap=64)
-        synced = sd_core.tiled_vae(enc, x, tile=384, scale=1 / 8, overlap=64, module=enc)
+        naive = sd_tiling.tiled_vae(enc, x, tile=384, scale=1 / 8, overlap=64)
+        synced = sd_tiling.tiled_vae(enc, x, tile=384, scale=1 / 8, overlap=64, module=enc)
     assert synced.shape == whole.shape
     gap = ((whole - synced).abs().mean() / whole.abs().mean()).item()
     gap_naive = ((whole - naive).abs().mean() / whole.abs().mean()).item()

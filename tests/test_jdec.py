@@ -23,8 +23,8 @@ from methods.jdec import (
     padded_grid,
     read_coefficients,
 )
-from methods.jdec_net import JDECNet, dct_matrix
-from methods.swin_common import shifted_window_mask
+from methods.nets.jdec_net import JDECNet, dct_matrix
+from methods.nets.swin_common import shifted_window_mask
 
 
 def test_network_matches_official_manifest(manifests):

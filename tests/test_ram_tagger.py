@@ -1,4 +1,4 @@
-"""The DAPE/RAM tagger (methods.ram_tagger) and OSEDiff's tag prompt.
+"""The DAPE/RAM tagger (methods.nets.ram_tagger) and OSEDiff's tag prompt.
 
 The upstream code is not needed here: the official key layout (tests/data/ram_swinl_keys.json)
 and the upstream outputs on seeded stand-in files (tests/data/ram_tagger_reference.json) were
@@ -17,7 +17,7 @@ from PIL import Image
 
 import methods
 from bench.core.errors import BenchError, WeightsMissingError
-from methods.ram_tagger import (
+from methods.nets.ram_tagger import (
     RamConfig,
     RamTagger,
     RamTaggingNet,

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bench.core.errors import BenchError
-from methods import sd_core, sd_single_file
+from methods.sd import model as sd_model
+from methods.sd import single_file as sd_single_file
 from tests.test_diffusion import TINY_UNET, TINY_VAE
 
 _RESNET = {
@@ -156,7 +157,7 @@ TINY_TEXT.update(num_hidden_layers=2, num_attention_heads=4, projection_dim=32)
 
 def test_tiny_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(0)
-    unet, vae = sd_core.build_unet(TINY_UNET), sd_core.build_vae(TINY_VAE)
+    unet, vae = sd_model.build_unet(TINY_UNET), sd_model.build_vae(TINY_VAE)
     text = sd_single_file.build_text_encoder(TINY_TEXT)
     path, ldm = _ldm_file(unet, vae, text, tmp_path, TINY_UNET, TINY_VAE)
     assert sd_single_file.unused_keys(ldm) == []
@@ -200,11 +201,11 @@ def test_full_size_keys_match_the_manifests(manifests):
     with torch.device("meta"):
         unet_sd = {k: torch.empty(s) for k, s in man_unet["shapes"].items()}
         vae_sd = {k: torch.empty(s) for k, s in man_vae["shapes"].items()}
-    ldm = {unet_to_ldm(k, sd_core.UNET_CONFIG): v for k, v in unet_sd.items()}
-    ldm.update(dict(vae_to_ldm(k, v, sd_core.VAE_CONFIG) for k, v in vae_sd.items()))
+    ldm = {unet_to_ldm(k, sd_model.UNET_CONFIG): v for k, v in unet_sd.items()}
+    ldm.update(dict(vae_to_ldm(k, v, sd_model.VAE_CONFIG) for k, v in vae_sd.items()))
     assert len(ldm) == len(unet_sd) + len(vae_sd)  # the mapping is one-to-one
-    unet = sd_single_file.convert_unet(ldm, sd_core.UNET_CONFIG)
-    vae = sd_single_file.convert_vae(ldm, sd_core.VAE_CONFIG)
+    unet = sd_single_file.convert_unet(ldm, sd_model.UNET_CONFIG)
+    vae = sd_single_file.convert_vae(ldm, sd_model.VAE_CONFIG)
     assert {k: list(v.shape) for k, v in unet.items()} == man_unet["shapes"]
     assert {k: list(v.shape) for k, v in vae.items()} == man_vae["shapes"]
     with torch.device("meta"):
@@ -241,7 +242,7 @@ def test_pickled_objects_are_refused(tmp_path):
 
 def test_missing_part_is_a_strict_error(tmp_path):
     torch.manual_seed(0)
-    unet, vae = sd_core.build_unet(TINY_UNET), sd_core.build_vae(TINY_VAE)
+    unet, vae = sd_model.build_unet(TINY_UNET), sd_model.build_vae(TINY_VAE)
     text = sd_single_file.build_text_encoder(TINY_TEXT)
     path, ldm = _ldm_file(unet, vae, text, tmp_path, TINY_UNET, TINY_VAE)
     del ldm["model.diffusion_model.out.2.weight"]

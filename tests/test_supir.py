@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from methods.supir_nets import GLVControl, SupirUNet, UNetConfig  # noqa: E402
+from methods.nets.supir_net import GLVControl, SupirUNet, UNetConfig  # noqa: E402
 from tests.reference.standin import fill_standin, layout_digest  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -54,14 +54,14 @@ def test_supir_checkpoint_layout_full_size():
     shapes of upstream's modules (1034 SUPIR keys, 1,332,339,912 parameters; SDXL UNet 1680)."""
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    from methods import sd_core
+    from methods.sd import model as sd_model
     from methods.supir import SDXL_VAE_CONFIG
     from methods.torch_utils import strict_load
 
     lay = _layout()
     with torch.device("meta"):
         control, unet = GLVControl(), SupirUNet()
-        vae = sd_core.build_vae(SDXL_VAE_CONFIG)
+        vae = sd_model.build_vae(SDXL_VAE_CONFIG)
     mine = {**_shapes("model.control_model.", control), **_shapes("model.diffusion_model.", unet)}
     want = {**lay["supir_ckpt"], **lay["sdxl_unet"]}
     denoise = {k: v for k, v in want.items() if ".denoise_encoder." in k}
@@ -238,7 +238,7 @@ def test_restore_end_to_end_on_cpu(tmp_path):
 def test_sampler_schedule_and_steps_match_upstream():
     """LegacyDDPMDiscretization(50), the denoiser's 1000 sigmas, and single restoration-guided
     Euler steps (restore_cfg 2, gamma 0.1, LinearCFG 1 -> 4) at next sigmas around 0.05."""
-    from methods import supir_sampler as S
+    from methods.sd import supir_sampler as S
 
     ref = _ref()
     np.testing.assert_array_equal(S.sampling_sigmas(50).numpy(), ref["sigmas50"])

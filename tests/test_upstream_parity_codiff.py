@@ -4,7 +4,7 @@
 Both sides fill networks with the official parameter names by ``fill_standin``: upstream its own
 UNet/VAE copies (diffusers 0.25.0) with LoRA added by its ``initialize_unet`` / ``initialize_vae``
 and saved by ``CODiff_train.save_model``; carbench diffusers 0.42 classes with the adapters of
-``sd_core.make_lora_checkpoint`` loaded through ``sd_core.add_lora``. Precision fp16 (upstream's
+``sd_lora.make_lora_checkpoint`` loaded through ``sd_lora.add_lora``. Precision fp16 (upstream's
 default ``--mixed_precision``), CaVE and proj fp32, on CPU.
 """
 
@@ -18,8 +18,9 @@ import pytest
 import torch
 
 import methods
-from methods import sd_core
 from methods.base import Sample
+from methods.sd import lora as sd_lora
+from methods.sd import model as sd_model
 from tests.reference import codiff_upstream as ref
 from tests.reference.standin import fill_standin, layout_digest
 
@@ -45,12 +46,12 @@ def standin_parts(seeds=ref.SEEDS, gains=ref.GAINS, rank: int = ref.RANK, cave: 
     scripts fill upstream's (CODiff's seeds by default; OSEDiff's without proj and CaVE)."""
     from methods.codiff import build_cave
 
-    unet, vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
+    unet, vae = sd_model.build_unet(ref.UNET_CONFIG), sd_model.build_vae(ref.VAE_CONFIG)
     fill_standin(unet, seeds["unet"], gains["unet"])
     fill_standin(vae, seeds["vae"], gains["vae"])
-    lora_unet, lora_vae = sd_core.build_unet(ref.UNET_CONFIG), sd_core.build_vae(ref.VAE_CONFIG)
+    lora_unet, lora_vae = sd_model.build_unet(ref.UNET_CONFIG), sd_model.build_vae(ref.VAE_CONFIG)
     proj = torch.nn.Linear(512, 1024) if cave else None
-    ckpt = sd_core.make_lora_checkpoint(
+    ckpt = sd_lora.make_lora_checkpoint(
         lora_unet, lora_vae, rank, proj.state_dict() if cave else None
     )
     # the checkpoint's tensors share storage with the modules, so filling them fills it
@@ -70,7 +71,7 @@ def with_lora(unet, vae, ckpt: dict):
     import copy
 
     unet, vae = copy.deepcopy(unet), copy.deepcopy(vae)
-    sd_core.add_lora(unet, vae, sd_core.LoraCheckpoint(ckpt), "stand-in")
+    sd_lora.add_lora(unet, vae, sd_lora.LoraCheckpoint(ckpt), "stand-in")
     return unet.eval().half(), vae.eval().half()
 
 
@@ -110,7 +111,7 @@ def run_stages(m, lq: np.ndarray, tiles: tuple[int, int]) -> dict[str, np.ndarra
         m.unet.register_forward_hook(lambda mod, a, o: got["eps_tiles"].append(o.sample)),
         m.vae.decoder.register_forward_hook(lambda mod, a, o: keep("decoded", o[0])),
     ]
-    step = sd_core.one_step_x0
+    step = sd_model.one_step_x0
     restore_tensor = m.restore_tensor
 
     def spy_step(eps, z, t):
@@ -118,13 +119,13 @@ def run_stages(m, lq: np.ndarray, tiles: tuple[int, int]) -> dict[str, np.ndarra
         got["x0"] = step(eps, z, t)
         return got["x0"]
 
-    sd_core.one_step_x0 = spy_step
+    sd_model.one_step_x0 = spy_step
     m.restore_tensor = lambda x: restore_tensor(x, tiles=tiles)
     sample = Sample("crop", lq, Path("-"), "jpeg-q10", {"qf": 10})
     try:
         final = m.restore(sample)
     finally:
-        sd_core.one_step_x0 = step
+        sd_model.one_step_x0 = step
         del m.restore_tensor
         for h in hooks:
             h.remove()

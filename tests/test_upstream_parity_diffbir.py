@@ -76,7 +76,7 @@ def _close(got: np.ndarray, want: np.ndarray, atol: float = 0.0, rtol: float = 0
 
 
 def _scunet(ref):
-    from methods.diffbir_scunet import SCUNet
+    from methods.nets.scunet import SCUNet
 
     net = SCUNet(in_nc=3, config=(2,) * 7, dim=64)
     _check(net, "scunet", ref)
@@ -84,7 +84,7 @@ def _scunet(ref):
 
 
 def _swinir(ref):
-    from methods.diffbir_swinir import SwinIR
+    from methods.nets.swinir_net import SwinIR
 
     net = SwinIR(
         img_size=64,
@@ -103,7 +103,7 @@ def _swinir(ref):
 
 
 def _controlnet(ref):
-    from methods.diffbir_controlnet import ControlNet
+    from methods.nets.ircontrolnet import ControlNet
 
     net = ControlNet(
         in_channels=4,
@@ -153,7 +153,7 @@ def _converted(net, keys, name: str, prefix: str, convert):
 def _unet(ref):
     from diffusers import UNet2DConditionModel
 
-    from methods import sd_single_file
+    from methods.sd import single_file as sd_single_file
 
     unet = UNet2DConditionModel(
         sample_size=16,
@@ -174,9 +174,10 @@ def _unet(ref):
 def _vae(loop):
     """diffusers AutoencoderKL equal to upstream's AutoencoderKL(ch 32, ch_mult [1, 1, 2, 2],
     2 resnets per level, embed 4)."""
-    from methods import sd_core, sd_single_file
+    from methods.sd import model as sd_model
+    from methods.sd import single_file as sd_single_file
 
-    vae = sd_core.build_vae(dict(sd_core.VAE_CONFIG, block_out_channels=[32, 32, 64, 64]))
+    vae = sd_model.build_vae(dict(sd_model.VAE_CONFIG, block_out_channels=[32, 32, 64, 64]))
     keys = loop["vae_keys"]
     return _converted(vae, keys, "vae", sd_single_file.VAE_PREFIX, sd_single_file.convert_vae)
 
@@ -184,7 +185,7 @@ def _vae(loop):
 def _text_encoder(loop):
     """transformers CLIPTextModel from upstream's OpenCLIP text tower of width 32, 2 heads,
     3 layers, penultimate layer (so 2 blocks kept), via carbench's single-file converter."""
-    from methods import sd_single_file as S
+    from methods.sd import single_file as S
 
     config = dict(
         S.TEXT_CONFIG,
@@ -305,7 +306,7 @@ def test_text_condition_matches_upstream(loop):
     tokenizer and the converted CLIPTextModel). Measured 0.0 on all four prompts; a changed
     prompt word, quick_gelu for gelu or a 76-token context fails."""
     from methods.diffbir import VERSIONS, DiffBIR
-    from methods.sd_single_file import OpenClipTokenizer
+    from methods.sd.single_file import OpenClipTokenizer
 
     prompts = [str(p) for p in loop["text_prompts"]]
     assert [VERSIONS[v].pos_prompt for v in ("v2", "v2.1")] == prompts[0::2]

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import methods
-from methods import sd_core
+from methods.sd import color as sd_color
+from methods.sd import model as sd_model
+from methods.sd import tiling as sd_tiling
 from tests.reference import vaehook_upstream as vh
 from tests.reference.standin import layout_digest
 
@@ -47,11 +49,11 @@ def test_vaehook_tiles_as_upstream():
     168 x 200 image with tile 64 / pad 32 gives core tiles of ceil(104/2) = 52 -> 64 rows and
     ceil(136/3) = 46 -> 64 columns; the 30 x 36 latent with tile 6 / pad 11 gives cores of
     4 rows and ceil(14/3) = 5 -> 6 columns."""
-    assert (sd_core.VAEHOOK_PAD_ENCODER, sd_core.VAEHOOK_PAD_DECODER) == (32, 11)
-    enc = sd_core.vaehook_boxes(168, 200, 64, 32, 1 / 8)
+    assert (sd_tiling.VAEHOOK_PAD_ENCODER, sd_tiling.VAEHOOK_PAD_DECODER) == (32, 11)
+    enc = sd_tiling.vaehook_boxes(168, 200, 64, 32, 1 / 8)
     assert [b[0] for b in enc[:3]] == [(0, 128, 0, 128), (64, 192, 0, 128), (128, 200, 0, 128)]
     assert enc[0][1] == (0, 96 // 8, 0, 96 // 8) and enc[5][1] == (160 // 8, 25, 96 // 8, 21)
-    dec = sd_core.vaehook_boxes(30, 36, 6, 11, 8)
+    dec = sd_tiling.vaehook_boxes(30, 36, 6, 11, 8)
     assert [b[0] for b in dec[:3]] == [(0, 28, 0, 26), (6, 34, 0, 26), (12, 36, 0, 26)]
     assert [b[1] for b in dec[3:]] == [
         (0, 17 * 8, 15 * 8, 240),
@@ -62,7 +64,7 @@ def test_vaehook_tiles_as_upstream():
 
 @pytest.mark.slow  # ~4 s: six encoder tiles of a 168 x 200 crop through a small VAE, twice
 def test_vaehook_encoder_matches_upstream(hook_ref, small_vae):
-    """Upstream's VAEHook (CODiff @86e2f04) vs ``sd_core.vaehook_tiled`` on the encoder. The same
+    """Upstream's VAEHook (CODiff @86e2f04) vs ``sd_tiling.vaehook_tiled`` on the encoder. The same
     convolutions on the same tiles; the group norm is computed differently (upstream:
     var_mean + batch_norm, carbench: var_mean + explicit formula), so float32 rounding noise
     (measured below 2e-5) is allowed; a changed padding or statistic moves values by > 0.05."""
@@ -71,7 +73,7 @@ def test_vaehook_encoder_matches_upstream(hook_ref, small_vae):
     m = methods.get("codiff")
     with torch.no_grad():  # the adapter's path and padding, upstream's tile size of the record
         got = m._vae_part(enc, x, vh.ENC_TILE, m.vae_encoder_tile[1], 1 / 8)[0].numpy()
-        pooled = sd_core.tiled_vae(enc, x, vh.ENC_TILE, 1 / 8, 32, module=enc)[0].numpy()
+        pooled = sd_tiling.tiled_vae(enc, x, vh.ENC_TILE, 1 / 8, 32, module=enc)[0].numpy()
     ref = hook_ref["enc_tiled"]
     assert float(ref.std()) > 0.1
     assert np.abs(got - ref).max() < 1e-4
@@ -98,7 +100,7 @@ def test_vaehook_untiled_below_threshold(small_vae):
     enc = small_vae.encoder
     x = torch.zeros(1, 3, 32, 40)
     with torch.no_grad():
-        assert torch.equal(sd_core.vaehook_tiled(enc, x, 8, 16, 1 / 8, enc), enc(x))
+        assert torch.equal(sd_tiling.vaehook_tiled(enc, x, 8, 16, 1 / 8, enc), enc(x))
 
 
 def test_vae_tiling_option_and_id():
@@ -233,8 +235,8 @@ def test_colour_fix_matches_upstream(fix, onestep_ref):
     sd_core's fixes + ToPILImage-style truncation: the same float32 operations in the same
     order, so the uint8 results are equal (measured: no differing value)."""
     out, ref = _t01(onestep_ref["restored"]), _t01(onestep_ref["lq"])
-    fn = sd_core.adain_color_fix if fix == "adain" else sd_core.wavelet_color_fix
-    got = sd_core.to_uint8_truncate(fn(out, ref))
+    fn = sd_color.adain_color_fix if fix == "adain" else sd_color.wavelet_color_fix
+    got = sd_color.to_uint8_truncate(fn(out, ref))
     want = onestep_ref[fix]
     assert np.abs(want.astype(int) - onestep_ref["restored"]).mean() > 10  # the fix acts
     assert np.array_equal(got, want)
@@ -247,14 +249,14 @@ def test_colour_fix_matches_upstream(fix, onestep_ref):
 @pytest.mark.parametrize("t", [499, 999])
 def test_one_step_x0_matches_upstream_scheduler(t, onestep_ref):
     """DDPMScheduler.step at CODiff's t = 499 / OSEDiff's t = 999 (SD-2.1-base schedule) vs
-    sd_core.one_step_x0 and the adapters' timesteps: float32, another operation order
+    sd_model.one_step_x0 and the adapters' timesteps: float32, another operation order
     (measured <= 1.2e-10); t = 498 instead of 499 moves x0 by ~1e-2."""
     from tests.reference.onestep_upstream import latents
 
     z, eps = latents()
     name = {499: "codiff", 999: "osediff:tagger=none"}[t]
     assert methods.get(name).timestep == t
-    got = sd_core.one_step_x0(eps, z, methods.get(name).timestep).numpy()
+    got = sd_model.one_step_x0(eps, z, methods.get(name).timestep).numpy()
     assert np.abs(got - onestep_ref[f"x0_t{t}"]).max() < 1e-6
 
 
@@ -271,7 +273,7 @@ def test_codiff_chain_matches_diffusers_calls(small_vae, onestep_ref):
     from tests.reference.standin import fill_standin
     from tests.test_diffusion import TINY_UNET
 
-    unet = sd_core.build_unet(TINY_UNET).eval()
+    unet = sd_model.build_unet(TINY_UNET).eval()
     fill_standin(unet, 31, 0.5)
     cond = torch.randn((1, 6, 1024), generator=torch.Generator().manual_seed(4))
     m = methods.get("codiff:latent=mean")

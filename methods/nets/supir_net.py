@@ -7,7 +7,7 @@ carbench's own implementation of ``SUPIR/modules/SUPIR_v0.py`` and the sgm ``UNe
 Fanghua-Yu/SUPIR @bda91af with ``options/SUPIR_v0.yaml`` (facts carried over: the layer
 layout, the connector channel lists of mode ``XL-base``, the order in which connectors are
 applied). Building blocks (residual blocks, spatial transformers, attention) are those of
-:mod:`methods.diffbir_controlnet`, which use the same LDM/sgm names; the SDXL file's
+:mod:`methods.nets.ircontrolnet`, which use the same LDM/sgm names; the SDXL file's
 ``model.diffusion_model.*`` keys load into :class:`SupirUNet` without conversion, the SUPIR
 checkpoint's ``model.control_model.*`` into :class:`GLVControl`.
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.diffbir_controlnet import (
+from methods.nets.ircontrolnet import (
     ConditionedSequential,
     CrossAttention,
     Downsample,

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.swin_common import (
+from methods.nets.swin_common import (
     Mlp,
     cpu_shifted_window_mask,
     from_windows,

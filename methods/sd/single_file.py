@@ -159,7 +159,7 @@ def load_single_file(
 ) -> dict:
     """Build and strictly load the asked parts (``unet``, ``vae``, ``text_encoder``,
     ``tokenizer``) from one single-file checkpoint. Configs default to SD-2.1-base."""
-    from methods import sd_core
+    from methods.sd import model as sd_model
     from methods.torch_utils import strict_load
 
     sd = read_checkpoint(Path(path))
@@ -168,11 +168,11 @@ def load_single_file(
     out: dict = {}
     for part in parts:
         if part == "unet":
-            cfg = unet_config or sd_core.UNET_CONFIG
-            net, weights = sd_core.build_unet(cfg), convert_unet(sd, cfg)
+            cfg = unet_config or sd_model.UNET_CONFIG
+            net, weights = sd_model.build_unet(cfg), convert_unet(sd, cfg)
         elif part == "vae":
-            cfg = vae_config or sd_core.VAE_CONFIG
-            net, weights = sd_core.build_vae(cfg), convert_vae(sd, cfg)
+            cfg = vae_config or sd_model.VAE_CONFIG
+            net, weights = sd_model.build_vae(cfg), convert_vae(sd, cfg)
         elif part == "text_encoder":
             cfg = text_config or TEXT_CONFIG
             net, weights = build_text_encoder(cfg), convert_text_encoder(sd, cfg)

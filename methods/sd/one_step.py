@@ -1,0 +1,171 @@
+"""The base of the one-step SD-2.1 adapters (CODiff, OSEDiff): loading the SD parts and the LoRA
+checkpoint, the VAE encode (tiled as upstream's vaehook by default), one UNet step, the decode
+and the colour fix; subclasses supply the condition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from methods.base import Capabilities, Method, Sample
+from methods.sd import color as sd_color
+from methods.sd import model as sd_model
+from methods.sd import tiling as sd_tiling
+from methods.torch_utils import torch_dtype
+
+
+class OneStepSD(Method):
+    """Shared one-step SD-2.1 machinery for CODiff and OSEDiff."""
+
+    group = "diffusion"
+    capabilities = Capabilities(gray=False, size_multiple=8)
+    timestep: int  # set by each adapter (its official one-step timestep)
+    lora_file: str = ""
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        self.fix = options.get("colorfix", "adain")
+        self.latent_mode = options.get("latent", "sample")
+        self.seed = int(options.get("seed", "0"))
+        self.vae_tiling = options.get("vae_tiling", "hook")
+        from bench.core.errors import BenchError
+
+        if self.vae_tiling not in ("hook", "pooled"):
+            raise BenchError(f"{self.name}: vae_tiling must be hook (upstream) or pooled")
+
+        if self.fix not in ("adain", "wavelet", "nofix"):
+            raise BenchError(f"{self.name}: colorfix must be adain, wavelet or nofix")
+        if self.latent_mode not in ("sample", "mean"):
+            raise BenchError(f"{self.name}: latent must be sample or mean")
+
+    def auto_dtype(self, device: str) -> str:
+        """Upstream's test scripts run the UNet and VAE in fp16 (``--mixed_precision fp16``,
+        on CUDA only); fp32 elsewhere."""
+        return "fp16" if device.startswith("cuda") else "fp32"
+
+    def id_options(self) -> dict[str, str]:
+        """The options the method id shows (before the shared defaults are hidden)."""
+        return dict(self.options)
+
+    @property
+    def id(self) -> str:
+        opts = {
+            "colorfix": self.fix,
+            "latent": self.latent_mode,
+            "seed": str(self.seed),
+            "vae_tiling": self.vae_tiling,
+            **self.id_options(),
+        }
+        hidden = (
+            ("colorfix", "adain"),
+            ("latent", "sample"),
+            ("seed", "0"),
+            ("vae_tiling", "hook"),
+        )
+        shown = {k: v for k, v in opts.items() if (k, v) not in hidden}
+        return self.name + (
+            ":" + ",".join(f"{k}={v}" for k, v in sorted(shown.items())) if shown else ""
+        )
+
+    # components are injected by load(); tests inject tiny ones through set_components
+    def set_components(self, unet, vae, cond) -> None:
+        self.unet, self.vae, self.cond = unet, vae, cond
+
+    def build_network(self, variant: str | None = None):
+
+        if variant == "unet":
+            return sd_model.build_unet()
+        if variant == "vae":
+            return sd_model.build_vae()
+        raise ValueError(f"{self.name} has networks unet and vae")
+
+    #: tiled VAE (tile, padding): upstream's vaehook defaults, encoder tiles of 1024 px with
+    #: 32 px context (used above 1024 + 2 x 32), decoder tiles of 224 latent px with 11 px
+    #: context (used above 224 + 2 x 11); ``vae_tiling=pooled`` uses the same sizes as tile and
+    #: overlap-half of carbench's blended, pooled-statistics scheme
+    vae_encoder_tile: tuple[int, int] = (1024, sd_tiling.VAEHOOK_PAD_ENCODER)
+    vae_decoder_tile: tuple[int, int] = (224, sd_tiling.VAEHOOK_PAD_DECODER)
+
+    def _vae_part(self, net, x, tile: int, pad: int, scale: float):
+        if self.vae_tiling == "hook":
+            return sd_tiling.vaehook_tiled(net, x, tile, pad, scale, module=net)
+        if max(x.shape[-2:]) > tile + 2 * pad:
+            return sd_tiling.tiled_vae(net, x, tile, scale, 2 * pad, module=net)
+        return net(x)
+
+    def _encode(self, x):
+        """VAE posterior (mean, std) of x in [-1,1], tiled for large inputs."""
+        h = self._vae_part(self.vae.encoder, x, *self.vae_encoder_tile, 1 / 8)
+        moments = self.vae.quant_conv(h) if self.vae.quant_conv is not None else h
+        mean, logvar = moments.chunk(2, dim=1)
+        return mean, (0.5 * logvar.clamp(-30.0, 20.0)).exp()
+
+    def _decode(self, z):
+        z = self.vae.post_quant_conv(z) if self.vae.post_quant_conv is not None else z
+        return self._vae_part(self.vae.decoder, z, *self.vae_decoder_tile, 8)
+
+    def _latent(self, x):
+        import torch
+
+        mean, std = self._encode(x)
+        if self.latent_mode == "mean":
+            z = mean
+        else:
+            g = torch.Generator(device=x.device).manual_seed(self.seed)
+            z = mean + std * torch.randn(mean.shape, generator=g, device=x.device, dtype=mean.dtype)
+        return z * sd_model.SCALING
+
+    def condition(self, x01):
+        """Encoder hidden states for the UNet."""
+        raise NotImplementedError
+
+    def restore_tensor(self, x01, tiles: tuple[int, int] = (96, 32)):
+        """1x3xHxW in [0,1] (H, W multiples of 8) -> 1x3xHxW in [0,1] before colour fix, in
+        the pipeline's dtype (upstream maps the decoder output to [0,1] in it, then
+        ToPILImage)."""
+        from methods.sd import tiling as sd_tiling
+
+        dt = torch_dtype(self.dtype)
+        cond = self.condition(x01).to(dt)
+        z = self._latent((x01 * 2 - 1).to(dt))
+        t = self.timestep
+
+        def unet(tile):
+            import torch
+
+            ts = torch.tensor([t], device=tile.device).long()
+            return self.unet(
+                tile, ts, encoder_hidden_states=cond.expand(tile.shape[0], -1, -1)
+            ).sample
+
+        eps = sd_tiling.tiled_latent_apply(unet, z, *tiles)
+        x0 = sd_model.one_step_x0(eps.float(), z.float(), t).to(dt)
+        img = self._decode(x0 / sd_model.SCALING).clamp(-1, 1)
+        return img * 0.5 + 0.5
+
+    def prepare_input(self, img: np.ndarray) -> np.ndarray:
+        """The RGB uint8 image the pipeline (and the colour fix) sees; as given by default."""
+        return img
+
+    def restore(self, sample: Sample) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        img = sample.decoded
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        img = self.prepare_input(img)
+        h, w = img.shape[:2]
+        x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = x.to(self.device)
+        xp = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
+        with torch.no_grad():
+            y = self.restore_tensor(xp)[..., :h, :w]
+            y = sd_color.to_uint8_truncate(y)  # ToPILImage: x255 and truncation
+            out = torch.from_numpy(y.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+            if self.fix == "adain":
+                out = sd_color.adain_color_fix(out, x.cpu())
+            elif self.fix == "wavelet":
+                out = sd_color.wavelet_color_fix(out, x.cpu())
+            res = sd_color.to_uint8_truncate(out)
+        return res if sample.decoded.ndim == 3 else res.mean(axis=2).round().astype(np.uint8)
