@@ -143,6 +143,10 @@ class DiffBIR(Method):
                 SD21_FILE,
                 "https://huggingface.co/stabilityai/stable-diffusion-2-1-base/resolve/main/"
                 + SD21_FILE,
+                # official sha256: deforum-art/deforum-stable-diffusion@9d2caaa
+                # helpers/model_load.py (with the official URL) and the HUB_ID cache blob name in
+                # User19779/ZoDiac@24c87de; no source states its size with this sha256
+                "88ecb782561455673c4b78d05093494b9c539fc6bfc08f3a9a4a0dd7b0b10f36",
                 licence="CreativeML Open RAIL++-M",
                 mirrors=tuple(
                     f"https://huggingface.co/{m}/resolve/main/{SD21_FILE}" for m in SD21_MIRRORS

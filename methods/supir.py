@@ -115,12 +115,36 @@ VAE_PREFIX = "first_stage_model."
 DENOISE_PREFIX = "first_stage_model.denoise_encoder."
 
 
+#: sha256 and size of the released checkpoints. Upstream publishes no hash (Google Drive and
+#: Baidu links only); these are the Hub copies' LFS values: XCogni/Supir@b13056f97b1f (v0Q.ckpt,
+#: v0F.ckpt, pinned with size and sha256 by a SUPIR installer) and camenduru/SUPIR's
+#: SUPIR-v0Q.ckpt (same size and sha256, stated by a second project); v0F: one source only
+SUPIR_SHA256 = {
+    "v0Q": ("d7f418398bb024d0d3c779c4ee4e9f171eb072306093f5bcfb2bf096aa2738f8", 5_329_810_432),
+    "v0F": ("9d8906255e2a2cc97b52d95d575461eca2a8971647d5e3e763291965c3a35314", 5_329_719_950),
+}
+
+
 def _supir_file(variant: str) -> WeightFile:
-    return WeightFile(f"SUPIR-{variant}.ckpt", SUPIR_DRIVE, licence=LICENCE)  # README's link
+    sha256, size = SUPIR_SHA256[variant]
+    return WeightFile(  # the Drive folder: upstream README's link
+        f"SUPIR-{variant}.ckpt", SUPIR_DRIVE, sha256, size, licence=LICENCE
+    )
 
 
 def _sdxl_file() -> WeightFile:
-    return WeightFile(SDXL_FILE, SDXL_URL + SDXL_FILE, licence=SDXL_LICENCE, shared=True)
+    # sha256/size: Navezjt/SimpleSDXL@095b3ae models/models_info.json (base64 sha256, with the
+    # official URL); the same for Civitai's copy (model 101055, version 128078,
+    # sdXL_v10VAEFix.safetensors), which is therefore a mirror
+    return WeightFile(
+        SDXL_FILE,
+        SDXL_URL + SDXL_FILE,
+        "e6bb9ea85bbf7bf6478a7c6d18b71246f22e95d41bcdd80ed40aa212c33cfeff",
+        6_938_078_334,
+        licence=SDXL_LICENCE,
+        mirrors=("https://civitai.com/api/download/models/128078",),
+        shared=True,
+    )
 
 
 class Supir(Method):

