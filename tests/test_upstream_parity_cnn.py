@@ -107,7 +107,7 @@ def promptcir_ref():
 
 @pytest.fixture(scope="module")
 def promptcir_nets():
-    from methods.promptcir import build_promptcir
+    from methods.nets.promptcir_net import build_promptcir
 
     nets = []
     for seed in PROMPTCIR_SEEDS:

@@ -232,8 +232,8 @@ def _t01(img: np.ndarray) -> torch.Tensor:
 @pytest.mark.parametrize("fix", ["adain", "wavelet"])
 def test_colour_fix_matches_upstream(fix, onestep_ref):
     """my_utils/wavelet_color_fix.py (CODiff @86e2f04 = OSEDiff @fcc4f09) on PIL images vs
-    carbench's fixes (methods.sd.color) + ToPILImage-style truncation: the same float32 operations in the same
-    order, so the uint8 results are equal (measured: no differing value)."""
+    carbench's fixes (methods.sd.color) + ToPILImage-style truncation: the same float32
+    operations in the same order, so the uint8 results are equal (measured: no differing value)."""
     out, ref = _t01(onestep_ref["restored"]), _t01(onestep_ref["lq"])
     fn = sd_color.adain_color_fix if fix == "adain" else sd_color.wavelet_color_fix
     got = sd_color.to_uint8_truncate(fn(out, ref))
