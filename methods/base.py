@@ -47,6 +47,45 @@ def weights_dir() -> Path:
     return Path(env) if env else cache_root() / "weights"
 
 
+def weight_root(method: str, wf: WeightFile, root: Path | None = None) -> Path:
+    """The folder a method's weight file goes under: ``<root>/<method>``, or ``<root>`` itself
+    for a file several methods share (SD-2.1-base)."""
+    root = root or weights_dir()
+    return root if wf.shared else root / method
+
+
+def weight_candidates(method: str, wf: WeightFile, root: Path | None = None) -> list[Path]:
+    """Where a method's weight file may lie, where it goes first (see :func:`weight_root`), then
+    the other of ``<root>/<method>/<relpath>`` and ``<root>/<relpath>``."""
+    root = root or weights_dir()
+    first = weight_root(method, wf, root) / wf.relpath
+    other = (root / method if wf.shared else root) / wf.relpath
+    return [first, other]
+
+
+def locate(method: str, wf: WeightFile, root: Path | None = None) -> Path | None:
+    """The first of :func:`weight_candidates` that exists, None when the file is missing."""
+    return next((c for c in weight_candidates(method, wf, root) if c.is_file()), None)
+
+
+def how_to_get(method: str, wf: WeightFile, root: Path | None = None) -> str:
+    """One line naming a missing file, its sources and where it goes."""
+    dest = weight_candidates(method, wf, root)[0]
+    size = f", {wf.size:,} bytes" if wf.size else ""
+    sha = f", sha256 {wf.sha256}" if wf.sha256 else ""
+    if "/drive/folders/" in wf.url and not wf.gdrive:  # published only as a Drive folder
+        known = f"{size}{sha}".lstrip(", ") or "no size or sha256 published"
+        return (
+            f"{wf.name}: download it by hand from the Google Drive folder {wf.url} ({known}; "
+            f"e.g. `gdown --folder {wf.url}`) and put it at {dest}"
+        )
+    src = " or ".join([wf.source()] + [u for k, u in sources(wf) if k == "mirror"])
+    return (
+        f"{wf.name}: get {src}{size}{sha} and put it at {dest} "
+        f"(or run `bench weights fetch {method}`)"
+    )
+
+
 class Method:
     """Base adapter. Subclasses set the class attributes and implement ``restore``."""
 
@@ -87,24 +126,16 @@ class Method:
 
     def weight_paths(self, variant: str | None = None, root: Path | None = None) -> list[Path]:
         """Paths of the variant's weight files; raises naming every missing one."""
-        root = root or weights_dir()
-        files = self.weights.get(variant or self.variant, [])
-        found, missing = [], []
-        for wf in files:
-            candidates = [root / self.name / wf.relpath, root / wf.relpath]
-            if wf.shared:
-                candidates.reverse()
-            hit = next((c for c in candidates if c.is_file()), None)
-            if hit is None:
-                size = f", {wf.size:,} bytes" if wf.size else ""
-                sha = f", sha256 {wf.sha256}" if wf.sha256 else ""
-                src = " or ".join([wf.source()] + [u for k, u in sources(wf) if k == "mirror"])
-                missing.append(
-                    f"{wf.name}: get {src}{size}{sha} and put it at "
-                    f"{candidates[0]} (or run `bench weights fetch {self.name}`)"
-                )
-            else:
-                found.append(hit)
+        return self._locate(self.weights.get(variant or self.variant, []), variant, root)
+
+    def _locate(
+        self, files: list[WeightFile], variant: str | None, root: Path | None = None
+    ) -> list[Path]:
+        """Paths of ``files``; raises naming every missing one with :func:`how_to_get`."""
+        found = [locate(self.name, wf, root) for wf in files]
+        missing = [
+            how_to_get(self.name, wf, root) for wf, p in zip(files, found, strict=True) if p is None
+        ]
         if missing:
             raise WeightsMissingError(
                 f"method {self.name} ({variant or self.variant}) cannot "

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError
 from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample, weights_dir
+from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
@@ -94,32 +94,6 @@ class PromptCIR(Method):
         from methods.nets.promptcir_net import build_promptcir
 
         return build_promptcir()
-
-    def weight_paths(self, variant: str | None = None, root: Path | None = None) -> list[Path]:
-        """Like the base class, but the files come from a Drive folder, fetched by hand."""
-        return self._locate(self.weights[variant or self.variant], variant, root)
-
-    def _locate(
-        self, files: list[WeightFile], variant: str | None, root: Path | None = None
-    ) -> list[Path]:
-        root = root or weights_dir()
-        found, missing = [], []
-        for wf in files:
-            candidates = [root / self.name / wf.relpath, root / wf.relpath]
-            hit = next((c for c in candidates if c.is_file()), None)
-            if hit is None:
-                missing.append(
-                    f"{wf.name}: download it by hand from the Google Drive folder {wf.url} "
-                    f"(no size or sha256 published; e.g. `gdown --folder {wf.url}`) and put it "
-                    f"at {candidates[0]}"
-                )
-            found.append(hit)
-        if missing:
-            raise WeightsMissingError(
-                f"method {self.name} ({variant or self.variant}) cannot run, weight file(s) "
-                "missing:\n  " + "\n  ".join(missing)
-            )
-        return found
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         super().load(device, dtype)

@@ -164,8 +164,8 @@ def test_missing_weights_name_each_file_source_and_place(tmp_path, monkeypatch):
             methods.get(spec).load()
         text = str(e.value)
         assert (
-            f"{ckpt}: get https://drive.google.com/drive/folders/1yELzm5SvAi9e7kPcO_jPp2XkTs4vK6aR"
-            in text
+            f"{ckpt}: download it by hand from the Google Drive folder "
+            "https://drive.google.com/drive/folders/1yELzm5SvAi9e7kPcO_jPp2XkTs4vK6aR" in text
         )
         assert f"put it at {tmp_path / 'supir' / ckpt}" in text
         sdxl = "sd_xl_base_1.0_0.9vae.safetensors"
@@ -353,6 +353,6 @@ def test_bench_run_without_weights_stops_before_work(ws, tmp_path, monkeypatch, 
     code = run_cli("run", "-w", ws, "--methods", "supir", "-g", "jpeg-q10", "--no-progress")
     assert code == 1
     err = capsys.readouterr().err
-    assert "SUPIR-v0Q.ckpt: get https://drive.google.com/drive/folders/" in err
+    assert "SUPIR-v0Q.ckpt: download it by hand from the Google Drive folder https://" in err
     assert "sd_xl_base_1.0_0.9vae.safetensors: get https://huggingface.co/" in err
     assert not (ws / "sets").exists() and not (ws / "results").exists()

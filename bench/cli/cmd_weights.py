@@ -31,10 +31,10 @@ def _all_names() -> list[str]:
 
 
 def _dest(name: str, wf) -> Path:
-    """Where a method's file goes: the weights dir itself for shared files (SD-2.1-base)."""
-    from methods.base import weights_dir
+    """Where a method's file goes (the weights dir itself for shared files such as SD-2.1)."""
+    from methods.base import weight_candidates
 
-    return weights_dir() / wf.relpath if wf.shared else weights_dir() / name / wf.relpath
+    return weight_candidates(name, wf)[0]
 
 
 def _row(owner: str, wf, dest: Path, state: str) -> str:
@@ -53,18 +53,15 @@ def list_cmd() -> None:
     """Every weight file: status, size, licence, destination and sources in the order tried."""
     from bench.core.weights import cache_root, present
     from bench.metrics import weight_files as MW
-    from methods.base import weights_dir
+    from methods.base import locate
 
     for metric, files in MW.metric_weights().items():
         for wf in files:
             state = "present" if present(wf, cache_root()) else "missing"
             typer.echo(_row(f"metric {metric}", wf, cache_root() / wf.relpath, state))
-    root = weights_dir()
     for name in _all_names()[len(MW.metric_weights()) :]:
         for variant, wf in _method_files(name):
-            cands = [root / wf.relpath] if wf.shared else [root / name / wf.relpath]
-            cands.append(root / wf.relpath)
-            state = "present" if any(p.is_file() for p in cands) else "missing"
+            state = "present" if locate(name, wf) else "missing"
             typer.echo(_row(f"method {name}:{variant}", wf, _dest(name, wf), state))
 
 
@@ -78,7 +75,7 @@ def fetch_cmd(
     metrics to the carbench cache. Prints which source served each file."""
     from bench.core.weights import fetch_with_source
     from bench.metrics import weight_files as MW
-    from methods.base import weights_dir
+    from methods.base import weight_root
 
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
     for name in names or _all_names():
@@ -88,8 +85,7 @@ def fetch_cmd(
             method, _, variant = name.partition(":")
             paths = []
             for _, wf in _method_files(method, variant or None):
-                root = weights_dir() if wf.shared else weights_dir() / method
-                paths.append(fetch_with_source(wf, root, mirror))
+                paths.append(fetch_with_source(wf, weight_root(method, wf), mirror))
         typer.echo(f"{name}: {len(paths)} file(s) ready")
         for p, src in paths:
             typer.echo(f"  {p}" + (f"  <- {src}" if src else ""))
@@ -100,16 +96,16 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
     """Check presence and sha256 of each file."""
     from bench.core.weights import hash_ok
     from bench.metrics import weight_files as MW
-    from methods.base import weights_dir
+    from methods.base import locate
 
     bad = 0
     for name in names or _all_names():
         if name in MW.metric_weights():
             problems = MW.verify(name)
         else:
-            problems, seen, missing, root = [], set(), set(), weights_dir()
+            problems, seen, missing = [], set(), set()
             for variant, wf in _method_files(name):
-                p = next((c for c in (_dest(name, wf), root / wf.relpath) if c.is_file()), None)
+                p = locate(name, wf)
                 if p is None:
                     typer.echo(f"  {name}:{variant} {wf.name}: not present ({wf.source()})")
                     missing.add(variant)
