@@ -22,7 +22,7 @@ from methods.sd import lora as sd_lora
 from methods.sd import model as sd_model
 from methods.sd.model import sd21_files
 from methods.sd.one_step import OneStepSD
-from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
+from methods.torch_utils import load_state_dict_file, loaded, sha256_of, strict_load, torch_dtype
 
 CAVE_GDRIVE = "1SZo5UMSMEcYy4Wr-OIQgTk8hUXiFMIbK"
 CODIFF_GDRIVE = "1SHZQs8fu3K419jlENoY8qdTKbjAOL0i7"
@@ -70,13 +70,12 @@ class CODiff(OneStepSD):
         pkl, cave_path = self.weight_paths("default")
         ckpt = sd_lora.LoraCheckpoint.read(pkl)
         sd = sd_model.load_sd(("unet", "vae"))
-        cave = build_cave()
-        strict_load(cave, load_state_dict_file(cave_path), str(cave_path))
+        # CaVE and proj stay fp32, as upstream
+        self.cave = loaded(build_cave(), load_state_dict_file(cave_path), str(cave_path), device)
         proj = torch.nn.Linear(512, 1024)
         strict_load(proj, ckpt.raw["proj"], f"{pkl} (proj)")
         sd_lora.add_lora(sd["unet"], sd["vae"], ckpt, str(pkl))
         dt = torch_dtype(dtype)
-        self.cave = cave.eval().to(device)  # CaVE and proj stay fp32, as upstream
         self.proj = proj.eval().to(device)
         self.set_components(sd["unet"].eval().to(device, dt), sd["vae"].eval().to(device, dt), None)
         self._weights_sha = sha256_of([pkl, cave_path])

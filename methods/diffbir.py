@@ -31,7 +31,7 @@ from bench.core.errors import BenchError, WeightsMissingError
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.sd.model import SD21_MIRRORS
-from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, torch_dtype
+from methods.torch_utils import load_state_dict_file, loaded, sha256_of, torch_dtype
 
 HF = "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/"
 SD21_FILE = "v2-1_512-ema-pruned.ckpt"
@@ -210,16 +210,25 @@ class DiffBIR(Method):
         super().load(device, dtype)
         control_path, cleaner_path = self.weight_paths(self.version)[:2]
         sd, sd_paths = self._stable_diffusion()
-        control = self.build_network("ircontrolnet")
-        strict_load(control, _unwrap(load_state_dict_file(control_path)), str(control_path))
-        cleaner = self.build_network(f"stage1-{self.spec.cleaner}")
-        strict_load(cleaner, _unwrap(load_state_dict_file(cleaner_path)), str(cleaner_path))
+        control = loaded(
+            self.build_network("ircontrolnet"),
+            _unwrap(load_state_dict_file(control_path)),
+            str(control_path),
+            device,
+            dtype,
+        )
+        cleaner = loaded(
+            self.build_network(f"stage1-{self.spec.cleaner}"),
+            _unwrap(load_state_dict_file(cleaner_path)),
+            str(cleaner_path),
+            device,
+        )
         dt = torch_dtype(dtype)
         self.set_components(
             sd["unet"].eval().to(device, dt),
             sd["vae"].eval().to(device, dt),
-            control.eval().to(device, dt),
-            cleaner.eval().to(device),
+            control,
+            cleaner,
             sd["text_encoder"].eval().to(device, dt),
             sd["tokenizer"],
         )

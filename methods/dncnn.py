@@ -21,8 +21,8 @@ from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
+    loaded,
     sha256_of,
-    strict_load,
     to_tensor,
     to_uint8,
     torch_dtype,
@@ -130,13 +130,7 @@ class DnCNN3(Method):
                     pass  # report the original release as the one to fetch
         (path,) = self.weight_paths(variant)
         sd = read_matconvnet(path) if variant == "mat" else load_state_dict_file(path)
-        net = self.build_network()
-        strict_load(net, sd, str(path))
-        import torch
-
-        self._net = net.eval().to(device=device, dtype=torch_dtype(dtype))
-        if device == "cpu":
-            self._net = self._net.to(memory_format=torch.channels_last)
+        self._net = loaded(self.build_network(), sd, str(path), device, dtype, cnn=True)
         self._weights_sha = sha256_of([path])
 
     def _deblock(self, y: np.ndarray) -> np.ndarray:

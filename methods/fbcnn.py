@@ -19,8 +19,8 @@ from methods.nets.fbcnn_net import build_fbcnn_unet
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
+    loaded,
     sha256_of,
-    strict_load,
     to_tensor,
     to_uint8,
     torch_dtype,
@@ -82,7 +82,6 @@ class Fbcnn(Method):
         return "gray" if gray else "color"
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
-        import torch
 
         super().load(device, dtype)
         variants = sorted({self._variant_for(k == "gray") for k in kinds})
@@ -97,11 +96,7 @@ class Fbcnn(Method):
         digests = []
         for v, (path,) in paths.items():
             net = self.build_network(v)
-            strict_load(net, load_state_dict_file(path), str(path))
-            net = net.eval().to(device=device, dtype=torch_dtype(dtype))
-            if device == "cpu":  # oneDNN convolutions are faster in channels-last layout
-                net = net.to(memory_format=torch.channels_last)
-            self._nets[v] = net
+            self._nets[v] = loaded(net, load_state_dict_file(path), str(path), device, dtype, True)
             digests.append(sha256_of([path]))
         self._weights_sha = ",".join(digests)
 

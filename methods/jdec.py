@@ -40,7 +40,13 @@ import numpy as np
 from bench.core.errors import BenchError, ImageError
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
-from methods.torch_utils import load_state_dict_file, sha256_of, strict_load, to_uint8, torch_dtype
+from methods.torch_utils import (
+    load_state_dict_file,
+    loaded,
+    sha256_of,
+    to_uint8,
+    torch_dtype,
+)
 
 GDRIVE_ID = "1_TLoGHLBtdbPdApRmI0y0YW2nEqnO8Dr"
 #: upstream registry names of the model (the old one is mapped to "jdec" upstream)
@@ -238,8 +244,7 @@ class JDEC(Method):
         with torch.device("meta"):  # no random init: every parameter and buffer is in the file
             net = self.build_network()
         net = net.to_empty(device="cpu")
-        strict_load(net, sd, str(path))
-        self._net = net.eval().to(device=device, dtype=torch_dtype(dtype))
+        self._net = loaded(net, sd, str(path), device, dtype)
         self._weights_sha = sha256_of([path])
 
     def restore(self, sample: Sample) -> np.ndarray:

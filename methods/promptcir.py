@@ -35,8 +35,8 @@ from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
+    loaded,
     sha256_of,
-    strict_load,
     to_tensor,
     to_uint8,
     torch_dtype,
@@ -102,9 +102,7 @@ class PromptCIR(Method):
         self._nets = []
         for path in paths:
             state = self._read(path)
-            net = self.build_network()
-            strict_load(net, state, str(path))
-            self._nets.append(net.eval().to(device=device, dtype=torch_dtype(dtype)))
+            self._nets.append(loaded(self.build_network(), state, str(path), device, dtype))
         self._weights_sha = ",".join(sha256_of([p]) for p in paths)
 
     def _read(self, path: Path) -> dict:

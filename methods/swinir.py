@@ -40,8 +40,8 @@ from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
+    loaded,
     sha256_of,
-    strict_load,
     to_tensor,
     to_uint8,
     torch_dtype,
@@ -161,8 +161,8 @@ class SwinIRCar(Method):
                 (self._paths[variant],) = self.weight_paths(variant)
             path = self._paths[variant]
             net = self.build_network(variant)
-            strict_load(net, load_state_dict_file(path), str(path))
-            self._nets[variant] = net.eval().to(device=self.device, dtype=torch_dtype(self.dtype))
+            state = load_state_dict_file(path)
+            self._nets[variant] = loaded(net, state, str(path), self.device, self.dtype)
         return self._nets[variant]
 
     def restore(self, sample: Sample) -> np.ndarray:

@@ -78,3 +78,15 @@ def sha256_of(paths: list[Path]) -> str:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def loaded(net, state_dict, source: str, device: str, dtype: str | None = None, cnn: bool = False):
+    """The one way an adapter readies a network: :func:`strict_load`, ``eval``, onto ``device``
+    (cast to ``dtype`` when given); a CNN on the CPU goes channels-last (oneDNN is faster)."""
+    strict_load(net, state_dict, source)
+    net = net.eval().to(device=device, dtype=torch_dtype(dtype)) if dtype else net.eval().to(device)
+    if cnn and device == "cpu":
+        import torch
+
+        net = net.to(memory_format=torch.channels_last)
+    return net
