@@ -128,3 +128,66 @@ def test_cli_start_imports_nothing_heavy(argv):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def defined_names(path: Path) -> set[str]:
+    """Top-level names a module defines (functions, classes, assignments, its own imports)."""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text(), str(path))
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.If, ast.Try)):  # ``if TYPE_CHECKING:`` / ``try: import``
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.FunctionDef, ast.ClassDef)):
+                    names.add(inner.name)
+                elif isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    names |= {(a.asname or a.name).split(".")[0] for a in inner.names}
+                elif isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                    names.add(inner.id)
+    return names
+
+
+def unresolved_imports(files: list[Path], root: Path = ROOT) -> list[str]:
+    """``from project.module import name`` where the module does not define ``name`` — found
+    statically, so an import inside a function that tests never reach is still checked."""
+    bad = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            if node.module.split(".")[0] not in PACKAGES:
+                continue
+            base = root.joinpath(*node.module.split("."))
+            src = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            where = f"{f.relative_to(root)}:{node.lineno}"
+            if not src.exists():
+                if not base.is_dir():  # a namespace package (data folders) has no __init__
+                    bad.append(f"{where}: no module {node.module}")
+                continue
+            have = defined_names(src)
+            for a in node.names:
+                is_sub = (base / f"{a.name}.py").exists() or (base / a.name).is_dir()
+                if a.name != "*" and a.name not in have and not is_sub:
+                    bad.append(f"{where}: {node.module} has no {a.name}")
+    return bad
+
+
+def test_every_project_import_resolves():
+    assert unresolved_imports(project_files() + sorted((ROOT / "tests").rglob("*.py"))) == []
+
+
+def test_the_import_check_sees_a_missing_name(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "run.py").write_text("def decoded_input():\n    pass\n")
+    probe = tmp_path / "bench" / "probe.py"
+    probe.write_text("def f():\n    from bench.run import _decoded\n")
+    assert unresolved_imports([probe], root=tmp_path) == [
+        "bench/probe.py:2: bench.run has no _decoded"
+    ]

@@ -45,8 +45,7 @@ def _sources(ws: Workspace, datasets, degradations, methods) -> dict[tuple, dict
 
 def _load(ws: Workspace, key: tuple, source: str, manifests: dict) -> np.ndarray:
     from bench.core.imageio import read_image
-    from bench.generate import read_manifest
-    from bench.run import _decoded
+    from bench.generate import decoded_input, read_manifest
 
     ds, proto, deg, image = key
     if (ds, proto, deg) not in manifests:
@@ -55,7 +54,7 @@ def _load(ws: Workspace, key: tuple, source: str, manifests: dict) -> np.ndarray
     if source == "gt":
         return read_image(ws.resolve(rec.gt_path)).pixels
     if source == "jpeg":
-        return _decoded(ws, rec.to_dict())
+        return decoded_input(ws, rec.to_dict(), deg)
     return read_image(ws.resolve(source)).pixels
 
 
