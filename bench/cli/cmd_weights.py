@@ -93,8 +93,8 @@ def fetch_cmd(
 
 @app.command("verify")
 def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
-    """Check presence and sha256 of each file."""
-    from bench.core.weights import hash_ok
+    """Check presence and sha256 (or content, for small files without one) of each file."""
+    from bench.core.weights import file_problem
     from bench.metrics import weight_files as MW
     from methods.base import locate
 
@@ -111,8 +111,9 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
                     missing.add(variant)
                     continue
                 seen.add(variant)
-                if not hash_ok(p, wf.sha256):
-                    problems.append(f"{p}: sha256 does not start with {wf.sha256}")
+                problem = file_problem(wf, p)
+                if problem:
+                    problems.append(f"{p}: {problem}")
             if not seen - missing:
                 problems.append(f"{name}: no variant has all its files")
         typer.echo(f"{name}: {'OK' if not problems else 'PROBLEMS'}")

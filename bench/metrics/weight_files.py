@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.core.download import sha256_file
 from bench.core.errors import BenchError
-from bench.core.weights import WeightFile, cache_root, fetch_file, hash_ok, present
+from bench.core.weights import WeightFile, cache_root, fetch_file, file_problem, present
 from bench.metrics import registry
 
 
@@ -40,11 +40,9 @@ def verify(metric: str, root: Path | None = None) -> list[str]:
     problems = missing_files(metric, root)
     for wf in registry.weights_of(metric):
         p = present(wf, root)
-        if p is not None and not hash_ok(p, wf.sha256):
-            problems.append(
-                f"{p}: sha256 does not start with {wf.sha256} (not the official "
-                "file; delete it and fetch again)"
-            )
+        problem = None if p is None else file_problem(wf, p)
+        if problem:
+            problems.append(f"{p}: {problem}; delete it and fetch again")
     return problems
 
 
