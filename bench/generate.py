@@ -14,9 +14,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from bench.core.errors import BenchError, ImageError
 from bench.core.imageio import read_image, write_bytes_atomic, write_png_atomic
@@ -30,6 +30,9 @@ from bench.datasets import Dataset
 from bench.protocols import Protocol
 from degradations import Degradation, from_id
 from degradations.base import as_array, image_shape
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +166,9 @@ def write_manifest(ws: Workspace, degradation: str, records: list[dict]) -> Path
 
 
 def read_manifest(ws: Workspace, dataset: str, protocol: str, deg: str) -> pd.DataFrame:
+    """A set's manifest as a data frame (pandas is imported here: generating needs none)."""
+    import pandas as pd
+
     path = ws.manifest_path(dataset, protocol, deg)
     if not path.exists():
         raise BenchError(f"{path}: no manifest; run `bench generate` first")

@@ -227,3 +227,26 @@ def pytest_collection_modifyitems(config, items):
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+
+
+#: upstream reference outputs (tests/reference/*.py made them; README beside them)
+UPSTREAM_DATA = Path(__file__).parent / "data" / "upstream"
+
+
+def upstream_arrays(name: str) -> dict[str, np.ndarray]:
+    """Every array of one reference file under tests/data/upstream, loaded."""
+    with np.load(UPSTREAM_DATA / name) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module: on small crops more threads gain little, and a
+    busy machine (parallel test runs) makes OpenMP threads oversubscribe the CPUs (5-10x
+    slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -26,15 +26,7 @@ def _sample(img: np.ndarray, qf: int = 10) -> Sample:
     return Sample("x", Jpeg(qf).apply(img).decoded, None, f"jpeg-q{qf}", {"qf": qf})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on tiny crops a 35M-parameter network gains little from more, and
-    a busy machine (parallel test runs) makes OpenMP threads oversubscribe the CPUs (5-10x
-    slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,30 +8,20 @@ parameter names and shapes must equal upstream's (checked through a digest of th
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import methods
+from conftest import upstream_arrays
 from methods.base import Sample
 from tests.reference.standin import fill_standin, layout_digest
 
-DATA = Path(__file__).parent / "data" / "upstream"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load(name: str) -> dict[str, np.ndarray]:
-    with np.load(DATA / name) as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays(name)
 
 
 def _has_variance(a: np.ndarray, floor: float) -> None:

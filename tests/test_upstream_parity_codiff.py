@@ -18,27 +18,19 @@ import pytest
 import torch
 
 import methods
+from conftest import upstream_arrays
 from methods.base import Sample
 from methods.sd import lora as sd_lora
 from methods.sd import model as sd_model
 from tests.reference import codiff_upstream as ref
 from tests.reference.standin import fill_standin, layout_digest
 
-DATA = Path(__file__).parent / "data" / "upstream"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def rec() -> dict[str, np.ndarray]:
-    with np.load(DATA / "codiff.npz") as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays("codiff.npz")
 
 
 def standin_parts(seeds=ref.SEEDS, gains=ref.GAINS, rank: int = ref.RANK, cave: bool = True):
@@ -159,29 +151,83 @@ def test_lora_module_lists_match_upstream(parts, rec):
         assert parts[2][key] == modules, key
 
 
+#: the largest difference to the recorded stages allowed where a stage's input already differs
+#: (key: (max, mean) absolute difference). The arrays were recorded on another CPU: float32
+#: matmuls there sum in another order (CaVE tokens and proj differ by up to 8.4e-7 here), and
+#: the fp16 UNet turns that into fp16 roundings that differ (measured on an AMD EPYC with
+#: AVX-512: eps 2.4e-3 / 5.6e-4, x0 3.9e-3 / 9.0e-4, decoded 1.0e-2 / 1.1e-3, final uint8 one
+#: level in 12 % of values). Each bound is about 2.5x that; changing the timestep to 498 gives
+#: eps 2.6e-2 / 6.2e-3 and final 8 levels / 0.98, which they refuse.
+DRIFT = {
+    "tokens": (5e-6, 5e-7),
+    "proj": (5e-6, 5e-7),
+    "eps": (6e-3, 1.5e-3),
+    "x0": (1e-2, 2.3e-3),
+    "decoded": (2.5e-2, 2.8e-3),
+    "final": (2, 0.3),
+}
+
+
+def _within(got: np.ndarray, want: np.ndarray, key: str) -> None:
+    d = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    top, mean = DRIFT[key]
+    assert d.max() <= top and d.mean() <= mean, f"{key}: max {d.max():.3g}, mean {d.mean():.3g}"
+
+
 @pytest.mark.slow  # builds and runs both cases (~25 s)
 @pytest.mark.parametrize("case", list(TILES))
 def test_codiff_stages_match_upstream(stages, rec, case):
     """Every stage of CODiff_test.forward + main_test_codiff.py's per-image steps, same
-    stand-ins, fp16 UNet/VAE, fp32 CaVE/proj: the same operations in the same dtypes, so equal
-    (measured: max difference 0.0 at every stage, uint8 identical). x0 gets a tolerance of 1e-6
-    only for the variance term of upstream's DDPMScheduler.step (1e-10 x noise). One-constant
-    changes, each checked to fail here: timestep 498 (eps: 255 of 256 values), a scaling
-    factor 0.18216 (latent: 20 of 256), proj on tokens x 1.001 (proj: all values), the
-    [0,1] map in float32 before ToPILImage (carbench before this test: 725 uint8 values),
-    the blended eps cast back to fp16 (carbench before: tiled x0, 587 of 768 values).
-    """
+    stand-ins, fp16 UNet/VAE, fp32 CaVE/proj: the same operations in the same dtypes. On the
+    recording machine every stage was equal (max difference 0.0, uint8 identical); on another
+    CPU the bounds of DRIFT apply where a stage's input already differs. The VAE encoder's fp16
+    latent is exact on both CPUs (so a scaling factor 0.18216, 20 of 256 values one fp16 step
+    off, is refused here); the steps that only combine recorded values are checked exactly on
+    the recorded inputs below. Other one-constant changes, each checked to fail: proj on
+    tokens x 1.001 (proj 5e-4), timestep 498 (eps, final)."""
     got = stages[case]
     q = float(rec[f"{case}_q"][0])
-    assert got["q"] == q  # same float32 network (measured equal)
+    assert abs(got["q"] - q) <= 1e-6  # a float32 network (equal on the recording machine)
     assert got["qf"] == round(100 * (1 - q))  # main_train_cave's QF = 100 (1 - q)
-    for key in ("tokens", "proj", "latent", "eps", "decoded"):
+    for key in ("tokens", "proj", "latent", "eps", "x0", "decoded"):
         want = rec[f"{case}_{key}"]
         assert float(want.std()) > 0.05, key  # the stage carries signal
-        np.testing.assert_array_equal(got[key], want, err_msg=key)
+        if key == "latent":  # at most 1 % of the values one fp16 step off
+            d = np.abs(got[key] - want)
+            assert (d > 0).mean() <= 0.01 and d.max() <= 1e-3, key
+        else:
+            _within(got[key], want, key)
     if case == "tiled":  # six tiles of 8 x 8 latents: (x outer, y inner) as upstream's calls
         assert got["eps_tiles"].shape == (6, 4, 8, 8)
-        np.testing.assert_array_equal(got["eps_tiles"], rec["tiled_eps_tiles"])
-    assert np.abs(got["x0"] - rec[f"{case}_x0"]).max() <= 1e-6
+        _within(got["eps_tiles"], rec["tiled_eps_tiles"], "eps")
     assert np.abs(rec[f"{case}_final"].astype(int) - rec[f"{case}_lq"]).mean() > 5  # it acts
-    np.testing.assert_array_equal(got["final"], rec[f"{case}_final"])
+    _within(got["final"], rec[f"{case}_final"], "final")
+
+
+@pytest.mark.slow  # ~10 s: the CaVE stand-in
+@pytest.mark.parametrize("case", list(TILES))
+def test_codiff_steps_on_recorded_inputs_are_exact(parts, rec, case):
+    """The steps between networks, fed upstream's recorded inputs instead of carbench's own,
+    so no CPU difference reaches them: the tile blending (tiled case; carbench before this test
+    cast the blend back to fp16: 587 of 768 x0 values differ), the one-step x0 update (1e-6
+    only for the variance term of upstream's DDPMScheduler.step, 1e-10 x noise) and the
+    decoder output -> uint8 -> AdaIN colour fix (the [0,1] map in float32 before ToPILImage,
+    carbench before: 725 uint8 values)."""
+    m = build_codiff(parts)
+    latent = torch.from_numpy(rec[f"{case}_latent"]).half()[None]
+    if case == "tiled":
+        from methods.sd import tiling as sd_tiling
+
+        tiles = iter(torch.from_numpy(rec["tiled_eps_tiles"]).half()[:, None])
+        eps = sd_tiling.tiled_latent_apply(lambda _: next(tiles), latent, *TILES[case])
+        np.testing.assert_array_equal(eps[0].numpy(), rec["tiled_eps"])
+    eps = torch.from_numpy(rec[f"{case}_eps"])[None]
+    x0 = sd_model.one_step_x0(eps, latent.float(), m.timestep)
+    assert np.abs(x0[0].numpy() - rec[f"{case}_x0"]).max() <= 1e-6
+    lq = rec[f"{case}_lq"]
+    h, w = lq.shape[:2]
+    x = torch.from_numpy(lq.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    y = torch.from_numpy(rec[f"{case}_decoded"]).half()[None] * 0.5 + 0.5
+    with torch.no_grad():
+        final = m.finish(y[..., :h, :w], x)
+    np.testing.assert_array_equal(final, rec[f"{case}_final"])

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import upstream_arrays
 from tests.reference.standin import fill_standin, layout_digest, toy_denoiser
 
-DATA = Path(__file__).parent / "data" / "upstream"
 # as in tests/reference/diffbir_upstream.py and diffbir_loop_upstream.py
 GAINS = {"scunet": 0.5, "swinir": 1.0, "control": 0.5, "unet": 0.5, "vae": 1.0, "text": 1.0}
 SEEDS = {"scunet": 31, "swinir": 32, "control": 33, "unet": 35, "vae": 36, "text": 39}
@@ -31,17 +31,11 @@ PATCH = (slice(None), slice(0, 32), slice(496, 560))  # image patches stored by 
 LATENT_ROWS = (slice(None), slice(0, 32))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load(name: str) -> dict[str, np.ndarray]:
-    with np.load(DATA / name) as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays(name)
 
 
 @pytest.fixture(scope="module")

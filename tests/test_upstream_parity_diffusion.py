@@ -3,34 +3,24 @@ official code (tests/data/upstream/README.md names repository, commit and comman
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import methods
+from conftest import upstream_arrays
 from methods.sd import color as sd_color
 from methods.sd import model as sd_model
 from methods.sd import tiling as sd_tiling
 from tests.reference import vaehook_upstream as vh
 from tests.reference.standin import layout_digest
 
-DATA = Path(__file__).parent / "data" / "upstream"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def hook_ref() -> dict[str, np.ndarray]:
-    with np.load(DATA / "vaehook.npz") as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays("vaehook.npz")
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +211,7 @@ def test_osediff_output_size_and_id(opts, shape, monkeypatch):
 # ------------------------------------------------------------------ colour fixes, one step
 @pytest.fixture(scope="module")
 def onestep_ref() -> dict[str, np.ndarray]:
-    with np.load(DATA / "onestep.npz") as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays("onestep.npz")
 
 
 def _t01(img: np.ndarray) -> torch.Tensor:

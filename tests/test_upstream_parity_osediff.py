@@ -15,27 +15,19 @@ import pytest
 import torch
 
 import methods
+from conftest import upstream_arrays
 from methods.base import Sample
 from methods.sd import model as sd_model
 from tests.reference import osediff_upstream as ref
 from tests.reference.standin import layout_digest
 from tests.test_upstream_parity_codiff import standin_parts, with_lora
 
-DATA = Path(__file__).parent / "data" / "upstream"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def rec() -> dict[str, np.ndarray]:
-    with np.load(DATA / "osediff.npz") as z:
-        return {k: z[k] for k in z.files}
+    return upstream_arrays("osediff.npz")
 
 
 @pytest.fixture(scope="module")
@@ -135,16 +127,40 @@ def stages(osediff, rec) -> dict[str, np.ndarray]:
     return out
 
 
+#: (max, mean) absolute difference allowed to the recorded stages: recorded on another CPU,
+#: whose fp16 matmuls round otherwise; with the same latent (exact) and the recorded embedding
+#: the fp16 UNet's eps differs there by 3.4e-3 / 8.3e-4 (87 % of values), x0 at t = 999
+#: (1 / sqrt(alpha) ~ 14x eps) 5.0e-2 / 1.2e-2, decoded 7.3e-3 / 9.5e-4, final one uint8 level
+#: in 10 % (measured on an AMD EPYC with AVX-512). Bounds about 2.5x that; timestep 998 gives
+#: eps 5.0e-2 / 1.3e-2, x0 0.78 / 0.18, final 9 levels / 1.0, which they refuse.
+DRIFT = {"eps": (9e-3, 2e-3), "x0": (0.13, 3e-2), "decoded": (2e-2, 2.4e-3), "final": (2, 0.25)}
+
+
 @pytest.mark.slow  # ~25 s with the fixture above
 def test_osediff_stages_match_upstream(stages, rec):
     """OSEDiff_test.forward + test_osediff.py's steps (ToTensor, model at t = 999, ToPILImage,
-    AdaIN) from the same embedding: the same operations in the same dtypes, so every stage is
-    equal (measured: max difference 0.0, uint8 identical; x0's 1e-6 is only for upstream's
-    1e-10 x noise variance term). Checked: timestep 998 instead of 999 fails it (eps: 254 of
-    256 values)."""
-    for key in ("latent", "eps", "decoded"):
-        assert float(rec[key].std()) > 0.05, key
-        np.testing.assert_array_equal(stages[key], rec[key], err_msg=key)
-    assert np.abs(stages["x0"] - rec["x0"]).max() <= 1e-6
+    AdaIN) from the same embedding: the same operations in the same dtypes. Equal on the
+    recording machine (max difference 0.0, uint8 identical); elsewhere within DRIFT, the VAE
+    encoder's fp16 latent exact on both CPUs; the steps between networks are checked exactly
+    on the recorded inputs below."""
+    assert float(rec["latent"].std()) > 0.05
+    np.testing.assert_array_equal(stages["latent"], rec["latent"])
+    for key, (top, mean) in DRIFT.items():
+        assert key == "final" or float(rec[key].std()) > 0.05, key
+        d = np.abs(stages[key].astype(np.float64) - rec[key].astype(np.float64))
+        assert d.max() <= top and d.mean() <= mean, f"{key}: {d.max():.3g} / {d.mean():.3g}"
     assert np.abs(rec["final"].astype(int) - rec["lq"]).mean() > 5  # the pipeline acts
-    np.testing.assert_array_equal(stages["final"], rec["final"])
+
+
+@pytest.mark.slow  # the fixture above (~20 s)
+def test_osediff_steps_on_recorded_inputs_are_exact(osediff, rec):
+    """The one-step x0 at t = 999 from the recorded eps and latent (1e-6: upstream's 1e-10 x
+    noise variance term) and decoder output -> ToPILImage -> AdaIN from the recorded decoder
+    output: exact, no CPU difference reaches them."""
+    eps, latent = torch.from_numpy(rec["eps"])[None], torch.from_numpy(rec["latent"])[None]
+    x0 = sd_model.one_step_x0(eps, latent, osediff.timestep)[0].numpy()
+    assert np.abs(x0 - rec["x0"]).max() <= 1e-6 * max(1.0, float(np.abs(rec["x0"]).max()))
+    y = torch.from_numpy(rec["decoded"]).half()[None] * 0.5 + 0.5
+    with torch.no_grad():
+        final = osediff.finish(y, _x01(rec["lq"]))
+    np.testing.assert_array_equal(final, rec["final"])

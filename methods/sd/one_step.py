@@ -160,12 +160,18 @@ class OneStepSD(Method):
         x = x.to(self.device)
         xp = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
         with torch.no_grad():
-            y = self.restore_tensor(xp)[..., :h, :w]
-            y = sd_color.to_uint8_truncate(y)  # ToPILImage: x255 and truncation
-            out = torch.from_numpy(y.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-            if self.fix == "adain":
-                out = sd_color.adain_color_fix(out, x.cpu())
-            elif self.fix == "wavelet":
-                out = sd_color.wavelet_color_fix(out, x.cpu())
-            res = sd_color.to_uint8_truncate(out)
+            res = self.finish(self.restore_tensor(xp)[..., :h, :w], x)
         return res if sample.decoded.ndim == 3 else res.mean(axis=2).round().astype(np.uint8)
+
+    def finish(self, y, x) -> np.ndarray:
+        """The pipeline's output ``y`` (1x3xHxW in [0,1], its dtype) -> uint8 RGB: ToPILImage's
+        x255 and truncation, then the colour fix against the input ``x`` (float32 [0,1])."""
+        import torch
+
+        y = sd_color.to_uint8_truncate(y)
+        out = torch.from_numpy(y.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        if self.fix == "adain":
+            out = sd_color.adain_color_fix(out, x.cpu())
+        elif self.fix == "wavelet":
+            out = sd_color.wavelet_color_fix(out, x.cpu())
+        return sd_color.to_uint8_truncate(out)
