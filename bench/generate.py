@@ -72,13 +72,34 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _write_and_hash(path: Path, data: bytes) -> str:
+    write_bytes_atomic(path, data)
+    return _sha256(data)
+
+
 def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
-    """Produce every pending degradation of one image. Returns (records, error or None)."""
+    """Produce every pending degradation of one image. Returns (records, error or None).
+
+    The source's sha256 and each bitstream's write and sha256 run in a helper thread while
+    the next codec call runs (hashing, file I/O and OpenCV's codecs release the GIL); the
+    records are returned only after every file is written, so the journal never names a
+    file that is not there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="carbench-io") as io:
+        records, pending, err = _degrade_image(task, io)
+        for rec, written in pending:  # a failed write raises here, as it would inline
+            rec["bitstream_sha256"] = written.result()
+    return records, err
+
+
+def _degrade_image(task: _ImageTask, io) -> tuple[list[dict], list, str | None]:
     ws = Workspace(task.root)
     image_id, proto = task.source.stem, task.protocol
     records: list[dict] = []
+    pending: list = []
     try:
-        loaded = read_image(task.source)
+        loaded = read_image(task.source, hasher=io)
         try:
             gt, gt_changed = proto.prepare(loaded.decoded)
         except ValueError as e:
@@ -113,7 +134,7 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
                 raise ImageError(task.source, f"{deg.id}: {e}") from None
             ddir = ws.degradation_dir(task.dataset, proto.name, deg.id)
             bitstream = ddir / f"{image_id}{deg.bitstream_ext}"
-            write_bytes_atomic(bitstream, out.bitstream)
+            written = io.submit(_write_and_hash, bitstream, out.bitstream)
             out_shape = image_shape(out.gt)
             h, w = out_shape[:2]
             rec = {
@@ -126,7 +147,7 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
                 "gt_path": gt_rel,
                 "gt_sha256": gt_sha,
                 "bitstream_path": ws.rel(bitstream),
-                "bitstream_sha256": _sha256(out.bitstream),
+                "bitstream_sha256": None,  # filled in when written (same column order)
                 "bytes": len(out.bitstream),
                 "bpp": len(out.bitstream) * 8 / (w * h),
                 "decoded_path": None,
@@ -143,9 +164,10 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
                 write_png_atomic(dec, out.decoded)
                 rec["decoded_path"] = ws.rel(dec)
             records.append(rec)
-        return records, None
+            pending.append((rec, written))
+        return records, pending, None
     except (ImageError, RuntimeError) as e:
-        return records, str(e)
+        return records, pending, str(e)
 
 
 def write_manifest(ws: Workspace, degradation: str, records: list[dict]) -> Path | None:
@@ -158,11 +180,68 @@ def write_manifest(ws: Workspace, degradation: str, records: list[dict]) -> Path
     r0 = records[0]
     path = ws.manifest_path(r0["dataset"], r0["protocol"], degradation)
     rows = sorted(records, key=lambda r: r["image"])
-    columns = dict.fromkeys(k for r in rows for k in r)  # union, first-seen order
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # union, first-seen order
+    table = manifest_table_via_json(rows, columns)
+    if table is None:
+        table = manifest_table(rows, columns)
     buf = pa.BufferOutputStream()
-    pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in columns}), buf)
+    pq.write_table(table, buf)
     write_bytes_atomic(path, buf.getvalue().to_pybytes())
     return path
+
+
+def manifest_table(rows: list[dict], columns: list[str]):
+    """The manifest as pyarrow infers it from the Python values (``pa.table``). pyarrow
+    imports pandas on its first array from Python objects (0.15 s), which generating needs
+    nowhere else: :func:`manifest_table_via_json` builds the same table without it."""
+    import pyarrow as pa
+
+    return pa.table({k: [r.get(k) for r in rows] for k in columns})
+
+
+def _inferred_type(values: list):
+    """The type ``pa.array`` infers for these Python scalars, or None where that takes
+    more than this rule (numpy scalars, lists, mixed bool/int, non-finite floats)."""
+    import math
+
+    import pyarrow as pa
+
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds <= {bool, int, float, str}:
+        return None
+    if not kinds:
+        return pa.null()
+    if kinds in ({bool}, {int}, {str}):
+        return {bool: pa.bool_(), int: pa.int64(), str: pa.string()}[kinds.pop()]
+    if kinds <= {int, float}:
+        finite = all(math.isfinite(v) and abs(v) < 2**53 for v in values if v is not None)
+        return pa.float64() if finite else None
+    return None
+
+
+def manifest_table_via_json(rows: list[dict], columns: list[str]):
+    """:func:`manifest_table`'s table, built by pyarrow's JSON reader with the inferred types
+    given (no pandas import); None where a column's type is not plain (then use that)."""
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    fields = []
+    for k in columns:
+        kind = _inferred_type([r.get(k) for r in rows])
+        if kind is None:
+            return None
+        fields.append(pa.field(k, kind))
+    data = "".join(json.dumps({k: r.get(k) for k in columns}) + "\n" for r in rows).encode()
+    return pj.read_json(
+        io.BytesIO(data),
+        read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+        parse_options=pj.ParseOptions(
+            explicit_schema=pa.schema(fields), unexpected_field_behavior="error"
+        ),
+    ).combine_chunks()
 
 
 def read_manifest(ws: Workspace, dataset: str, protocol: str, deg: str) -> pd.DataFrame:

@@ -258,10 +258,11 @@ def test_osediff_end_to_end_with_a_text_encoder(tiny_weights, monkeypatch, coffe
     if not (tiny_weights / "sd" / "tokenizer").exists():
         vocab = tiny_weights / "vocab.json"
         merges = tiny_weights / "merges.txt"
-        words = ["<|startoftext|>", "<|endoftext|>", "a</w>", "photo</w>", ",</w>", "!"]
+        # SD-2.1's convention, which load_sd checks: "!" is id 0 and pads
+        words = ["!", "<|startoftext|>", "<|endoftext|>", "a</w>", "photo</w>", ",</w>"]
         vocab.write_text(json.dumps({w: i for i, w in enumerate(words)}))
         merges.write_text("#version: 0.2\n")
-        CLIPTokenizer(str(vocab), str(merges), model_max_length=77).save_pretrained(
+        CLIPTokenizer(str(vocab), str(merges), model_max_length=77, pad_token="!").save_pretrained(
             tiny_weights / "sd" / "tokenizer"
         )
         CLIPTextModel(

@@ -224,3 +224,41 @@ def test_disk_full_mid_run_loses_nothing_and_resumes(tmp_path, capsys):
         assert _tree(mnt) == _tree(tmp_path / "clean")
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+#: record sets of the shapes manifests hold: strings, ints, floats, bools, all-None columns,
+#: ints and floats mixed in one column, unicode, a column only some rows have
+MANIFEST_CASES = [
+    [{"image": "a", "bytes": 10, "bpp": 0.5, "decoded_path": None, "note": "ü ✓"}],
+    [
+        {"image": "b", "bytes": 3, "param_q": 10, "extra_gt": True, "extra_mix": 1},
+        {"image": "a", "bytes": 4, "param_q": 10, "extra_gt": False, "extra_mix": 2.25},
+        {"image": "c", "bytes": 5, "param_q": 10, "late": "only here", "extra_mix": None},
+    ],
+    [{"image": str(i), "bpp": i / 7, "big": 2**40 + i, "n": None} for i in range(300)],
+]
+
+
+@pytest.mark.parametrize("records", MANIFEST_CASES)
+def test_manifest_without_pandas_is_the_same_file(records):
+    """The JSON-reader table (no pandas import) writes the bytes ``pa.table`` writes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.generate import manifest_table, manifest_table_via_json
+
+    rows = sorted(records, key=lambda r: r["image"])
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    files = []
+    for table in (manifest_table(rows, columns), manifest_table_via_json(rows, columns)):
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf)
+        files.append(buf.getvalue().to_pybytes())
+    assert files[0] == files[1]
+
+
+def test_manifest_with_other_values_takes_pyarrows_inference():
+    from bench.generate import manifest_table_via_json
+
+    for value in (np.int64(3), [1, 2], float("nan")):
+        assert manifest_table_via_json([{"image": "a", "v": value}], ["image", "v"]) is None

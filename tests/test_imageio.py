@@ -187,3 +187,14 @@ def test_temp_files_of_killed_writers_are_swept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tmp") == sorted(
         [live.name, other.name]
     )
+
+
+def test_atomic_write_into_a_folder_removed_since(tmp_path):
+    """Folders are made once per process; one deleted in between is made again."""
+    import shutil
+
+    folder = tmp_path / "set" / "jpeg-q10"
+    write_bytes_atomic(folder / "a.jpg", b"one")
+    shutil.rmtree(tmp_path / "set")
+    write_bytes_atomic(folder / "b.jpg", b"two")
+    assert (folder / "b.jpg").read_bytes() == b"two" and not (folder / "a.jpg").exists()

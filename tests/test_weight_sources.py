@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import re
 
 import pytest
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, WeightsMissingError
 from bench.core.weights import WeightFile, fetch_with_source
 from conftest import run_cli
 
@@ -338,6 +339,13 @@ def test_text_encoder_and_tokenizer_from_a_mirror_load_and_tokenize(hub, tmp_pat
     tok = load_sd(("tokenizer",))["tokenizer"]
     ids = tok("a photo of a cat", padding="max_length", max_length=77).input_ids
     assert ids == [49406, 320, 1125, 539, 320, 2368, 49407] + [0] * 70
+    # files put there by hand, not fetched: a tokenizer that pads otherwise is refused at load
+    special = root / "sd21-base" / "tokenizer" / "special_tokens_map.json"
+    special.write_text(json.dumps({**MIRROR_SPECIAL, "pad_token": "<|endoftext|>"}))
+    with pytest.raises(
+        WeightsMissingError, match=re.escape("pads with '<|endoftext|>' (id 49407)")
+    ):
+        load_sd(("tokenizer",))
 
 
 def test_clip_bpe_canonical_sha256_derived_again():

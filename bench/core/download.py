@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from bench.core.errors import BenchError
@@ -43,6 +41,9 @@ def download(
     dest = Path(dest)
     if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
+    import urllib.error  # here: urllib/http/ssl/email cost 11 ms at every CLI start
+    import urllib.request
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0

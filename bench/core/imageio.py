@@ -19,11 +19,15 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from bench.core.errors import DiskFullError, ImageError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".ppm", ".pgm", ".webp")
 MIN_SIZE = 8
@@ -149,8 +153,9 @@ def _depth_name(im: Image.Image) -> str:
     return "32-bit float" if im.mode == "F" else ("32-bit integer" if im.mode == "I" else "16-bit")
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Read and validate one image file."""
+def read_image(path: str | Path, hasher: Executor | None = None) -> LoadedImage:
+    """Read and validate one image file. With ``hasher`` the file's sha256 is computed there
+    while the image decodes (both release the GIL)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -160,8 +165,13 @@ def read_image(path: str | Path) -> LoadedImage:
         raise ImageError(path, "permission denied (cannot read the file)") from None
     except FileNotFoundError:
         raise ImageError(path, "file not found") from None
+    digest = hasher.submit(_sha256_hex, data) if hasher is not None else None
     image, note = decode_image_bytes(data, path)
-    return LoadedImage(image, hashlib.sha256(data).hexdigest(), note)
+    return LoadedImage(image, digest.result() if digest else _sha256_hex(data), note)
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -183,12 +193,17 @@ def list_images(folder: str | Path) -> list[Path]:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file + rename; never leaves a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.parent not in _SWEPT:
+    if path.parent not in _SWEPT:  # once per folder and process: create it, sweep it
+        path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale_temp_files(path.parent)
         _SWEPT.add(path.parent)
     owner = f"{_HOST}-{os.getpid()}"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{owner}.", suffix=".tmp")
+    prefix = f".{path.name}.{owner}."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+    except FileNotFoundError:  # the folder went away since this process made it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -45,6 +45,14 @@ def _cluster_backend(backend: str, stack: contextlib.ExitStack) -> None:
             stack.callback(ray.shutdown)
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run_tasks(
     fn: Callable[[T], R],
     tasks: Sequence[T],
@@ -54,13 +62,14 @@ def run_tasks(
     progress: bool = True,
 ) -> Iterator[R]:
     """Yield ``fn(task)`` for each task as they finish (order not kept when ``jobs > 1``)."""
-    from tqdm import tqdm
-
     if backend not in BACKENDS:
         raise BenchError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    bar = tqdm(
-        total=len(tasks), desc=desc, unit="img", disable=not progress or not tasks, leave=False
-    )
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc=desc, unit="img", leave=False)
+    else:  # no bar: tqdm is not even imported
+        bar = _NoBar()
     with contextlib.ExitStack() as stack:
         stack.callback(bar.close)
         if (
