@@ -239,18 +239,13 @@ class DiffBIR(Method):
         self.cleaner, self.text_encoder, self.tokenizer = cleaner, text_encoder, tokenizer
 
     def _text(self, prompt: str):
+        from methods.sd.model import token_ids
         from methods.sd.single_file import OpenClipTokenizer
 
         if isinstance(self.tokenizer, OpenClipTokenizer):
             ids = self.tokenizer([prompt])
         else:
-            ids = self.tokenizer(
-                prompt,
-                max_length=self.tokenizer.model_max_length,
-                padding="max_length",
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
+            ids = token_ids(self.tokenizer, prompt)
         return self.text_encoder(ids.to(self.device))[0]
 
     def _model(self, x, t: int, c_txt, c_img):

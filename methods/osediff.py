@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bench.core.errors import BenchError, WeightsMissingError
 from bench.core.weights import WeightFile
-from methods.sd.model import sd21_files
+from methods.sd.model import sd21_files, token_ids
 from methods.sd.one_step import OneStepSD
 from methods.torch_utils import sha256_of, torch_dtype
 
@@ -179,13 +179,7 @@ class OSEDiff(OneStepSD):
         import torch
 
         self.last_prompt = text = self.text_prompt(x01)
-        ids = self.tokenizer(
-            text,
-            max_length=self.tokenizer.model_max_length,
-            padding="max_length",
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(x01.device)
+        ids = token_ids(self.tokenizer, text).to(x01.device)
         with torch.no_grad():
             return self.text_encoder(ids)[0]
 

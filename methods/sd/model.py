@@ -380,6 +380,18 @@ def _check_loaded_tokenizer(tok, source: str) -> None:
         )
 
 
+def token_ids(tokenizer, text: str | list[str]):
+    """A Hugging Face CLIP tokenizer's ids for ``text`` as the SD pipelines ask for them:
+    padded (SD-2.1: with "!", id 0) and truncated to its 77 tokens, as a tensor."""
+    return tokenizer(
+        text,
+        max_length=tokenizer.model_max_length,
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+
+
 def one_step_x0(model_pred, latent, timestep: int):
     """DDPM x0 from an epsilon prediction at ``timestep`` (the one-step update)."""
     a = alphas_cumprod()[timestep].to(latent.device, latent.dtype)
