@@ -201,7 +201,8 @@ def manifest_table(rows: list[dict], columns: list[str]):
 
 def _inferred_type(values: list):
     """The type ``pa.array`` infers for these Python scalars, or None where that takes
-    more than this rule (numpy scalars, lists, mixed bool/int, non-finite floats)."""
+    more than this rule (numpy scalars, lists, mixed bool/int, non-finite floats, ints
+    beyond int64)."""
     import math
 
     import pyarrow as pa
@@ -211,6 +212,8 @@ def _inferred_type(values: list):
         return None
     if not kinds:
         return pa.null()
+    if kinds == {int} and not all(-(2**63) <= v < 2**63 for v in values if v is not None):
+        return None  # pyarrow makes these uint64 or refuses them
     if kinds in ({bool}, {int}, {str}):
         return {bool: pa.bool_(), int: pa.int64(), str: pa.string()}[kinds.pop()]
     if kinds <= {int, float}:

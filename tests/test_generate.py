@@ -260,5 +260,5 @@ def test_manifest_without_pandas_is_the_same_file(records):
 def test_manifest_with_other_values_takes_pyarrows_inference():
     from bench.generate import manifest_table_via_json
 
-    for value in (np.int64(3), [1, 2], float("nan")):
+    for value in (np.int64(3), [1, 2], float("nan"), 2**63):
         assert manifest_table_via_json([{"image": "a", "v": value}], ["image", "v"]) is None
