@@ -159,7 +159,7 @@ def test_osediff_steps_on_recorded_inputs_are_exact(osediff, rec):
     output: exact, no CPU difference reaches them."""
     eps, latent = torch.from_numpy(rec["eps"])[None], torch.from_numpy(rec["latent"])[None]
     x0 = sd_model.one_step_x0(eps, latent, osediff.timestep)[0].numpy()
-    assert np.abs(x0 - rec["x0"]).max() <= 1e-6 * max(1.0, float(np.abs(rec["x0"]).max()))
+    assert np.abs(x0 - rec["x0"]).max() <= 1e-6  # measured 1.2e-10 (of values up to 27)
     y = torch.from_numpy(rec["decoded"]).half()[None] * 0.5 + 0.5
     with torch.no_grad():
         final = osediff.finish(y, _x01(rec["lq"]))
