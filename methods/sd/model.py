@@ -14,7 +14,6 @@ from pathlib import Path
 
 from bench.core.errors import WeightsMissingError
 from bench.core.weights import WeightFile
-from methods.sd.single_file import TEXT_CONFIG
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
 #: copies of SD-2.1-base left after Stability AI removed HUB_ID (November 2025); unofficial,
@@ -119,6 +118,23 @@ VAE_CONFIG = dict(
     sample_size=512,
     up_block_types=["UpDecoderBlock2D"] * 4,
 )
+#: published text_encoder/config.json of stabilityai/stable-diffusion-2-1-base
+TEXT_CONFIG = dict(
+    vocab_size=49408,
+    hidden_size=1024,
+    intermediate_size=4096,
+    projection_dim=512,
+    num_hidden_layers=23,
+    num_attention_heads=16,
+    max_position_embeddings=77,
+    hidden_act="gelu",
+    layer_norm_eps=1e-5,
+    bos_token_id=0,
+    eos_token_id=2,
+    pad_token_id=1,
+)
+#: CLIP's context length: every prompt is padded or truncated to it
+MAX_TOKENS = 77
 SCALING = 0.18215
 #: DDPM schedule of SD-2.1-base: scaled linear betas 0.00085 -> 0.012 over 1000 steps
 BETA_START, BETA_END, TRAIN_STEPS = 0.00085, 0.012, 1000
@@ -139,10 +155,9 @@ SPECIAL_TOKENS = {
     "unk_token": "<|endoftext|>",
     "pad_token": "!",
 }
-MAX_TOKENS = 77
-#: config keys that never change what carbench computes: bookkeeping, and ``sample_size``,
-#: which only diffusers' own tiling and default generation size read (carbench tiles itself;
-#: copies of the VAE config disagree on it, 512 or 768)
+#: constructor arguments that never change what carbench computes: ``sample_size``, which only
+#: diffusers' own tiling and default generation size read (carbench tiles itself; copies of the
+#: VAE config disagree on it, 512 or 768). Bookkeeping entries are no constructor arguments.
 _IGNORED_CONFIG_KEYS = {"sample_size"}
 #: text-encoder config entries that are bookkeeping or only seed a random initialisation
 _TEXT_BOOKKEEPING = {

@@ -18,27 +18,13 @@ import re
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from methods.sd import model as sd_model
+from methods.sd.model import MAX_TOKENS, TEXT_CONFIG
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.model."
 log = logging.getLogger(__name__)
-#: published text_encoder/config.json of stabilityai/stable-diffusion-2-1-base
-TEXT_CONFIG = dict(
-    vocab_size=49408,
-    hidden_size=1024,
-    intermediate_size=4096,
-    projection_dim=512,
-    num_hidden_layers=23,
-    num_attention_heads=16,
-    max_position_embeddings=77,
-    hidden_act="gelu",
-    layer_norm_eps=1e-5,
-    bos_token_id=0,
-    eos_token_id=2,
-    pad_token_id=1,
-)
-CONTEXT_LENGTH = 77
 #: single-file entries no diffusers part uses (training bookkeeping, CLIP's contrastive head)
 _UNUSED = re.compile(
     r"^(betas|alphas_cumprod.*|alphas_cumprod_prev|sqrt_.*|log_one_minus_alphas_cumprod|"
@@ -140,7 +126,7 @@ class OpenClipTokenizer:
     """OpenCLIP's BPE tokenizer (lower-cased, ftfy-cleaned, <sot> ... <eot>, zero padded to 77
     tokens), callable like DiffBIR's ``open_clip.tokenize``."""
 
-    def __init__(self, context_length: int = CONTEXT_LENGTH) -> None:
+    def __init__(self, context_length: int = MAX_TOKENS) -> None:
         from open_clip.tokenizer import SimpleTokenizer
 
         self.context_length = context_length
@@ -159,7 +145,6 @@ def load_single_file(
 ) -> dict:
     """Build and strictly load the asked parts (``unet``, ``vae``, ``text_encoder``,
     ``tokenizer``) from one single-file checkpoint. Configs default to SD-2.1-base."""
-    from methods.sd import model as sd_model
     from methods.torch_utils import strict_load
 
     sd = read_checkpoint(Path(path))
