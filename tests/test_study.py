@@ -554,3 +554,267 @@ def test_report_flags_and_excludes_an_outlier_rater(workspace, tmp_path, capsys)
     assert run_cli("study", "report", folder, "--resamples", "20", "--exclude-outliers") == 0
     out = capsys.readouterr().out
     assert "Excluded outlier raters: rater006." in out and "8.50 [" in out and "3.50 [" in out
+
+
+# --- request limits and validation (issue 20), on a small study built without a workspace ---
+
+LIMIT = 64 * 1024  # the server's request-body limit, in bytes (bench.study.server.MAX_BODY)
+WEEK_MS = 7 * 24 * 3600 * 1000  # the largest ``ms`` the server stores
+
+
+def _small_study(folder: Path, raters: int) -> tuple[Study, list[str]]:
+    """A rating study of three 8x8 images written here (no workspace needed); rater tokens."""
+    import numpy as np
+
+    from bench.core.imageio import write_png_atomic
+    from bench.study.db import StudyDB
+    from bench.study.model import Item, Stimulus, StudyConfig
+
+    study = Study(folder, StudyConfig("small", "rating", 0, "admintoken-small", repeats=0))
+    study.images_dir.mkdir(parents=True)
+    for k in range(3):
+        sid = f"{k:016x}"
+        path = study.images_dir / f"{sid}.png"
+        write_png_atomic(path, np.full((8, 8, 3), 60 * k, np.uint8))
+        sha = file_sha256(path)
+        study.stimuli[sid] = Stimulus(sid, "d", "p", "g", "m", f"im{k}", path.name, sha)
+        study.items[f"i{k:05d}"] = Item(f"i{k:05d}", (sid,))
+    study.save()
+    db = StudyDB.open(study)
+    tokens = [tok for _, tok in db.add_raters(study, raters)]
+    db.close()
+    return study, tokens
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """One server on a small study for the limit tests; each test takes its own rater."""
+    folder = tmp_path_factory.mktemp("study-small") / "s"
+    study, tokens = _small_study(folder, 12)
+    srv = Server().start(folder)
+    yield srv, study, iter(tokens)
+    srv.stop()
+
+
+def _rows(folder: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(folder / "answers.sqlite")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _rejects(folder: Path) -> list[tuple]:
+    return _rows(folder, "SELECT status, path FROM rejects ORDER BY id")
+
+
+def _post_raw(base: str, tok: str, text: str) -> tuple[int, dict | str]:
+    req = urllib.request.Request(f"{base}/api/{tok}/answer", data=text.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body, status = r.read().decode(), r.status
+    except urllib.error.HTTPError as e:
+        body, status = e.read().decode(), e.code
+    try:
+        return status, json.loads(body)
+    except json.JSONDecodeError:
+        return status, body
+
+
+def _http(port: int, request: bytes, timeout: float = 5) -> tuple[int, dict, dict | str]:
+    """Send raw bytes on a fresh connection; (status, headers, JSON or text body) of the reply,
+    read until the server closes or the declared length arrived. Times out (fails) when the
+    server waits for more of the request instead of answering."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    try:
+        return int(lines[0].split()[1]), headers, json.loads(body)
+    except json.JSONDecodeError:
+        return int(lines[0].split()[1]), headers, body.decode(errors="replace")
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 62
+
+
+def _head(tok: str, extra: str) -> bytes:
+    return (
+        f"POST /api/{tok}/answer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\n{extra}\r\n"
+    ).encode()
+
+
+def test_huge_integers_get_a_json_400_logged_and_recorded(small):
+    """A 5,000-digit integer (beyond Python's int-from-text limit) in any field: a JSON 400,
+    nothing stored, the refusal in server.log and in the rejects table."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    huge = "9" * 5000
+    before = len(_rejects(study.root))
+    for text in (
+        f'{{"pos": 0, "value": 5, "ms": {huge}}}',
+        f'{{"pos": {huge}, "value": 5}}',
+        f'{{"pos": 0, "value": -{huge}}}',
+    ):
+        status, reply = _post_raw(srv.base, tok, text)
+        assert status == 400 and isinstance(reply, dict) and "error" in reply, (status, reply)
+    assert _rejects(study.root)[before:] == [(400, f"POST /api/{tok}/answer")] * 3
+    assert _call(f"{srv.base}/api/{tok}/next")[1]["pos"] == 0  # nothing stored
+    assert (study.root / "server.log").read_text().count(f"refused 400 POST /api/{tok}/") == 3
+
+
+def test_deeply_nested_json_gets_a_json_400(small):
+    """JSON nested 30,000 deep (60 KB, under the body limit): a JSON 400, recorded; nested
+    100,000 deep (200 KB) it is over the limit: 413."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    before = len(_rejects(study.root))
+    deep = "[" * 30_000 + "]" * 30_000
+    status, reply = _post_raw(srv.base, tok, f'{{"pos": 0, "value": {deep}}}')
+    assert status == 400 and isinstance(reply, dict) and "error" in reply, (status, reply)
+    status, reply = _post_raw(srv.base, tok, "[" * 100_000 + "]" * 100_000)
+    assert status == 413 and isinstance(reply, dict) and "error" in reply, (status, reply)
+    assert [s for s, _ in _rejects(study.root)[before:]] == [400, 413]
+    assert _call(f"{srv.base}/api/{tok}/next")[1]["pos"] == 0
+
+
+def test_every_field_is_validated(small):
+    """``ms`` must be an integer in 0..one week (in ms), ``pos`` in 0..2^31-1, ``value`` in the
+    declared scale; only pos, value and ms, each once. Refusals store nothing; a valid answer
+    then stores exactly what was sent."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    url = f"{srv.base}/api/{tok}/answer"
+    before = len(_rejects(study.root))
+    refused = [
+        ({"pos": 0, "value": 5, "ms": 2**63}, 422),
+        ({"pos": 0, "value": 5, "ms": -1}, 422),
+        ({"pos": 0, "value": 5, "ms": WEEK_MS + 1}, 422),
+        ({"pos": 0, "value": 5, "ms": 1.5}, 400),
+        ({"pos": 0, "value": 5, "ms": True}, 400),
+        ({"pos": 2**63, "value": 5}, 422),
+        ({"pos": -1, "value": 5}, 422),
+        ({"pos": 0, "value": 0}, 422),
+        ({"pos": 0, "value": 11}, 422),
+        ({"pos": 0, "value": True}, 400),
+        ({"pos": 0, "value": 5, "rater": "someone else"}, 400),
+        ({"pos": 0}, 400),
+        ([0, 5], 400),
+    ]
+    for body, want in refused:
+        status, reply = _call(url, body)
+        assert status == want and isinstance(reply, dict) and "error" in reply, (body, reply)
+    status, reply = _post_raw(srv.base, tok, '{"pos": 0, "value": 5, "value": 6}')
+    assert status == 400 and "error" in reply  # a repeated key is ambiguous
+    assert len(_rejects(study.root)) - before == len(refused) + 1
+    assert _call(url, {"pos": 0, "value": 10, "ms": WEEK_MS})[0] == 200  # the edges pass
+    assert _call(url, {"pos": 1, "value": 1, "ms": 0})[0] == 200
+    assert _call(url, {"pos": 2, "value": 7})[0] == 200
+    rows = _rows(
+        study.root,
+        "SELECT a.pos, a.value, a.ms FROM answers a JOIN raters r ON r.id=a.rater "
+        f"WHERE r.token='{tok}' ORDER BY a.pos",
+    )
+    assert rows == [(0, 10, WEEK_MS), (1, 1, 0), (2, 7, None)]
+
+
+def test_body_over_the_limit_refused_from_its_content_length(small):
+    """A declared 100 MiB body with a valid token is refused with a JSON 413 before any of it
+    is sent (the server does not wait for it); LIMIT bytes pass, LIMIT + 1 do not."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    before = len(_rejects(study.root))
+    status, headers, reply = _http(srv.port, _head(tok, f"Content-Length: {100 << 20}\r\n"))
+    assert status == 413 and reply["error"].startswith("request body over 65536 bytes"), reply
+    assert headers["content-type"] == "application/json"
+    answer = b'{"pos": 0, "value": 4}'
+    over = answer + b" " * (LIMIT + 1 - len(answer))
+    status, _, reply = _http(srv.port, _head(tok, f"Content-Length: {len(over)}\r\n") + over)
+    assert status == 413 and "error" in reply
+    assert _rejects(study.root)[before:] == [(413, f"POST /api/{tok}/answer")] * 2
+    assert _call(f"{srv.base}/api/{tok}/next")[1]["pos"] == 0
+    exact = over[:LIMIT]
+    status, _, reply = _http(srv.port, _head(tok, f"Content-Length: {LIMIT}\r\n") + exact)
+    assert status == 200 and reply["pos"] == 1, reply
+    assert _rows(study.root, "SELECT COUNT(*) FROM answers WHERE value=4") == [(1,)]
+
+
+def test_streamed_body_capped_while_read(small):
+    """A chunked body (no Content-Length) is refused with a JSON 413 as soon as LIMIT + 1
+    bytes arrived, without waiting for its end; a small chunked answer is stored."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    chunk = b" " * 8192
+    part = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(LIMIT // len(chunk)))
+    part += b"1\r\n \r\n"  # LIMIT + 1 bytes so far; the closing 0-chunk is never sent
+    status, _, reply = _http(srv.port, _head(tok, "Transfer-Encoding: chunked\r\n") + part)
+    assert status == 413 and "error" in reply, reply
+    assert _rejects(study.root)[-1] == (413, f"POST /api/{tok}/answer")
+    small_body = b'{"pos": 0, "value": 3}'
+    ok = b"%x\r\n%s\r\n0\r\n\r\n" % (len(small_body), small_body)
+    status, _, reply = _http(srv.port, _head(tok, "Transfer-Encoding: chunked\r\n") + ok)
+    assert status == 200 and reply["pos"] == 1, reply
+
+
+def test_every_error_is_json(small):
+    """Wrong method, unknown page, bad token: JSON errors, each recorded."""
+    srv, study, tokens = small
+    tok = next(tokens)
+    before = len(_rejects(study.root))
+    cases = [
+        ("GET", f"/api/{tok}/answer", 405),
+        ("POST", f"/api/{tok}/next", 405),
+        ("GET", "/nothing/here", 404),
+        ("GET", "/api/not-a-rater/next", 403),
+    ]
+    for method, path, want in cases:
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+        status, headers, reply = _http(srv.port, head)
+        assert status == want and headers["content-type"] == "application/json", (path, reply)
+        assert isinstance(reply, dict) and reply["error"], reply
+    assert [s for s, _ in _rejects(study.root)[before:]] == [w for _, _, w in cases]
+
+
+def test_favicon_is_not_a_refused_request(small):
+    """Browsers ask for /favicon.ico: 204, nothing recorded, the admin count unchanged."""
+    srv, study, _ = small
+    admin = f"{srv.base}/admin/{study.config.admin_token}/progress"
+    before = _call(admin)[1]["rejects"]
+    request = b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    status, headers, body = _http(srv.port, request)
+    assert status == 204 and body == ""
+    assert _call(admin)[1]["rejects"] == before == len(_rejects(study.root))
+    assert "favicon" not in (study.root / "server.log").read_text()
+
+
+def test_unexpected_error_is_a_logged_json_500(tmp_path, server):
+    """A database the server cannot use (its answers table renamed away underneath it): a JSON
+    500, the traceback in server.log, the request in the rejects table."""
+    study, tokens = _small_study(tmp_path / "e", 1)
+    base = server.start(study.root).base
+    con = sqlite3.connect(study.root / "answers.sqlite")
+    con.execute("ALTER TABLE answers RENAME TO answers_gone")
+    con.commit()
+    con.close()
+    status, reply = _call(f"{base}/api/{tokens[0]}/answer", {"pos": 0, "value": 5})
+    assert status == 500 and isinstance(reply, dict), reply
+    assert reply == {"error": "internal server error (logged)"}
+    log_text = (study.root / "server.log").read_text()
+    assert "Traceback" in log_text and "no such table: answers" in log_text
+    assert _rejects(study.root) == [(500, f"POST /api/{tokens[0]}/answer")]

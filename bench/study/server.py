@@ -1,7 +1,10 @@
 """The study web app (Starlette, served by uvicorn): rater pages, JSON answers, images, admin.
 
 Every request is validated; a refused one gets a clear status and JSON reason, stores nothing
-and is logged (logger ``bench.study.server`` and the database's ``rejects`` table).
+and is logged (logger ``bench.study.server`` and the database's ``rejects`` table). Request
+bodies over ``MAX_BODY`` bytes are refused (413) from their Content-Length before any of the
+body is read, and a streamed (chunked) body is cut off as soon as it passes the limit. An
+unexpected exception becomes a JSON 500 with its traceback in the log, recorded as refused.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ import html
 import json
 import logging
 import re
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.study.db import StudyDB
 from bench.study.model import Study
@@ -24,6 +33,119 @@ log = logging.getLogger("bench.study.server")
 TEMPLATES = Path(__file__).parent / "templates"
 _IMAGE_NAME = re.compile(r"[0-9a-f]{16}\.png")
 _STATUS = {"replay": 409, "order": 409, "unknown": 404}
+MAX_BODY = 64 * 1024  # bytes; an answer is about 40
+MAX_POS = 2**31 - 1  # positions beyond this are refused before they reach the database
+MAX_MS = 7 * 24 * 3600 * 1000  # one week: a longer time on one item is not a timing
+_MAX_DIGITS = 20  # every valid integer in an answer has fewer digits
+ANSWER_KEYS = ("pos", "value", "ms")
+INTERNAL_ERROR = "internal server error (logged)"
+
+Refuse = Callable[[str, str, int, str], JSONResponse]
+
+
+class _BodyTooLarge(Exception):
+    """Raised while reading a request body that passes ``MAX_BODY``."""
+
+
+class RequestGuard:
+    """Outer ASGI middleware: refuses bodies over ``limit`` bytes (413, from Content-Length
+    before reading, or while reading a streamed body) and turns any unexpected exception into
+    a JSON 500 that is logged with its traceback and recorded as refused."""
+
+    def __init__(self, app: ASGIApp, refuse: Refuse, limit: int = MAX_BODY) -> None:
+        self.app, self.refuse, self.limit = app, refuse, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async def reply(status: int, reason: str, headers: dict[str, str]) -> None:
+            try:
+                response = self.refuse(method, path, status, reason)
+            except Exception:
+                log.exception("could not record the refused request %s %s", method, path)
+                response = JSONResponse({"error": INTERNAL_ERROR}, 500)
+            response.headers.update(headers)
+            if not started:
+                await response(scope, receive, send)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.limit:
+                raise _BodyTooLarge  # before reading any of it
+            await self.app(scope, capped_receive, tracked_send)
+        except _BodyTooLarge:
+            too_large = f"request body over {self.limit} bytes (the limit for this server)"
+            await reply(413, too_large, {"Connection": "close"})  # the rest is never read
+        except ClientDisconnect:
+            log.info("client left during %s %s", method, path)
+        except Exception as e:
+            log.exception("internal error on %s %s", method, path)
+            await reply(500, f"internal error: {type(e).__name__}: {e}", {})
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body length, None when absent (uvicorn refuses a malformed one)."""
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            text = value.strip()
+            return int(text) if len(text) <= 18 else 1 << 62
+    return None
+
+
+def _small_int(text: str) -> int:
+    """A JSON integer, refused beyond ``_MAX_DIGITS`` digits (Python's own limit is 4300)."""
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise ValueError(f"an integer with {len(text)} digits (at most {_MAX_DIGITS})")
+    return int(text)
+
+
+def _no_constant(text: str) -> NoReturn:
+    """NaN and Infinity are not numbers in an answer."""
+    raise ValueError(f"{text} is not a number here")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys each appear once."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def parse_answer(body: bytes) -> dict:
+    """The answer object in a request body; ValueError (with the reason) when it is not JSON
+    with small integers, nests too deeply, repeats a key or is not an object."""
+    try:
+        data = json.loads(
+            body,
+            parse_int=_small_int,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
 
 
 def create_app(study: Study, db_url: str | None = None) -> Starlette:
@@ -33,13 +155,17 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
     images_dir = study.images_dir.resolve()
     cfg = study.config
 
-    def refuse(request: Request, status: int, reason: str) -> JSONResponse:
-        path = request.url.path
-        log.warning("refused %d %s %s: %s", status, request.method, path, reason)
-        db.reject(status, f"{request.method} {path}", reason)
-        return JSONResponse({"error": reason}, status_code=status)
+    def record(method: str, path: str, status: int, reason: str) -> JSONResponse:
+        """Log and record a refused request; the JSON error response for it."""
+        log.warning("refused %d %s %s: %s", status, method, path, reason)
+        db.reject(status, f"{method} {path}", reason)
+        return JSONResponse({"error": reason if status != 500 else INTERNAL_ERROR}, status)
 
-    def rater_of(request: Request):
+    def refuse(request: Request, status: int, reason: str) -> JSONResponse:
+        """``record`` for a routed request."""
+        return record(request.method, request.url.path, status, reason)
+
+    def rater_of(request: Request) -> tuple[int, str, int] | None:
         return db.rater(request.path_params["token"])
 
     def item_json(rater, nxt) -> dict:
@@ -85,14 +211,20 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
         rater = rater_of(request)
         if rater is None:
             return refuse(request, 403, "unknown rater token")
+        shape = "body must be a JSON object {pos: int, value: int, ms?: int}"
         try:
-            body = json.loads(await request.body())
-            pos, value = body["pos"], body["value"]
-            ms = body.get("ms")
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            return refuse(request, 400, "body must be JSON {pos: int, value: int, ms?: int}")
+            body = parse_answer(await request.body())
+        except ValueError as e:
+            return refuse(request, 400, f"{shape}: {str(e)[:200]}")
+        if not {"pos", "value"} <= body.keys() or body.keys() - set(ANSWER_KEYS):
+            return refuse(request, 400, f"{shape}, nothing else; got keys {sorted(body)[:5]}")
+        pos, value, ms = body["pos"], body["value"], body.get("ms")
         if not all(type(v) is int for v in (pos, value)) or not (ms is None or type(ms) is int):
             return refuse(request, 400, "pos, value and ms must be integers")
+        if not 0 <= pos <= MAX_POS:
+            return refuse(request, 422, f"pos {pos} outside 0..{MAX_POS}")
+        if ms is not None and not 0 <= ms <= MAX_MS:
+            return refuse(request, 422, f"ms {ms} outside 0..{MAX_MS} (milliseconds on the item)")
         if cfg.mode == "rating":
             if not cfg.scale_min <= value <= cfg.scale_max:
                 return refuse(
@@ -127,8 +259,6 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
 
     def admin_ok(request: Request) -> bool:
-        import secrets
-
         return secrets.compare_digest(request.path_params["token"], cfg.admin_token)
 
     async def admin(request: Request) -> Response:
@@ -152,8 +282,17 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
             return refuse(request, 403, "wrong admin token")
         return JSONResponse({"raters": db.overview(), "rejects": len(db.rejects())})
 
-    async def not_found(request: Request, exc) -> Response:
-        return refuse(request, 404, "no such page")
+    async def favicon(request: Request) -> Response:
+        """Browsers ask for it unprompted: no content, and not a refused request."""
+        return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Starlette's own refusals (no such page, wrong method) as JSON, recorded."""
+        assert isinstance(exc, HTTPException)
+        reason = "no such page" if exc.status_code == 404 else str(exc.detail)
+        response = refuse(request, exc.status_code, reason)
+        response.headers.update(exc.headers or {})
+        return response
 
     app = Starlette(
         routes=[
@@ -163,8 +302,10 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
             Route("/img/{token}/{name:path}", image),
             Route("/admin/{token}", admin),
             Route("/admin/{token}/progress", admin_json),
+            Route("/favicon.ico", favicon),
         ],
-        exception_handlers={404: not_found},
+        middleware=[Middleware(RequestGuard, refuse=record, limit=MAX_BODY)],
+        exception_handlers={HTTPException: http_error},
     )
     app.state.db = db
     return app
