@@ -818,3 +818,24 @@ def test_unexpected_error_is_a_logged_json_500(tmp_path, server):
     log_text = (study.root / "server.log").read_text()
     assert "Traceback" in log_text and "no such table: answers" in log_text
     assert _rejects(study.root) == [(500, f"POST /api/{tokens[0]}/answer")]
+
+
+def test_create_prints_the_links_its_help_promises(workspace, tmp_path, capsys):
+    """``bench study create`` prints what its help says: a summary line, then the admin link
+    and one link per rater, the same lines as links.txt."""
+    capsys.readouterr()
+    assert run_cli("study", "create", "--help") == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "print a summary, then the admin link and one link per rater" in help_text
+    folder = tmp_path / "c"
+    args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--crop", "16")
+    assert run_cli("study", "create", folder, *args, "--images", "1", "--raters", "3") == 0
+    out = capsys.readouterr().out.splitlines()
+    saved = (folder / "links.txt").read_text().splitlines()
+    assert saved[0].startswith("admin /admin/") and len(saved) == 4
+    assert [line.split()[0] for line in saved[1:]] == ["rater001", "rater002", "rater003"]
+    assert out[0] == (
+        f"study {folder}: 2 images, 2 items, 3 raters; links (paths under the server's "
+        f"address), also in {folder / 'links.txt'}:"
+    )
+    assert out[1:] == saved

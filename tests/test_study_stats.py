@@ -153,3 +153,55 @@ def test_pairwise_store_rows_are_win_shares():
     rows = {r["method"]: r for r in store_rows(df, "pairwise", "study x")}
     assert rows["a"]["value"] == pytest.approx(2 / 3) and rows["b"]["value"] == pytest.approx(1 / 3)
     assert rows["a"]["metric"] == "winrate" and rows["a"]["image"] == "im"
+
+
+def test_empty_answers_give_empty_tables_with_their_columns():
+    """No answers left (e.g. every rater excluded): empty tables that still have the columns
+    the report reads, not a frame without columns."""
+    cols = ["rater", "item", "value", "is_repeat", "method", "method_b", "image"]
+    empty = pd.DataFrame(columns=cols).assign(dataset="d", protocol="p", degradation="g")
+    keys = ["dataset", "protocol", "degradation", "method"]
+    assert list(mos(empty).columns) == [*keys, "mos", "lo", "hi", "n"] and mos(empty).empty
+    for model in ("bt", "thurstone"):
+        table = pairwise_scores(empty, model, n_boot=5)
+        assert list(table.columns) == [*keys, "score", "lo", "hi", "n"] and table.empty
+
+
+def test_report_when_every_rater_is_an_outlier(tmp_path, capsys):
+    """Two raters who rate four items in opposite orders correlate -1 with each other: both
+    are flagged, and ``--exclude-outliers`` leaves nobody: a clear error, nothing written;
+    without it the MOS of both is reported."""
+    from bench.study.db import StudyDB
+    from bench.study.model import Item, Stimulus, Study, StudyConfig
+    from conftest import run_cli
+
+    folder = tmp_path / "s"
+    study = Study(folder, StudyConfig("two", "rating", 0, "admintoken-two", repeats=0))
+    for k, (method, image) in enumerate(itertools.product("ab", ("im0", "im1"))):
+        sid = f"{k:016x}"
+        stim = Stimulus(sid, "LIVE1", "codiff", "jpeg-q10", method, image, f"{sid}.png", "0")
+        study.stimuli[sid] = stim
+        study.items[f"i{k}"] = Item(f"i{k}", (sid,))
+    study.save()
+    db = StudyDB.open(study)
+    db.add_raters(study, 2)
+    for rid in (1, 2):
+        while (nxt := db.next_item(rid)) is not None:
+            k = int(nxt[1][1:])
+            assert db.answer(rid, nxt[0], k + 1 if rid == 1 else 4 - k, None) == "ok"
+    db.close()
+    capsys.readouterr()
+    out = tmp_path / "table.md"
+    args = ("study", "report", folder, "--resamples", "20", "--out", out)
+    assert run_cli(*args, "--exclude-outliers") == 1
+    err = capsys.readouterr().err
+    assert "rater001  " in err and err.count("True") == 2  # the flag table: both flagged
+    assert (
+        "error: every rater (rater001, rater002) is flagged as an outlier (correlation with "
+        "the other raters below --min-corr 0.3); nothing left to report: rerun without "
+        "--exclude-outliers or with a lower --min-corr"
+    ) in err
+    assert not out.exists()
+    assert run_cli(*args) == 0
+    text = out.read_text()  # a: (1 + 2 + 4 + 3) / 4, b: (3 + 4 + 2 + 1) / 4
+    assert text.count("2.50 [") == 2 and "Excluded" not in text

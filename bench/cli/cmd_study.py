@@ -32,7 +32,9 @@ def create_cmd(
     ] = "",
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
-    """Build a study folder from outputs already in the workspace and print the rater links."""
+    """Build a study folder from outputs already in the workspace; print a summary, then the
+    admin link and one link per rater (paths under the server's address, also saved in
+    FOLDER/links.txt)."""
     from bench.study.create import create_study
     from bench.study.db import StudyDB
 
@@ -61,7 +63,9 @@ def create_cmd(
     )
     typer.echo(
         f"study {folder}: {len(study.stimuli)} images, {len(study.items)} items, "
-        f"{len(links)} raters; links in {folder / 'links.txt'}"
+        f"{len(links)} raters; links (paths under the server's address), also in "
+        f"{folder / 'links.txt'}:\n" + (folder / "links.txt").read_text(),
+        nl=False,
     )
 
 
@@ -124,6 +128,12 @@ def report_cmd(
     typer.echo(flags.to_string(index=False), err=True)
     dropped = sorted(flags.rater[flags.outlier]) if exclude_outliers else []
     df = df[~df.rater.isin(dropped)]
+    if df.empty:
+        raise BenchError(
+            f"every rater ({', '.join(dropped)}) is flagged as an outlier (correlation with the "
+            f"other raters below --min-corr {min_corr}); nothing left to report: rerun without "
+            "--exclude-outliers or with a lower --min-corr"
+        )
     cfg = study.config
     excluded = f" Excluded outlier raters: {', '.join(dropped)}." if dropped else ""
     raters = df.rater.nunique()

@@ -41,7 +41,8 @@ def two_way_bootstrap(grid: np.ndarray, n_boot: int, seed: int, level: float = 0
 
 
 def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """MOS per (set, method) with 95% intervals over raters and images (first answers only)."""
+    """MOS per (set, method) with 95% intervals over raters and images (first answers only);
+    no answers: an empty table with the same columns."""
     df = df[df.is_repeat == 0]
     out = []
     for key, g in df.groupby([*SET, "method"], sort=True):
@@ -56,7 +57,7 @@ def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                 "n": int(np.isfinite(grid).sum()),
             }
         )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=[*SET, "method", "mos", "lo", "hi", "n"])
 
 
 def _wins(methods: list[str], g: pd.DataFrame) -> list[tuple[int, int]]:
@@ -103,7 +104,7 @@ def pairwise_scores(
     df: pd.DataFrame, model: str = "bt", n_boot: int = 200, seed: int = 0, level: float = 0.95
 ) -> pd.DataFrame:
     """Bradley-Terry (``bt``) or Thurstone scores (mean zero) per set, with percentile
-    intervals from resampling raters (first answers only)."""
+    intervals from resampling raters (first answers only); no answers: an empty table."""
     if model not in MODELS:
         raise ValueError(f"unknown pairwise model {model!r}; available: {', '.join(MODELS)}")
     fit = MODELS[model]
@@ -137,7 +138,7 @@ def pairwise_scores(
                     "n": int(((g.method == m) | (g.method_b == m)).sum()),
                 }
             )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=[*SET, "method", "score", "lo", "hi", "n"])
 
 
 def bradley_terry(df: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
