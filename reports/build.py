@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.core.imageio import write_bytes_atomic
 from bench.core.provenance import carbench_version
 from bench.core.workspace import Workspace
 from reports.model import build_classic, build_table
@@ -25,8 +29,8 @@ def provenance_note(rows: pd.DataFrame) -> str:
     made = ", ".join(sorted(rows.carbench.dropna().unique())) if "carbench" in rows else ""
     return (
         f"Protocol: {protos}. Metrics: {metrics}. Means over images; best in red, second "
-        f"best in blue (JPEG row not ranked); * = mean over fewer images than the rest of its "
-        f"column. Scored with carbench {made}; "
+        f"best in blue (JPEG input and ground truth not ranked); * = mean over fewer images "
+        f"than the rest of its column. Scored with carbench {made}; "
         f"tabled with carbench {carbench_version()}."
     ) + _licence_notes(rows)
 
@@ -55,8 +59,10 @@ def render_report(
     standalone: bool = False,
     ci: int = 0,
     seed: int = 0,
+    ci_style: str = "brackets",
 ) -> str:
-    """The report text in ``fmt`` (latex | html | markdown | csv) for a table preset."""
+    """The report text in ``fmt`` (latex | html | markdown | csv) for a table preset; ``ci``
+    resamples give every cell its interval, shown in ``ci_style`` (``CI_STYLES``)."""
     summary = summarize(rows)
     if fmt == "csv":
         return summary.to_csv(index=False, float_format="%.6f")
@@ -82,11 +88,20 @@ def render_report(
     if ci:
         from reports.ci import add_intervals
 
-        add_intervals(model, rows, ci, seed)
+        add_intervals(model, rows, ci, seed, ci_style)
     if fmt == "latex":
         return to_latex(model, standalone=standalone)
     if fmt == "markdown":
         return to_markdown(model)
     from reports.html_report import to_html
 
-    return to_html(model, summary, rows, ws, note)
+    return to_html(model, summary, rows, ws)
+
+
+def write_report(path: str | Path, text: str) -> None:
+    """Write a report file atomically, with the mode of any new file (0666 less the umask:
+    0644 under the usual 022), not the 0600 of ``write_bytes_atomic``'s temp file."""
+    write_bytes_atomic(path, text.encode())
+    mask = os.umask(0o022)  # the only way to read the umask is to set it
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -1,12 +1,16 @@
 """``bench report --ci``: 95% bootstrap intervals per cell and a significance marker where the
-best method beats the second by a paired test over the images both have."""
+best method beats the second by a paired test over the images both have; how a cell shows an
+interval and how a footnote words a bootstrap, for the study tables too."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from reports.model import TableModel
+from bench.core.errors import BenchError
+from reports.labels import STUDY_SCORES
+from reports.model import Cell, TableModel
+from reports.presets import CI_STYLES
 
 MARK = "†"
 
@@ -41,11 +45,49 @@ def paired_better(
     return bool(lo > 0 and wilcoxon(d, alternative="greater").pvalue < alpha)
 
 
+def check_style(style: str) -> str:
+    """``style`` if it is one of ``CI_STYLES``; a BenchError naming them otherwise."""
+    if style not in CI_STYLES:
+        raise BenchError(f"unknown CI style {style!r}; available: {', '.join(CI_STYLES)}")
+    return style
+
+
+def show_interval(cell: Cell, lo: float, hi: float, style: str) -> None:
+    """Write ``[lo, hi]`` into ``cell`` in ``style`` (``CI_STYLES``) at the cell's decimals."""
+    d = cell.decimals
+    if check_style(style) == "pm":
+        cell.text += f" ± {(hi - lo) / 2:.{d}f}"
+    elif style == "below":
+        cell.sub = f"[{lo:.{d}f}, {hi:.{d}f}]"
+    else:
+        cell.text += f" [{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def interval_note(style: str, what: str, unit: str, n_resamples: int, seed: int) -> str:
+    """The footnote's account of an interval: how cells show it and which bootstrap made it
+    (every report words its bootstrap through here)."""
+    form = {
+        "brackets": "[lo, hi]",
+        "pm": "± h (h = half the width of the interval [lo, hi])",
+        "below": "[lo, hi] under the value",
+    }[check_style(style)]
+    return (
+        f"{form}: 95% percentile bootstrap interval of {what}, resampling {unit} "
+        f"({n_resamples} resamples, seed {seed})"
+    )
+
+
 def add_intervals(
-    model: TableModel, rows: pd.DataFrame, n_resamples: int = 2000, seed: int = 0
+    model: TableModel,
+    rows: pd.DataFrame,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    style: str = "brackets",
 ) -> TableModel:
-    """Append ``[lo, hi]`` to every cell with a key, and ``†`` to the best cell where it is
-    significantly better than the second; the footnote records seed and resample count."""
+    """Mark the best cell of a column with ``†`` where it is significantly better than the
+    second, and give every cell with a key its interval (``show_interval``); the footnote
+    records the bootstrap: resampling unit, resample count, seed, percentile."""
+    check_style(style)
     finite = rows[np.isfinite(rows.value.astype(float))]
     per = {
         k: g.set_index("image").value.astype(float)
@@ -54,11 +96,6 @@ def add_intervals(
     for block in model.blocks:
         columns = list(zip(*[r.cells for r in block.rows], strict=True)) if block.rows else []
         for cells in columns:
-            for c in cells:
-                v = per.get(c.key) if c.key else None
-                if v is not None and len(v) > 1 and c.value is not None:
-                    lo, hi = bootstrap_mean_ci(v.to_numpy(), n_resamples, seed)
-                    c.text += f" [{lo:.{_dec(c.text)}f}, {hi:.{_dec(c.text)}f}]"
             best = [c for c in cells if c.rank == 1]
             second = [c for c in cells if c.rank == 2]
             if len(best) == 1 and len(second) == 1 and best[0].key and second[0].key:
@@ -70,15 +107,20 @@ def add_intervals(
                         a[common].to_numpy(), b[common].to_numpy(), hb, n_resamples, seed
                     ):
                         best[0].text += MARK
+            for c in cells:
+                v = per.get(c.key) if c.key else None
+                if v is not None and len(v) > 1 and c.value is not None:
+                    show_interval(c, *bootstrap_mean_ci(v.to_numpy(), n_resamples, seed), style)
+    note = interval_note(style, "the mean", "the cell's images", n_resamples, seed)
+    model.footnote += f" {note}."
+    if any(v.partition(":")[0] in STUDY_SCORES for v in finite.variant.unique()):
+        model.footnote += (
+            " Study scores (MOS, win rate) are stored per image, as the mean over its raters, so "
+            "raters are not resampled here; bench study report resamples raters (and images, "
+            "for MOS), so its intervals differ."
+        )
     model.footnote += (
-        f" [lo, hi]: 95% percentile bootstrap interval of the mean over images ({n_resamples} "
-        f"resamples, seed {seed}). {MARK}: best significantly better than second over the images "
-        f"both have (paired bootstrap of the mean difference and Wilcoxon signed-rank, "
-        f"one-sided, alpha 0.05)."
+        f" {MARK}: best significantly better than second over the images both have (paired "
+        f"bootstrap of the mean difference and Wilcoxon signed-rank, one-sided, alpha 0.05)."
     )
     return model
-
-
-def _dec(text: str) -> int:
-    head = text.split(" ")[0].rstrip("*")
-    return len(head.partition(".")[2]) if "." in head else 0

@@ -1,4 +1,5 @@
-"""The self-contained HTML report: the table, plots, side-by-side crops, per-image results."""
+"""The self-contained HTML report: the table, plots, side-by-side crops, per-image results; the
+one page template of ``bench report`` and ``bench study report``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from bench.core.imageio import read_image
 from bench.core.workspace import Workspace
-from reports.labels import degradation_label, method_label, metric_label
+from reports.labels import GROUND_TRUTH, degradation_label, method_label, metric_label
 from reports.model import TableModel
 from reports.render import _env, table_html
 from reports.tables import natural_key
@@ -41,6 +42,9 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
     matplotlib.use("Agg")
 
     out = []
+    colours = method_colours(summary.method.unique())
+    codecs = sorted({codec_family(d) for d in summary.degradation.unique()}, key=natural_key)
+    styles = {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(codecs)}
     single = summary[summary.degradation.str.fullmatch(r"jpeg-q\d+")].copy()
     single["qf"] = single.degradation.str.extract(r"q(\d+)")[0].astype(int)
     bpp = rows.groupby(["dataset", "degradation"])["bpp"].mean() if "bpp" in rows else None
@@ -48,7 +52,8 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
         metric = variant.partition(":")[0]
         s = single[(single.dataset == ds) & (single.variant == variant)]
         if s.degradation.nunique() >= 2:
-            out.append(_line_plot(s, "qf", "JPEG quality factor", metric, f"{ds}: {variant} vs QF"))
+            title = f"{ds}: {variant} vs QF"
+            out.append(_line_plot(s, "qf", "JPEG quality factor", metric, title, colours, styles))
         if bpp is not None:
             g = g.assign(bpp=[bpp.get((ds, d), np.nan) for d in g.degradation])
             g = g.dropna(subset=["bpp"]).assign(codec=lambda d: d.degradation.map(codec_family))
@@ -60,6 +65,8 @@ def plots(summary: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
                         "bits per pixel (input bitstream)",
                         metric,
                         f"{ds}: {variant} vs bpp",
+                        colours,
+                        styles,
                     )
                 )
     return out
@@ -86,9 +93,40 @@ CODEC_NAMES = {
 }
 
 
-def _line_plot(df: pd.DataFrame, x: str, xlabel: str, metric: str, title: str) -> dict:
+LINESTYLES = ("-", "--", ":", "-.")  # one per codec on bpp charts, in sorted codec order
+
+
+def method_colours(methods) -> dict[str, str]:
+    """One colour per method for every plot of a report, picked by the method's position in
+    the sorted list of all its methods: matplotlib's default cycle, tab20 beyond its length,
+    evenly spaced turbo beyond 20."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    names = sorted(dict.fromkeys(map(str, methods)), key=natural_key)
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(names) <= len(cycle):
+        palette = list(cycle)
+    elif len(names) <= 20:
+        palette = [to_hex(matplotlib.colormaps["tab20"](i)) for i in range(20)]
+    else:
+        turbo = matplotlib.colormaps["turbo"]
+        palette = [to_hex(turbo(t)) for t in np.linspace(0.05, 0.95, len(names))]
+    return {m: palette[i] for i, m in enumerate(names)}
+
+
+def _line_plot(
+    df: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    metric: str,
+    title: str,
+    colours: dict[str, str],
+    styles: dict[str, str],
+) -> dict:
     """One line per method (per method and codec when ``df`` has a ``codec`` column, so several
-    codecs share one chart) of ``df[x]`` against the set mean, as inline SVG."""
+    codecs share one chart) of ``df[x]`` against the set mean, as inline SVG; a method keeps its
+    colour from ``colours``, a codec its line style from ``styles``."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
@@ -96,7 +134,8 @@ def _line_plot(df: pd.DataFrame, x: str, xlabel: str, metric: str, title: str) -
     for k, mg in df.groupby(keys, sort=False):
         mg = mg.sort_values(x)
         label = method_label(k[0]) + (f" · {k[1]}" if len(keys) == 2 else "")
-        ax.plot(mg[x], mg["mean"], marker="o", label=label)
+        style = styles.get(k[1], "-") if len(keys) == 2 else "-"
+        ax.plot(mg[x], mg["mean"], marker="o", label=label, color=colours[k[0]], linestyle=style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
@@ -143,7 +182,7 @@ def crops(ws: Workspace, rows: pd.DataFrame, max_sets: int = 6) -> list[dict]:
         def cut(img, y=y, x=x):
             return np.ascontiguousarray(img[y : y + CROP, x : x + CROP])
 
-        figs = [{"label": "Ground truth", "png": _png_b64(cut(gt))}]
+        figs = [{"label": method_label(GROUND_TRUTH), "png": _png_b64(cut(gt))}]
         degraded = decoded_input(ws, rec, deg)
         figs.append({"label": f"Input ({degradation_label(deg)})", "png": _png_b64(cut(degraded))})
         for m in dict.fromkeys(sub.method):
@@ -189,13 +228,30 @@ def drilldown(rows: pd.DataFrame) -> list[dict]:
     return sorted(out, key=lambda d: natural_key(d["title"]))
 
 
-def to_html(
-    model: TableModel, summary: pd.DataFrame, rows: pd.DataFrame, ws: Workspace, meta: str
+def page(
+    model: TableModel,
+    table_id: str = "main-table",
+    plots: list[dict] | None = None,
+    crops: list[dict] | None = None,
+    drilldown: list[dict] | None = None,
 ) -> str:
+    """The report page (style, sorting script) around ``model``'s table and its footnote, with
+    whichever of plots, crops and per-image tables are given."""
     return _env.get_template("report.html.j2").render(
         title=html.escape(model.title),
-        meta=html.escape(meta),
-        table=table_html(model, "main-table"),
+        table=table_html(model, table_id),
+        plots=plots or [],
+        crops=crops or [],
+        drilldown=drilldown or [],
+    )
+
+
+def to_html(
+    model: TableModel, summary: pd.DataFrame, rows: pd.DataFrame, ws: Workspace | None
+) -> str:
+    """``bench report --format html``: the table, plots, crops and per-image results."""
+    return page(
+        model,
         plots=plots(summary, rows),
         crops=crops(ws, rows),
         drilldown=drilldown(rows),

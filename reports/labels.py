@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-GROUP_ORDER = ["baseline", "cnn", "transformer", "external", "diffusion"]
+GROUP_ORDER = ["reference", "baseline", "cnn", "transformer", "external", "diffusion"]
+#: groups whose rows are shown but never ranked: the ground truth and the JPEG input
+UNRANKED_GROUPS = ("reference", "baseline")
+#: the method id of the ground truth where it is scored like a method (a study's anchor)
+GROUND_TRUTH = "gt"
+#: scores of human studies (``bench study report``, and the rows its ``--store`` writes), which
+#: the metric registry does not list: metric -> (table header, decimals). The one decimals
+#: setting of these scores, for the study tables and ``bench report`` alike.
+STUDY_SCORES = {
+    "mos": ("MOS", 2),
+    "winrate": ("Win rate", 2),
+    "bt": ("Bradley-Terry", 2),
+    "thurstone": ("Thurstone", 2),
+}
 
 
 def _method_class(name: str):
@@ -18,7 +31,10 @@ def _method_class(name: str):
 
 
 def method_label(method_id: str) -> str:
-    """The class's ``label`` (``codiff:seed=1`` -> ``CODiff (seed=1)``)."""
+    """The class's ``label`` (``codiff:seed=1`` -> ``CODiff (seed=1)``); ``gt`` is the ground
+    truth."""
+    if method_id == GROUND_TRUTH:
+        return "Ground truth"
     name, _, opts = method_id.partition(":")
     cls = _method_class(name)
     label = (cls.label or cls.name) if cls else (method_id if not opts else name)
@@ -26,7 +42,10 @@ def method_label(method_id: str) -> str:
 
 
 def method_group(method_id: str) -> str:
-    """The class's table group (``external`` for names the registry does not know)."""
+    """The class's table group (``external`` for names the registry does not know,
+    ``reference`` for the ground truth)."""
+    if method_id == GROUND_TRUTH:
+        return "reference"
     cls = _method_class(method_id.partition(":")[0])
     return cls.group if cls else "external"
 
@@ -43,7 +62,17 @@ def degradation_label(deg: str) -> str:
 
 
 def metric_label(metric: str) -> str:
-    """The metric row's table header (``psnrb`` -> ``PSNR-B``)."""
+    """The metric row's table header (``psnrb`` -> ``PSNR-B``, ``mos`` -> ``MOS``)."""
     from bench.metrics.registry import label
 
-    return label(metric)
+    return STUDY_SCORES[metric][0] if metric in STUDY_SCORES else label(metric)
+
+
+def metric_decimals(variant: str) -> int:
+    """Digits shown for a metric variant: the registry's, a study score's, else 4."""
+    from bench.metrics.registry import find
+
+    spec = find(variant)
+    if spec:
+        return spec.decimals
+    return STUDY_SCORES.get(variant.partition(":")[0], ("", 4))[1]

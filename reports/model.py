@@ -2,8 +2,9 @@
 
 Rows are methods (grouped: baseline, CNN, transformer, external, diffusion), blocks are
 datasets, column groups are degradations, columns are metrics. Each cell knows its value, its
-display text (per-metric decimals) and its rank among the non-baseline methods of its block
-(1 = best, 2 = second best; ties share a rank, compared at display precision).
+display text (per-metric decimals) and its rank among the methods of its block other than the
+JPEG input and the ground truth (1 = best, 2 = second best; ties share a rank, compared at
+display precision).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bench.metrics.registry import METRICS, find
-from reports.labels import GROUP_ORDER, degradation_label, method_group, method_label, metric_label
+from reports.labels import (
+    GROUP_ORDER,
+    UNRANKED_GROUPS,
+    degradation_label,
+    method_group,
+    method_label,
+    metric_decimals,
+    metric_label,
+)
 from reports.tables import natural_key
 
 
@@ -34,8 +43,7 @@ class Column:
 
     @property
     def decimals(self) -> int:
-        spec = find(self.variant)
-        return spec.decimals if spec else 4
+        return metric_decimals(self.variant)
 
     @property
     def label(self) -> str:
@@ -53,6 +61,8 @@ class Cell:
     n: int = 0
     rank: int | None = None
     key: tuple | None = None  # (dataset, degradation, method, variant), for --ci
+    decimals: int = 4  # of the value in ``text`` (intervals are shown with as many)
+    sub: str = ""  # a second, smaller line under the text (``--ci-style below``)
 
 
 @dataclass
@@ -143,13 +153,13 @@ def build_table(
             cells = []
             for col in columns:
                 v, n = lookup.get((m, col.degradation, col.variant), (None, 0))
-                cells.append(
-                    Cell(v, _fmt(v, col.decimals), n, key=(ds, col.degradation, m, col.variant))
-                )
+                key = (ds, col.degradation, m, col.variant)
+                cells.append(Cell(v, _fmt(v, col.decimals), n, key=key, decimals=col.decimals))
             rows.append(Row(m, method_label(m), method_group(m), cells))
         for j, col in enumerate(columns):
             _mark_partial([r.cells[j] for r in rows])  # first: a partial mean is never ranked
-            rank_cells([r.cells[j] for r in rows if r.group != "baseline"], col.higher_better)
+            ranked = [r.cells[j] for r in rows if r.group not in UNRANKED_GROUPS]
+            rank_cells(ranked, col.higher_better)
         blocks.append(Block(ds, ", ".join(sorted(set(sub.protocol))), rows))
     groups = []
     for col in columns:
@@ -202,7 +212,7 @@ def build_classic(
     label: str = "",
 ) -> TableModel:
     """FBCNN-style table: rows = (dataset, QF), columns = methods, cells PSNR|SSIM|PSNR-B;
-    best/second by PSNR among non-baseline methods."""
+    best/second by PSNR among the methods (not the JPEG input or the ground truth)."""
     df = summary[summary.variant.isin(CLASSIC)]
     if datasets:
         df = df[df.dataset.isin(datasets)]
@@ -228,7 +238,11 @@ def build_classic(
                 trio = [look.get((m, d, v), (None, 0))[0] for v in CLASSIC]
                 text = "|".join(_fmt(v, k) for v, k in zip(trio, (2, 3, 2), strict=True))
                 cells.append(Cell(trio[0], text, look.get((m, d, CLASSIC[0]), (None, 0))[1]))
-            ranked = [c for c, m in zip(cells, meths, strict=True) if method_group(m) != "baseline"]
+            ranked = [
+                c
+                for c, m in zip(cells, meths, strict=True)
+                if method_group(m) not in UNRANKED_GROUPS
+            ]
             _mark_partial(cells)  # first: a partial mean is never ranked
             rank_cells(ranked, True, key=lambda c: round(c.value, 2))
             rows.append(Row(d, degradation_label(d), "all", cells))

@@ -30,6 +30,10 @@ _DOUBLE = tuple(
 )
 #: the output formats of ``bench report`` (``reports.build.render_report`` dispatches on them)
 FORMATS = ("latex", "html", "markdown", "csv")
+#: how a cell shows its 95% interval (``--ci-style``; ``reports.ci.show_interval``):
+#: ``brackets`` ``25.16 [24.50, 25.82]``, ``pm`` ``25.16 ± 0.66`` (half the interval's width),
+#: ``below`` the interval on a second, smaller line under the value
+CI_STYLES = ("brackets", "pm", "below")
 
 PRESETS = {
     p.name: p

@@ -53,6 +53,8 @@ def tex(text: str) -> str:
 
 def _tex_cell(cell) -> str:
     t = tex(cell.text)
+    if cell.sub:  # the interval on a second, smaller line
+        t = rf"\shortstack{{{t}\\{{\scriptsize {tex(cell.sub)}}}}}"
     if cell.rank == 1:
         return rf"\textcolor{{red}}{{{t}}}"
     if cell.rank == 2:
@@ -111,7 +113,7 @@ def to_markdown(model: TableModel) -> str:
         return str(text).replace("|", "\\|")
 
     def cell(c) -> str:
-        t = esc(c.text)
+        t = esc(c.text) + (f"<br>{esc(c.sub)}" if c.sub else "")
         return f"**{t}**" if c.rank == 1 else f"_{t}_" if c.rank == 2 else t
 
     labels = []
@@ -160,7 +162,9 @@ def table_html(model: TableModel, table_id: str) -> str:
             name = f'<th class="ds" rowspan="{len(b.rows)}">{e(b.name)}</th>' if i == 0 else ""
             cells = "".join(
                 f'<td class="{"best" if c.rank == 1 else "second" if c.rank == 2 else ""}" '
-                f'data-v="{"" if c.value is None else c.value}" title="n={c.n}">{e(c.text)}</td>'
+                f'data-v="{"" if c.value is None else c.value}" title="n={c.n}">{e(c.text)}'
+                + (f'<br><small class="ci">{e(c.sub)}</small>' if c.sub else "")
+                + "</td>"
                 for c in r.cells
             )
             out.append(

@@ -296,3 +296,109 @@ def test_a_partial_mean_is_never_ranked_best():
     by = dict(zip(classic.headers, row.cells, strict=True))
     assert by["FBCNN"].text.endswith("*") and by["FBCNN"].rank is None
     assert by["CODiff"].rank == 1 and by["DnCNN-3"].rank == 2
+
+
+def _visible_text(page: str) -> str:
+    """The text a browser shows: everything outside <script>, <style> and <svg>."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden, self.parts = 0, []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            self.hidden += tag in ("script", "style", "svg")
+
+        def handle_endtag(self, tag) -> None:
+            self.hidden -= tag in ("script", "style", "svg")
+
+        def handle_data(self, data) -> None:
+            if not self.hidden:
+                self.parts.append(data)
+
+    parser = Text()
+    parser.feed(page)
+    return " ".join(parser.parts)
+
+
+def test_html_footnote_appears_once():
+    page = render_report(HAND, "html", ci=100, seed=0)
+    text = _visible_text(page)
+    assert text.count("Protocol: codiff.") == 1
+    assert text.count("95% percentile bootstrap interval") == 1
+
+
+def test_a_method_keeps_its_colour_in_every_plot(monkeypatch):
+    """FBCNN is missing from one dataset, so the methods' order differs between plots; each
+    method still has one colour: the default cycle's entry at its place among all methods."""
+    import matplotlib
+    import matplotlib.axes
+
+    from reports.html_report import plots
+
+    values = {}
+    for ds, meths in (("LIVE1", ("jpeg", "fbcnn", "codiff")), ("Kodak24", ("jpeg", "codiff"))):
+        for q in (10, 20):
+            for k, m in enumerate(meths):
+                values[(ds, f"jpeg-q{q}", m, "psnr:rgb")] = [25.0 + k + q / 10] * 2
+    rows = _rows(values)
+    rows["bpp"] = rows.degradation.map({"jpeg-q10": 0.5, "jpeg-q20": 0.8})
+    seen: list[tuple[str, str]] = []
+    original = matplotlib.axes.Axes.plot
+
+    def recording(self, *args, **kwargs):
+        lines = original(self, *args, **kwargs)
+        seen.extend((ln.get_label(), ln.get_color()) for ln in lines)
+        return lines
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording)
+    assert len(plots(summarize(rows), rows)) == 4  # per dataset: vs QF and vs bpp
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    want = {"CODiff": cycle[0], "FBCNN": cycle[1], "JPEG": cycle[2]}  # codiff < fbcnn < jpeg
+    assert len(seen) == 10 and set(seen) == set(want.items())
+
+
+@pytest.fixture
+def store_ws(tmp_path):
+    """A workspace whose result store holds HAND (no images: tables only)."""
+    ws = tmp_path / "store-ws"
+    ResultStore(ws / "results").append(HAND.to_dict("records"))
+    return ws
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["022", "027"])
+def test_report_files_get_the_mode_of_a_new_file(store_ws, tmp_path, umask):
+    """``bench report -o``: 0644 under umask 022, 0640 under 027 (not the temp file's 0600)."""
+    import os
+    import stat
+
+    from reports.build import write_report
+
+    old = os.umask(umask)
+    try:
+        assert run_cli("report", "-w", store_ws, "-f", "markdown", "-o", tmp_path / "r.md") == 0
+        write_report(tmp_path / "study.md", "x")  # what `bench study report -o` writes with
+    finally:
+        os.umask(old)
+    for name in ("r.md", "study.md"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+    assert "LPIPS" in (tmp_path / "r.md").read_text()
+
+
+def test_ci_style_option(store_ws, tmp_path, capsys):
+    """``--ci-style pm`` from the command line; the help names the styles; a wrong one fails."""
+    out = tmp_path / "r.md"
+    assert (
+        run_cli(
+            "report", "-w", store_ws, "-f", "markdown", "--ci", "50", "--ci-style", "pm", "-o", out
+        )
+        == 0
+    )
+    assert "0.3200 ± 0.0200" in out.read_text()  # fbcnn LPIPS [0.30, 0.34]: means 0.30..0.34
+    assert run_cli("report", "-w", store_ws, "--ci", "50", "--ci-style", "wide") == 1
+    capsys.readouterr()
+    assert run_cli("report", "--help") == 0
+    assert "--ci intervals: brackets | pm | below [default: brackets]" in " ".join(
+        capsys.readouterr().out.split()
+    )

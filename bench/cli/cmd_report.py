@@ -9,7 +9,7 @@ import typer
 
 from bench.cli.options import WorkspaceOpt, workspace
 from bench.core.errors import BenchError
-from reports.presets import FORMATS, PRESETS
+from reports.presets import CI_STYLES, FORMATS, PRESETS
 
 
 def report_cmd(
@@ -21,23 +21,27 @@ def report_cmd(
     standalone: Annotated[bool, typer.Option(help="LaTeX: a complete document")] = False,
     ci: Annotated[int, typer.Option("--ci", help="Bootstrap resamples for 95% intervals")] = 0,
     seed: Annotated[int, typer.Option(help="--ci seed")] = 0,
+    ci_style: Annotated[
+        str, typer.Option("--ci-style", help=f"--ci intervals: {' | '.join(CI_STYLES)}")
+    ] = "brackets",
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
     metric) with the mean over images and the image count; LaTeX/Markdown/HTML: paper layout."""
-    from bench.core.imageio import write_bytes_atomic
     from bench.store import ResultStore
-    from reports.build import render_report
+    from reports.build import render_report, write_report
+    from reports.ci import check_style
 
     if fmt not in FORMATS:
         raise BenchError(f"unknown report format {fmt!r}; available: {', '.join(FORMATS)}")
+    check_style(ci_style)
     ws = workspace(workspace_dir)
     rows = ResultStore(ws.root / "results").load(dataset=dataset, method=method)
     if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")
-    text = render_report(rows, fmt, table, ws, standalone, ci, seed)
+    text = render_report(rows, fmt, table, ws, standalone, ci, seed, ci_style)
     if out is None:
         typer.echo(text, nl=False)
     else:
-        write_bytes_atomic(out, text.encode())
+        write_report(out, text)
         typer.echo(f"wrote {out}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bench.cli.options import WorkspaceOpt, workspace
+from reports.presets import CI_STYLES
 
 app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, report.")
 
@@ -108,6 +109,9 @@ def report_cmd(
     ] = 0.3,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option()] = 0,
+    ci_style: Annotated[
+        str, typer.Option("--ci-style", help=f"Intervals: {' | '.join(CI_STYLES)}")
+    ] = "brackets",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the table here")] = None,
     store: Annotated[
         Path | None, typer.Option("--store", help="Workspace whose result store gets the rows")
@@ -117,8 +121,12 @@ def report_cmd(
     paper layout, rater consistency and outlier flags; optionally into the result store."""
     from bench.core.errors import BenchError
     from bench.study.model import Study
-    from bench.study.report import render_study, study_model
+    from bench.study.report import render_study, study_model, study_note
     from bench.study.stats import answers_frame, consistency, mos, pairwise_scores, store_rows
+    from reports.build import write_report
+    from reports.ci import check_style
+
+    check_style(ci_style)
 
     study = Study.load(folder)
     df = answers_frame(study)
@@ -135,7 +143,6 @@ def report_cmd(
             "--exclude-outliers or with a lower --min-corr"
         )
     cfg = study.config
-    excluded = f" Excluded outlier raters: {', '.join(dropped)}." if dropped else ""
     raters = df.rater.nunique()
     if cfg.mode == "pairwise":
         if model not in ("bt", "thurstone"):
@@ -143,20 +150,15 @@ def report_cmd(
         table = pairwise_scores(df, model, resamples, seed).rename(columns={"score": "mean"})
         name = "Bradley-Terry log-strength" if model == "bt" else "Thurstone Case V score"
         title = f"User study {cfg.name}: {name} (2AFC, mean zero per set)"
-        how = "bootstrap over raters"
         score = model
     else:
         table = mos(df, resamples, seed).rename(columns={"mos": "mean"})
         title = f"User study {cfg.name}: MOS ({cfg.scale_min}-{cfg.scale_max})"
-        how = "two-way bootstrap over raters and images"
         score = "mos"
-    note = (
-        f"{raters} raters; [95% interval]: {how}, {resamples} resamples, seed {seed}; best in "
-        f"red, second in blue (JPEG input and ground truth not ranked).{excluded}"
-    )
-    text = render_study(table, fmt, study_model(table, score, title, note))
+    note = study_note(cfg.mode, raters, resamples, seed, ci_style, dropped)
+    text = render_study(table, fmt, study_model(table, score, title, note, ci_style))
     if out is not None:
-        out.write_text(text)
+        write_report(out, text)
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text, nl=False)
