@@ -805,7 +805,8 @@ def test_favicon_is_not_a_refused_request(small):
 
 def test_unexpected_error_is_a_logged_json_500(tmp_path, server):
     """A database the server cannot use (its answers table renamed away underneath it): a JSON
-    500, the traceback in server.log, the request in the rejects table."""
+    500, the traceback in server.log, the request in the rejects table; with the rejects table
+    gone too, still JSON answers (500, and a 403 keeps its status)."""
     study, tokens = _small_study(tmp_path / "e", 1)
     base = server.start(study.root).base
     con = sqlite3.connect(study.root / "answers.sqlite")
@@ -818,6 +819,13 @@ def test_unexpected_error_is_a_logged_json_500(tmp_path, server):
     log_text = (study.root / "server.log").read_text()
     assert "Traceback" in log_text and "no such table: answers" in log_text
     assert _rejects(study.root) == [(500, f"POST /api/{tokens[0]}/answer")]
+    con = sqlite3.connect(study.root / "answers.sqlite")  # now refusals cannot be recorded
+    con.execute("ALTER TABLE rejects RENAME TO rejects_gone")
+    con.commit()
+    con.close()
+    assert _call(f"{base}/api/{tokens[0]}/answer", {"pos": 0, "value": 5}) == (500, reply)
+    assert _call(f"{base}/api/not-a-rater/next") == (403, {"error": "unknown rater token"})
+    assert "could not record the refused request" in (study.root / "server.log").read_text()
 
 
 def test_create_prints_the_links_its_help_promises(workspace, tmp_path, capsys):

@@ -78,11 +78,7 @@ class RequestGuard:
             await send(message)
 
         async def reply(status: int, reason: str, headers: dict[str, str]) -> None:
-            try:
-                response = self.refuse(method, path, status, reason)
-            except Exception:
-                log.exception("could not record the refused request %s %s", method, path)
-                response = JSONResponse({"error": INTERNAL_ERROR}, 500)
+            response = self.refuse(method, path, status, reason)
             response.headers.update(headers)
             if not started:
                 await response(scope, receive, send)
@@ -156,9 +152,13 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
     cfg = study.config
 
     def record(method: str, path: str, status: int, reason: str) -> JSONResponse:
-        """Log and record a refused request; the JSON error response for it."""
+        """Log and record a refused request; the JSON error response for it (also when the
+        database cannot record it)."""
         log.warning("refused %d %s %s: %s", status, method, path, reason)
-        db.reject(status, f"{method} {path}", reason)
+        try:
+            db.reject(status, f"{method} {path}", reason)
+        except Exception:
+            log.exception("could not record the refused request %s %s", method, path)
         return JSONResponse({"error": reason if status != 500 else INTERNAL_ERROR}, status)
 
     def refuse(request: Request, status: int, reason: str) -> JSONResponse:
