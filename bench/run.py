@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from bench.core.device_pool import DevicePool, Worker
-from bench.core.errors import BenchError, ImageError
+from bench.core.errors import BenchError, ImageError, WeightsMissingError
 from bench.core.imageio import read_image, write_png_atomic
 from bench.core.locks import exclusive
 from bench.core.parallel import run_tasks
@@ -120,7 +120,7 @@ def restore_record(method: Method, ws: Workspace, rec: dict, deg: str, out_path:
     sample.decoded = decoded_input(ws, rec, deg)
     t0 = time.perf_counter()
     _reset_peak(method.device)
-    out = method.restore(sample)
+    out = method.restore_sample(sample)
     seconds = time.perf_counter() - t0
     peak_mb = _peak_mb(method.device)
     if method.saves_outputs:
@@ -457,6 +457,35 @@ def _has_work(ws, store, runner, method, datasets, protocol, degradations, shard
     return False
 
 
+def check_before_work(
+    methods: list[Method],
+    datasets: list[Dataset],
+    degradations: list[Degradation],
+    set_kinds: dict[str, set[str]],
+) -> None:
+    """Stop before any work when a method cannot take a set (its declared capabilities) or a
+    weight file of any method is missing: every problem of every method in one message."""
+    problems = [
+        f"{ds.name}/{deg.id}: {why}"
+        for m in methods
+        for ds in datasets
+        for deg in degradations
+        if (why := m.refusal(deg, set_kinds[ds.name]))
+    ]
+    kinds = tuple(sorted(set().union(*set_kinds.values())))
+    missing = []
+    for m in methods:
+        try:
+            m.check_weights(kinds)
+        except WeightsMissingError as e:
+            missing.append(str(e))
+    if problems:
+        missing.insert(0, "cannot run, nothing was done:\n  " + "\n  ".join(problems))
+        raise BenchError("\n".join(missing))
+    if missing:
+        raise WeightsMissingError("\n".join(missing))
+
+
 def run(
     ws: Workspace,
     datasets: list[Dataset],
@@ -484,13 +513,15 @@ def run(
     devices = devices if devices and len(devices) > 1 else [device]
     pooled = [m for m in methods if m.uses_torch] if len(devices) > 1 else []
     info = run_info(device, dtype, devices=devices)
-    kinds = tuple(sorted(set().union(*(expected_kinds(ds, protocol) for ds in datasets))))
+    set_kinds = {ds.name: expected_kinds(ds, protocol) for ds in datasets}
+    kinds = tuple(sorted(set().union(*set_kinds.values())))
     # a finished re-run loads no model: methods with nothing left are never loaded
     methods_with_work = [
         m
         for m in methods
         if _has_work(ws, store, runner, m, datasets, protocol, degradations, shard)
     ]
+    check_before_work(methods_with_work, datasets, degradations, set_kinds)
     pooled = [m for m in pooled if m in methods_with_work]
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(DevicePool(devices)) if pooled else None

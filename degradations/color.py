@@ -22,3 +22,23 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
 def rgb_to_y_uint8(rgb: np.ndarray) -> np.ndarray:
     """BT.601 studio-range luma rounded to uint8, as MATLAB/KAIR do for uint8 input."""
     return np.clip(np.round(rgb_to_y(rgb)), 0, 255).astype(np.uint8)
+
+
+# MATLAB rgb2ycbcr's matrix (rows Y, Cb, Cr) on the 0-255 scale, and its offsets
+_YCBCR = (
+    np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
+    / 255.0
+)
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` (BT.601 studio range) of uint8 RGB, float64 on the 0-255 scale
+    (not rounded)."""
+    return rgb.astype(np.float64) @ _YCBCR.T + _YCBCR_OFFSET
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """MATLAB ``ycbcr2rgb`` of a 0-255 scale YCbCr image, rounded to uint8."""
+    rgb = (ycc - _YCBCR_OFFSET) @ np.linalg.inv(_YCBCR).T
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from importlib.metadata import entry_points
 
-from bench.core.errors import BenchError
+from bench.core.options import parse_spec, unknown_name
 from methods.base import Capabilities, Method, Sample
 
 BUILTIN = {
@@ -46,20 +46,20 @@ def registry() -> dict[str, str]:
 def get_class(name: str) -> type[Method]:
     reg = registry()
     if name not in reg:
-        raise BenchError(f"unknown method {name!r}; known: {', '.join(sorted(reg))}")
+        raise unknown_name("method", name, reg)
     return _load(reg[name])
 
 
 def get(spec: str) -> Method:
-    """``name`` or ``name:key=value,key=value`` -> an adapter instance (not loaded)."""
-    name, _, opts = spec.partition(":")
-    options = {}
-    for kv in filter(None, opts.split(",")):
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise BenchError(f"method option {kv!r} of {name} is not key=value")
-        options[key.strip()] = value.strip()
-    return get_class(name)(**options)
+    """``name`` or ``name:key=value,key=value`` -> an adapter instance (not loaded); the
+    options are checked against the adapter's declarations."""
+    name, given = parse_spec(spec, "method")
+    return get_class(name)(**given)
 
 
-__all__ = ["Capabilities", "Method", "Sample", "get", "get_class", "registry"]
+def canonical(spec: str) -> str:
+    """The store id of a method spec (``fbcnn:variant=color`` -> ``fbcnn``)."""
+    return get(spec).id
+
+
+__all__ = ["Capabilities", "Method", "Sample", "canonical", "get", "get_class", "registry"]

@@ -10,14 +10,16 @@ weights: ``load`` stops with a message naming each missing file and where it goe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.options import Option, OptionError, canonical_id, resolve
 from bench.core.weights import WeightFile, cache_root, file_problem, sources
+from degradations.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @dataclass
@@ -31,14 +33,31 @@ class Sample:
     params: dict = field(default_factory=dict)  # degradation parameters (qf, qf1, qf2, qp, ...)
 
 
+GRAY_POLICIES = ("native", "replicate", "refuse")
+COLOUR_POLICIES = ("native", "luma", "refuse")
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    colour: bool = True
-    gray: bool = True
-    needs_bitstream: bool = False  # reads the JPEG file itself (DCT coefficients)
-    uses_qf: bool = False  # can take the quality factor (from the sample or an option)
-    size_multiple: int = 1  # input padded to a multiple of this internally
-    gpu_only: bool = False
+    """What inputs a method takes; ``bench run`` enforces each flag before any work
+    (:meth:`Method.refusal`) and :func:`restore_sample` applies the gray/colour policies.
+
+    ``gray``: ``native`` (the network takes 1-channel input), ``replicate`` (run on the channel
+    copied to RGB, return the rounded mean of the three output channels) or ``refuse``.
+    ``colour``: ``native``, ``luma`` (restore BT.601 Y - MATLAB ``rgb2ycbcr`` - and keep Cb/Cr)
+    or ``refuse``. ``needs_bitstream``: the bitstream suffix the method reads itself (JDEC reads
+    the JPEG's DCT coefficients: ``.jpg``), refused for other kinds. ``needs_qf``: the method
+    picks its model by the sample's quality factor, refused for degradations without one.
+    """
+
+    gray: str = "native"
+    colour: str = "native"
+    needs_bitstream: str = ""
+    needs_qf: bool = False
+
+    def __post_init__(self) -> None:
+        if self.gray not in GRAY_POLICIES or self.colour not in COLOUR_POLICIES:
+            raise ValueError(f"Capabilities: gray in {GRAY_POLICIES}, colour in {COLOUR_POLICIES}")
 
 
 def weights_dir() -> Path:
@@ -101,24 +120,79 @@ class Method:
     weights: ClassVar[dict[str, list[WeightFile]]] = {}
     paper: ClassVar[str] = ""
 
-    def __init__(self, **options: str) -> None:
-        self.options = options
+    #: the options ``name:key=value,...`` may set, declared once (type, range, default, help,
+    #: whether it changes outputs); adapters read them with :meth:`opt`, never from raw text
+    declared_options: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, **given: object) -> None:
+        self._values = resolve(self.name, self.declared_options, given)
         self.device = "cpu"
         self.dtype = "fp32"
         self._weights_sha: str = ""
 
+    def opt(self, name: str):
+        """The value of a declared option (its default when not given)."""
+        if name not in self._values:
+            raise OptionError(f"{self.name} reads option `{name}`, which it does not declare")
+        return self._values[name]
+
+    def id_values(self) -> dict[str, object]:
+        """The option values the id is made of; adapters whose default is worked out at run
+        time (``auto``) put the resolved value here."""
+        return dict(self._values)
+
     @property
     def id(self) -> str:
-        """Method id in the store: the name, plus options (``fbcnn:qf=10``)."""
-        opts = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.name}:{opts}" if opts else self.name
+        """Method id in the store: the name, plus the options that change outputs and are not
+        at their default, sorted (``fbcnn:qf=10``); the same run always has the same id."""
+        return canonical_id(self.name, self.declared_options, self.id_values())
 
     @property
     def variant(self) -> str:
-        v = self.options.get("variant") or (next(iter(self.weights), ""))
+        v = self._values.get("variant") or (next(iter(self.weights), ""))
         if self.weights and v not in self.weights:
             raise BenchError(f"{self.name} has no variant {v!r}; known: {', '.join(self.weights)}")
         return v
+
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        """The weight variants a run on images of ``kinds`` reads (every file of each must be
+        present); the default variant unless an adapter says otherwise."""
+        return [self.variant] if self.weights else []
+
+    def needed_files(self, kinds=("rgb", "gray")) -> list[WeightFile]:
+        """Every weight file a run on images of ``kinds`` needs, shared ones included."""
+        files = [wf for v in self.needed_variants(kinds) for wf in self.weights.get(v, [])]
+        return list(dict.fromkeys(files))
+
+    def missing_files(self, kinds=("rgb", "gray")) -> list[WeightFile]:
+        """The files of :meth:`needed_files` that are not where the run looks for them."""
+        return [wf for wf in self.needed_files(kinds) if locate(self.name, wf) is None]
+
+    def check_weights(self, kinds=("rgb", "gray")) -> None:
+        """Stop, naming every missing file of :meth:`needed_files` in one message, before any
+        file is read."""
+        missing = [how_to_get(self.name, wf) for wf in self.missing_files(kinds)]
+        if missing:
+            raise WeightsMissingError(
+                f"method {self.id} cannot run, weight file(s) missing:\n  " + "\n  ".join(missing)
+            )
+
+    def refusal(self, degradation, kinds: set[str]) -> str | None:
+        """Why this method cannot restore a set of ``degradation`` with image ``kinds``
+        (``rgb``/``gray``), from its capabilities; None when it can. Checked before any work."""
+        caps = self.capabilities
+        if "gray" in kinds and caps.gray == "refuse":
+            return f"{self.id} takes colour images only; the set has gray images"
+        if "rgb" in kinds and caps.colour == "refuse":
+            return f"{self.id} takes gray images only; the set has colour images"
+        if caps.needs_bitstream and degradation.bitstream_ext != caps.needs_bitstream:
+            return (
+                f"{self.id} reads the {caps.needs_bitstream} bitstream itself; {degradation.id} "
+                f"stores {degradation.bitstream_ext}"
+            )
+        if caps.needs_qf and "qf" not in degradation.params():
+            return f"{self.id} picks its model by the JPEG QF; {degradation.id} has none"
+        return None
 
     def build_network(self, variant: str | None = None):
         """The network with random weights (no file access)."""
@@ -175,7 +249,23 @@ class Method:
         return self._weights_sha
 
     def restore(self, sample: Sample) -> np.ndarray:
+        """Restore one sample the network takes natively (see :meth:`restore_sample`)."""
         raise NotImplementedError
+
+    def restore_sample(self, sample: Sample) -> np.ndarray:
+        """Restore any sample, applying the declared gray/colour policy around :meth:`restore`
+        (what ``bench run`` calls)."""
+        img, caps = sample.decoded, self.capabilities
+        if img is not None and img.ndim == 2 and caps.gray == "replicate":
+            rgb = np.repeat(img[:, :, None], 3, axis=2)
+            out = self.restore(replace(sample, decoded=rgb))
+            return out.mean(axis=2).round().astype(np.uint8)
+        if img is not None and img.ndim == 3 and caps.colour == "luma":
+            ycc = rgb_to_ycbcr(img)
+            y = np.clip(np.round(ycc[..., 0]), 0, 255).astype(np.uint8)
+            ycc[..., 0] = self.restore(replace(sample, decoded=y))
+            return ycbcr_to_rgb(ycc)
+        return self.restore(sample)
 
     def output_source(self, sample: Sample) -> Path | None:
         """Where an existing output file for ``sample`` lies (external outputs), if any."""

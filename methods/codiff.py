@@ -67,6 +67,7 @@ class CODiff(OneStepSD):
         import torch
 
         super().load(device, dtype)
+        self.check_weights(kinds)  # its own files and SD-2.1-base's, named in one message
         pkl, cave_path = self.weight_paths("default")
         ckpt = sd_lora.LoraCheckpoint.read(pkl)
         sd = sd_model.load_sd(("unet", "vae"))

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
+from methods.base import Capabilities, Method, Sample, how_to_get
 from methods.sd.model import SD21_MIRRORS
 from methods.torch_utils import load_state_dict_file, loaded, sha256_of, torch_dtype
 
@@ -118,7 +119,7 @@ class DiffBIR(Method):
     )
     group = "diffusion"
     paper = "https://arxiv.org/abs/2308.15070"
-    capabilities = Capabilities(gray=False)
+    capabilities = Capabilities(gray="replicate")
     weights = {
         "v2": [
             WeightFile("v2.pth", HF + "v2.pth", licence="Apache-2.0"),
@@ -155,17 +156,42 @@ class DiffBIR(Method):
         ],
     }
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
-        self.version = options.get("version", "v2")
-        if self.version not in VERSIONS:
-            raise BenchError(f"diffbir: version must be v2 or v2.1, got {self.version!r}")
+    declared_options = (
+        Option("version", "choice", "v2", choices=tuple(VERSIONS), help="DiffBIR release"),
+        Option("steps", "int", min=1, max=1000, help="sampling steps (default: 50 v2, 10 v2.1)"),
+        Option("cfg", "float", min=0, help="classifier-free guidance (default: 4 v2, 6 v2.1)"),
+        Option("seed", "int", 231, min=0, max=2**63 - 1, help="seed (upstream's default 231)"),
+        Option("neg", "str", help="negative prompt (default: the version's)"),
+        Option("prompt", "str", help="positive prompt (default: the version's; v2: none)"),
+    )
+    #: the options whose default is the version's (``Version`` field per option)
+    _VERSION_DEFAULTS = {
+        "steps": "steps",
+        "cfg": "cfg",
+        "neg": "neg_prompt",
+        "prompt": "pos_prompt",
+    }
+
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        self.version = self.opt("version")
         v = self.spec = VERSIONS[self.version]
-        self.steps = int(options.get("steps", v.steps))
-        self.cfg = float(options.get("cfg", v.cfg))
-        self.seed = int(options.get("seed", "231"))
-        self.neg_prompt = options.get("neg", v.neg_prompt)
-        self.pos_prompt = options.get("prompt", v.pos_prompt)
+        values = {k: getattr(v, f) for k, f in self._VERSION_DEFAULTS.items()}
+        values.update({k: self.opt(k) for k in values if self.opt(k) is not None})
+        self.steps, self.cfg = values["steps"], float(values["cfg"])
+        self.neg_prompt, self.pos_prompt = values["neg"], values["prompt"]
+        self.seed = self.opt("seed")
+
+    def id_values(self) -> dict[str, object]:
+        """A value given that equals the version's default is the default (not in the id)."""
+        out = super().id_values()
+        for k, field in self._VERSION_DEFAULTS.items():
+            if out[k] is not None and out[k] == getattr(self.spec, field):
+                out[k] = None
+        return out
+
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        return [self.version]
 
     def build_network(self, variant: str | None = None):
         from methods.nets.ircontrolnet import build_ircontrolnet
@@ -180,6 +206,21 @@ class DiffBIR(Method):
         if variant not in builders:
             raise BenchError(f"diffbir networks: {', '.join(builders)}")
         return builders[variant]()
+
+    def _stable_diffusion_paths(self) -> None:
+        """Raise naming the Stable Diffusion files when neither form of them is present."""
+        if self.version == "v2":
+            from methods.sd import model as sd_model
+
+            try:
+                self.weight_paths("sd21")
+            except WeightsMissingError as single:
+                folder = sd_model.sd21_missing(("unet", "vae", "text_encoder", "tokenizer"))
+                if folder:
+                    lines = "\n  ".join(how_to_get(self.name, wf) for wf in folder)
+                    raise WeightsMissingError(
+                        f"{single}\nor, instead, the SD-2.1-base diffusers folder:\n  {lines}"
+                    ) from None
 
     def _stable_diffusion(self) -> tuple[dict, list]:
         """UNet, VAE, text encoder, tokenizer: the version's single-file checkpoint; for v2
@@ -208,6 +249,14 @@ class DiffBIR(Method):
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)
+        missing = []
+        for step in (self.check_weights, self._stable_diffusion_paths):  # all named at once
+            try:
+                step()
+            except WeightsMissingError as e:
+                missing.append(str(e))
+        if missing:
+            raise WeightsMissingError("\n".join(missing))
         control_path, cleaner_path = self.weight_paths(self.version)[:2]
         sd, sd_paths = self._stable_diffusion()
         control = loaded(
@@ -342,12 +391,10 @@ class DiffBIR(Method):
         from methods.sd import color as sd_color
 
         img = sample.decoded
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
         x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].to(self.device)
         with torch.no_grad():
             out = sd_color.to_uint8_truncate(self.restore_tensor(x).clamp(0, 1))
-        return out if sample.decoded.ndim == 3 else out.mean(axis=2).round().astype(np.uint8)
+        return out
 
 
 def _resize_short_edge(x, size: int):

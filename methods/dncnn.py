@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
+from methods.base import Capabilities, Method, Sample, locate
 from methods.tiling import tiled
 from methods.torch_utils import (
     load_state_dict_file,
@@ -92,7 +93,7 @@ class DnCNN3(Method):
     description = "DnCNN-3 (TIP 2017), one blind model; JPEG deblocking of gray images"
     group = "cnn"
     paper = "https://arxiv.org/abs/1608.03981"
-    capabilities = Capabilities()
+    capabilities = Capabilities(colour="luma")  # restores Y, keeps Cb/Cr
     weights = {
         "mat": [
             WeightFile(
@@ -112,60 +113,45 @@ class DnCNN3(Method):
         ],
     }
 
+    declared_options = (
+        Option(
+            "variant",
+            "choice",
+            "auto",
+            choices=("auto", *weights),
+            in_id=False,  # the same model; rows record the weights' sha256
+            help="release to load: mat (DnCNN3.mat, MatConvNet original), pth (KAIR's "
+            "conversion) or auto (mat when present, else pth)",
+        ),
+    )
+
+    @property
+    def variant(self) -> str:
+        """The release to read: the one asked for, else the original when present, else
+        KAIR's; with neither, the original (named as the one to fetch)."""
+        asked = self.opt("variant")
+        if asked != "auto":
+            return asked
+        found = [v for v in self.weights if all(locate(self.name, wf) for wf in self.weights[v])]
+        return found[0] if found else "mat"
+
     def build_network(self, variant: str | None = None):
         return build_dncnn()
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         super().load(device, dtype)
-        variant = self.options.get("variant")
-        if variant is None:  # whichever release is present, the MatConvNet original first
-            variant = "mat"
-            try:
-                self.weight_paths("mat")
-            except BenchError:
-                try:
-                    self.weight_paths("pth")
-                    variant = "pth"
-                except BenchError:
-                    pass  # report the original release as the one to fetch
+        variant = self.variant
         (path,) = self.weight_paths(variant)
         sd = read_matconvnet(path) if variant == "mat" else load_state_dict_file(path)
         self._net = loaded(self.build_network(), sd, str(path), device, dtype, cnn=True)
         self._weights_sha = sha256_of([path])
 
-    def _deblock(self, y: np.ndarray) -> np.ndarray:
+    def restore(self, sample: Sample) -> np.ndarray:
+        """Deblock a gray image (colour ones come as their Y, see ``capabilities``)."""
         import torch
 
-        x = to_tensor(y, self.device, torch_dtype(self.dtype))
+        x = to_tensor(sample.decoded, self.device, torch_dtype(self.dtype))
         if self.device == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
             return to_uint8(tiled(self._net, x, self.tile, overlap=min(32, self.tile // 4)))
-
-    def restore(self, sample: Sample) -> np.ndarray:
-        img = sample.decoded
-        if img.ndim == 2:
-            return self._deblock(img)
-        ycc = _rgb_to_ycbcr(img)
-        y = np.clip(np.round(ycc[..., 0]), 0, 255).astype(np.uint8)
-        ycc[..., 0] = self._deblock(y)
-        return _ycbcr_to_rgb(ycc)
-
-
-def _rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2ycbcr (BT.601 studio range) on uint8 RGB, float64 0-255 scale."""
-    m = (
-        np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
-        / 255.0
-    )
-    return rgb.astype(np.float64) @ m.T + np.array([16.0, 128.0, 128.0])
-
-
-def _ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """MATLAB ycbcr2rgb, rounded to uint8."""
-    m = (
-        np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
-        / 255.0
-    )
-    rgb = (ycc - np.array([16.0, 128.0, 128.0])) @ np.linalg.inv(m).T
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

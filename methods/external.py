@@ -1,6 +1,7 @@
 """``external``: outputs produced elsewhere, scored like any method.
 
-``--methods external:NAME=DIR`` matches files in DIR to image ids (file stems). DIR may contain
+``--methods external:NAME=DIR`` (long form ``external:name=NAME,dir=DIR``) matches files in
+DIR to image ids (file stems). DIR may contain
 ``{degradation}`` or ``{qf}`` (also ``{qf1}``, ``{qf2}``, ``{qp}``) to point at one folder per
 degradation, e.g. ``external:FBCNN=results/LIVE1_color_fbcnn_color/{qf}``. The store records
 NAME as the method.
@@ -14,6 +15,7 @@ import numpy as np
 
 from bench.core.errors import BenchError, ImageError
 from bench.core.imageio import IMAGE_EXTENSIONS, read_image
+from bench.core.options import Option
 from methods.base import Method, Sample
 
 
@@ -24,11 +26,24 @@ class External(Method):
     saves_outputs = False
     uses_torch = False
 
-    def __init__(self, **options: str) -> None:
-        if len(options) != 1:
-            raise BenchError("use external:NAME=DIR, e.g. external:FBCNN=results/{qf}")
-        super().__init__(**options)
-        ((self.label, self.template),) = options.items()
+    declared_options = (
+        Option("name", "str", required=True, help="the method name the store and tables show"),
+        Option(
+            "dir",
+            "path",
+            required=True,
+            in_id=False,
+            help="folder of outputs (file stem = image id); may use {degradation}, {qf}, "
+            "{qf1}, {qf2}, {qp}",
+        ),
+    )
+
+    def __init__(self, **given: object) -> None:
+        if len(given) == 1 and not set(given) & {"name", "dir"}:  # the short form NAME=DIR
+            ((name, folder),) = given.items()
+            given = {"name": name, "dir": folder}
+        super().__init__(**given)
+        self.label, self.template = self.opt("name"), self.opt("dir")
 
     @property
     def id(self) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.errors import WeightsMissingError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
+from methods.base import Method, Sample
 from methods.nets.fbcnn_net import build_fbcnn_unet
 from methods.tiling import tiled
 from methods.torch_utils import (
@@ -40,7 +40,6 @@ class Fbcnn(Method):
     description = "FBCNN (ICCV 2021), blind QF prediction or fixed QF (fbcnn:qf=N)"
     group = "cnn"
     paper = "https://arxiv.org/abs/2109.14573"
-    capabilities = Capabilities(uses_qf=True, size_multiple=8)
     weights = {
         "color": [
             WeightFile(
@@ -63,38 +62,53 @@ class Fbcnn(Method):
         ],
     }
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
-        self._nets: dict[str, object] = {}
-        qf = options.get("qf")
-        if qf is not None and (not qf.isdigit() or not 1 <= int(qf) <= 100):
-            from bench.core.errors import BenchError
+    declared_options = (
+        Option(
+            "qf",
+            "int",
+            min=1,
+            max=100,
+            help="fixed quality factor fed to the network instead of its own estimate "
+            "(default: blind, the network predicts it)",
+        ),
+        Option(
+            "variant",
+            "choice",
+            "color",
+            choices=tuple(weights),
+            help="checkpoint: color = the release's blind pair (fbcnn_color.pth on colour "
+            "input, fbcnn_gray.pth on gray input); gray / gray-double = that gray checkpoint "
+            "(gray input only)",
+        ),
+    )
 
-            raise BenchError(f"fbcnn:qf must be an integer 1-100, got {qf!r}")
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        self._nets: dict[str, object] = {}
 
     def build_network(self, variant: str | None = None):
         channels = 3 if (variant or "color") == "color" else 1
         return build_fbcnn(channels, channels)
 
     def _variant_for(self, gray: bool) -> str:
-        if "variant" in self.options:
+        if self.variant != "color":
             return self.variant
         return "gray" if gray else "color"
 
-    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
+    def refusal(self, degradation, kinds: set[str]) -> str | None:
+        if "rgb" in kinds and self.variant != "color":
+            return f"{self.id} is a gray checkpoint; the set has colour images (use fbcnn)"
+        return super().refusal(degradation, kinds)
 
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        return sorted({self._variant_for(k == "gray") for k in kinds})
+
+    def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         super().load(device, dtype)
-        variants = sorted({self._variant_for(k == "gray") for k in kinds})
-        paths, missing = {}, []
-        for v in variants:  # name every missing file of every needed variant at once
-            try:
-                paths[v] = self.weight_paths(v)
-            except WeightsMissingError as e:
-                missing.append(str(e))
-        if missing:
-            raise WeightsMissingError("\n".join(missing))
+        self.check_weights(kinds)  # every missing file of every needed variant at once
         digests = []
-        for v, (path,) in paths.items():
+        for v in self.needed_variants(kinds):
+            (path,) = self.weight_paths(v)
             net = self.build_network(v)
             self._nets[v] = loaded(net, load_state_dict_file(path), str(path), device, dtype, True)
             digests.append(sha256_of([path]))
@@ -110,10 +124,8 @@ class Fbcnn(Method):
         if self.device == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         qf_input = None
-        if "qf" in self.options:
-            qf_input = torch.tensor(
-                [[1 - int(self.options["qf"]) / 100]], device=self.device, dtype=dt
-            )
+        if self.opt("qf") is not None:
+            qf_input = torch.tensor([[1 - self.opt("qf") / 100]], device=self.device, dtype=dt)
         with torch.no_grad():
             y = tiled(lambda t: net(t, qf_input)[0], x, self.tile, overlap=min(32, self.tile // 4))
         return to_uint8(y)

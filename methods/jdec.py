@@ -198,7 +198,7 @@ class JDEC(Method):
     description = "JDEC (CVPR 2024), decodes the JPEG coefficients with continuous cosine bases"
     group = "transformer"
     paper = "https://arxiv.org/abs/2404.05558"
-    capabilities = Capabilities(gray=False, needs_bitstream=True, uses_qf=False)
+    capabilities = Capabilities(gray="refuse", needs_bitstream=".jpg")  # DCT coefficients
     weights = {
         "default": [
             WeightFile(
@@ -210,8 +210,8 @@ class JDEC(Method):
         ]
     }
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
         self._net = None
 
     def build_network(self, variant: str | None = None):

@@ -21,7 +21,9 @@ the tagger).
 from __future__ import annotations
 
 from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
+from methods.base import locate
 from methods.sd.model import sd21_files, token_ids
 from methods.sd.one_step import OneStepSD
 from methods.torch_utils import sha256_of, torch_dtype
@@ -80,34 +82,50 @@ class OSEDiff(OneStepSD):
         "sd21-base": sd21_files(("unet", "vae", "text_encoder", "tokenizer")),
     }
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
-        mode = options.get("tagger")
-        if mode is None:
+    declared_options = (
+        *OneStepSD.declared_options,
+        Option(
+            "tagger",
+            "choice",
+            "auto",
+            choices=("auto", "dape", "none"),
+            help="prompt tags: dape (RAM + DAPE, upstream), none (only the fixed prompt) or "
+            "auto (dape when its weights are present, else none); the id shows tagger=dape",
+        ),
+        Option(
+            "keep_size",
+            "choice",
+            "0",
+            choices=("0", "1"),
+            always_in_id=True,  # the output size depends on it
+            help="0: upstream's resize to >= 512 px and multiples of 8 (outputs resized back "
+            "to the ground truth for scoring); 1: restore at the input size",
+        ),
+        Option("prompt", "str", help="fixed prompt text after the tags (upstream: none)"),
+    )
+
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        mode = self.opt("tagger")
+        if mode == "auto":
             mode = "dape" if self._tagger_present() else "none"
-        if mode not in TAGGERS:
-            raise BenchError(f"osediff:tagger must be dape or none, got {mode!r}")
         self.tagger_mode = mode
-        self.keep_size = options.get("keep_size", "0")
-        if self.keep_size not in ("0", "1"):
-            raise BenchError(f"osediff:keep_size must be 0 or 1, got {self.keep_size!r}")
+        self.keep_size = self.opt("keep_size")
         self.resize_for_scoring = self.keep_size == "0"  # upstream's output size != input's
         self.tagger = None  # a methods.nets.ram_tagger.RamTagger once loaded (tests inject one)
         self.last_prompt = ""
 
     def _tagger_present(self) -> bool:
-        try:
-            self.weight_paths("tagger")
-        except WeightsMissingError:
-            return False
-        return True
+        return all(locate(self.name, wf) for wf in self.weights["tagger"])
 
-    def id_options(self) -> dict[str, str]:
-        opts = {k: v for k, v in self.options.items() if k not in ("tagger", "keep_size")}
-        opts["keep_size"] = self.keep_size  # shown either way: the output size depends on it
-        if self.tagger_mode == "dape":
-            opts["tagger"] = "dape"
-        return opts
+    def id_values(self) -> dict[str, object]:
+        """``tagger`` as resolved: ``dape`` shown, ``none`` (the fixed prompt) not."""
+        return {**super().id_values(), "tagger": "dape" if self.tagger_mode == "dape" else None}
+
+    sd_parts = ("unet", "vae", "text_encoder", "tokenizer")
+
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        return ["default", "sd21-base"] + (["tagger"] if self.tagger_mode == "dape" else [])
 
     #: upstream's process_size (its upscale factor 1 for artifact removal)
     process_size: int = 512
@@ -120,7 +138,7 @@ class OSEDiff(OneStepSD):
 
     @property
     def prompt(self) -> str:
-        return self.options.get("prompt", "")
+        return self.opt("prompt") or ""
 
     def build_network(self, variant: str | None = None):
         if variant == "tagger":
@@ -129,27 +147,19 @@ class OSEDiff(OneStepSD):
             return RamTaggingNet()
         return super().build_network(variant)
 
-    def _paths(self) -> tuple[list, list]:
-        """Weight paths of the UNet/VAE LoRA and (tagger=dape) of DAPE; every missing file
-        named in one error."""
-        variants = ["default"] + (["tagger"] if self.tagger_mode == "dape" else [])
-        found, missing = {}, []
-        for v in variants:
-            try:
-                found[v] = self.weight_paths(v)
-            except WeightsMissingError as e:
-                hint = " (or run osediff:tagger=none for the fixed prompt)" if v == "tagger" else ""
-                missing.append(f"{e}{hint}")
-        if missing:
-            raise WeightsMissingError("\n".join(missing))
-        return found["default"], found.get("tagger", [])
-
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         from methods.sd import lora as sd_lora
         from methods.sd import model as sd_model
 
         super(OneStepSD, self).load(device, dtype)
-        (pkl,), tagger_files = self._paths()
+        try:  # its own files, SD-2.1-base's and (tagger=dape) DAPE's, named in one message
+            self.check_weights(kinds)
+        except WeightsMissingError as e:
+            dape = self.tagger_mode == "dape"
+            hint = "\n(or run osediff:tagger=none for the fixed prompt)" if dape else ""
+            raise WeightsMissingError(f"{e}{hint}") from None
+        (pkl,) = self.weight_paths("default")
+        tagger_files = self.weight_paths("tagger") if self.tagger_mode == "dape" else []
         ckpt = sd_lora.LoraCheckpoint.read(pkl)
         # eager attention: what upstream's pinned transformers (4.28) computes; the default
         # (sdpa) rounds differently in fp16 (65% of a stand-in's embedding values vs 0.7%)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
@@ -72,7 +73,7 @@ class PromptCIR(Method):
     )
     group = "transformer"
     paper = "https://arxiv.org/abs/2404.17433"
-    capabilities = Capabilities(gray=False, size_multiple=PAD_MULTIPLE)
+    capabilities = Capabilities(gray="replicate")
     weights = {
         "ensemble": [
             WeightFile("model_best.pth", DRIVE_FOLDER, licence="Apache-2.0"),
@@ -80,13 +81,21 @@ class PromptCIR(Method):
         ]
     }
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
+    declared_options = (
+        Option(
+            "ensemble",
+            "choice",
+            "on",
+            choices=("on", "off"),
+            help="on: both checkpoints x {identity, transpose}, averaged (upstream's test); "
+            "off: model_best.pth in one pass",
+        ),
+    )
+
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
         self._nets: list = []
-        value = options.get("ensemble", "on")
-        if value not in ("on", "off"):
-            raise BenchError(f"promptcir:ensemble must be on or off, got {value!r}")
-        self.ensemble = value == "on"
+        self.ensemble = self.opt("ensemble") == "on"
 
     def build_network(self, variant: str | None = None):
         if variant not in (None, "ensemble"):
@@ -151,13 +160,6 @@ class PromptCIR(Method):
 
         if not self._nets:
             raise BenchError("promptcir: call load() before restore()")
-        img = sample.decoded
-        gray = img.ndim == 2
-        if gray:  # colour-only network: run on the replicated channel, return the mean
-            img = np.repeat(img[..., None], 3, axis=2)
-        x = to_tensor(img, self.device, torch_dtype(self.dtype))
+        x = to_tensor(sample.decoded, self.device, torch_dtype(self.dtype))
         with torch.no_grad():
-            y = self._restore_tensor(x)
-        if gray:
-            y = y.mean(dim=1, keepdim=True)
-        return to_uint8(y)
+            return to_uint8(self._restore_tensor(x))

@@ -45,8 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
+from methods.sd.supir_sampler import SamplerOptions
 from methods.torch_utils import sha256_of, strict_load, torch_dtype
 
 SCALE_FACTOR = 0.13025
@@ -56,6 +58,8 @@ SUPIR_DRIVE = "https://drive.google.com/drive/folders/1yELzm5SvAi9e7kPcO_jPp2XkT
 LICENCE = "SUPIR Software License Agreement (non-commercial)"
 SDXL_LICENCE = "CreativeML Open RAIL++-M"
 # test.py's --a_prompt / --n_prompt defaults (upstream's parameter values)
+_S = SamplerOptions()  # test.py's sampler defaults, the options' defaults
+
 A_PROMPT = (
     "Cinematic, High Contrast, highly detailed, taken using a Canon EOS R camera, hyper detailed "
     "photo - realistic maximum detail, 32k, Color Grading, ultra HD, extreme meticulous "
@@ -156,42 +160,64 @@ class Supir(Method):
     group = "diffusion"
     paper = "https://arxiv.org/abs/2401.13627"
     licence_note = "SUPIR weights: SUPIR Software License Agreement, non-commercial use only"
-    capabilities = Capabilities(gray=False)
+    capabilities = Capabilities(gray="replicate")
     weights = {v: [_supir_file(v), _sdxl_file()] for v in ("v0Q", "v0F")}
 
-    def __init__(self, **options: str) -> None:
-        from methods.sd.supir_sampler import SamplerOptions
+    declared_options = (
+        Option(
+            "variant",
+            "choice",
+            "v0Q",
+            choices=tuple(weights),
+            help="checkpoint: v0Q (quality) or v0F (fidelity)",
+        ),
+        Option("steps", "int", _S.steps, min=1, max=1000, help="EDM sampling steps"),
+        Option("cfg", "float", _S.cfg, min=0, help="text guidance scale (linear CFG end)"),
+        Option("cfg_start", "float", _S.cfg_start, min=0, help="linear CFG start scale"),
+        Option("churn", "float", _S.s_churn, min=0, help="EDM churn s_churn"),
+        Option("noise", "float", _S.s_noise, min=0, help="EDM noise scale s_noise"),
+        Option("stage1", "float", _S.restore_cfg, help="restoration guidance s_stage1 (<= 0: off)"),
+        Option("stage2", "float", _S.control_scale, min=0, help="control scale s_stage2"),
+        Option(
+            "stage2_start", "float", _S.control_scale_start, min=0, help="linear s_stage2 start"
+        ),
+        Option("linear_stage2", "bool", _S.linear_control_scale, help="linear s_stage2"),
+        Option("tile", "int", _S.tile, min=0, help="latent tile of the tiled sampler (0: off)"),
+        Option("stride", "int", _S.stride, min=1, help="stride of the tiled sampler's tiles"),
+        Option("seed", "int", 1234, min=0, max=2**63 - 1, help="seed of the sampler's noise"),
+        Option("min_size", "int", 1024, min=8, help="short side the input is enlarged to"),
+        Option("tile_vae", "int", 0, min=0, help="VAE tile in pixels (0: whole image)"),
+        Option(
+            "color_fix",
+            "choice",
+            "Wavelet",
+            choices=("Wavelet", "AdaIn", "None"),
+            help="colour fix against stage 1's output",
+        ),
+        Option("prompt", "str", A_PROMPT, help="positive prompt after the caption"),
+        Option("neg", "str", N_PROMPT, help="negative prompt"),
+        Option("captions", "path", help="folder of <image id>.txt captions (default: none)"),
+    )
 
-        super().__init__(**options)
-        _ = self.variant
-        o = options
-        try:
-            self.sampler = SamplerOptions(
-                steps=int(o.get("steps", 50)),
-                cfg=float(o.get("cfg", 4.0)),
-                cfg_start=float(o.get("cfg_start", 1.0)),
-                s_churn=float(o.get("churn", 5)),
-                s_noise=float(o.get("noise", 1.01)),
-                restore_cfg=float(o.get("stage1", -1)),
-                control_scale=float(o.get("stage2", 1.0)),
-                control_scale_start=float(o.get("stage2_start", 0.0)),
-                linear_control_scale=o.get("linear_stage2", "0") in ("1", "true", "yes"),
-                tile=int(o.get("tile", 0)),
-                stride=int(o.get("stride", 64)),
-            )
-            self.seed = int(o.get("seed", 1234))
-            self.min_size = int(o.get("min_size", 1024))
-            self.tile_vae = int(o.get("tile_vae", 0))
-        except ValueError as e:
-            raise BenchError(f"supir: bad option value ({e})") from None
-        self.color_fix = o.get("color_fix", "Wavelet")
-        if self.color_fix not in ("Wavelet", "AdaIn", "None"):
-            raise BenchError(
-                f"supir: color_fix must be Wavelet, AdaIn or None, got {self.color_fix}"
-            )
-        self.a_prompt = o.get("prompt", A_PROMPT)
-        self.n_prompt = o.get("neg", N_PROMPT)
-        self.captions = Path(o["captions"]) if o.get("captions") else None
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        o = self.opt
+        self.sampler = SamplerOptions(
+            steps=o("steps"),
+            cfg=o("cfg"),
+            cfg_start=o("cfg_start"),
+            s_churn=o("churn"),
+            s_noise=o("noise"),
+            restore_cfg=o("stage1"),
+            control_scale=o("stage2"),
+            control_scale_start=o("stage2_start"),
+            linear_control_scale=o("linear_stage2"),
+            tile=o("tile"),
+            stride=o("stride"),
+        )
+        self.seed, self.min_size, self.tile_vae = o("seed"), o("min_size"), o("tile_vae")
+        self.color_fix, self.a_prompt, self.n_prompt = o("color_fix"), o("prompt"), o("neg")
+        self.captions = Path(o("captions")) if o("captions") else None
 
     def auto_dtype(self, device: str) -> str:
         """test.py: ``--diff_dtype fp16`` (the VAE runs in bf16, ``--ae_dtype``) on CUDA."""
@@ -334,8 +360,6 @@ class Supir(Method):
         from PIL import Image
 
         img = sample.decoded
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
         h0, w0 = img.shape[:2]
         h, w = sampling_size(h0, w0, self.min_size)
         big = np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
@@ -344,7 +368,7 @@ class Supir(Method):
             out = self.restore_tensor(x, self.caption(sample.image))
             out = F.interpolate(out, size=(h0, w0), mode="bicubic")
         u8 = (out[0].permute(1, 2, 0) * 127.5 + 127.5).cpu().numpy().clip(0, 255).astype(np.uint8)
-        return u8 if sample.decoded.ndim == 3 else u8.mean(axis=2).round().astype(np.uint8)
+        return u8
 
 
 def sampling_size(h: int, w: int, min_size: int = 1024) -> tuple[int, int]:

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.errors import BenchError, WeightsMissingError
+from bench.core.errors import BenchError
+from bench.core.options import Option
 from bench.core.weights import WeightFile
 from methods.base import Capabilities, Method, Sample
 from methods.tiling import tiled
@@ -97,21 +98,37 @@ class SwinIRCar(Method):
     description = "SwinIR-M (ICCV-W 2021) JPEG CAR models, one per QF 10/20/30/40, window 7"
     group = "transformer"
     paper = "https://arxiv.org/abs/2108.10257"
-    capabilities = Capabilities(uses_qf=True, size_multiple=WINDOW)
+    capabilities = Capabilities(needs_qf=True)
     weights = {f"{k}-q{q}": [_weight(k, q)] for k in ("gray", "color") for q in QFS}
+    declared_options = (
+        Option(
+            "model",
+            "choice",
+            choices=tuple(f"q{q}" for q in QFS),
+            help="one model for every set (default: the model of each set's QF)",
+        ),
+    )
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
-        self.model_qf: int | None = None
-        if "model" in options:
-            m = options["model"]
-            if m not in {f"q{q}" for q in QFS}:
-                raise BenchError(
-                    f"swinir:model must be one of {', '.join(f'q{q}' for q in QFS)}, got {m!r}"
-                )
-            self.model_qf = int(m[1:])
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        self.model_qf: int | None = int(self.opt("model")[1:]) if self.opt("model") else None
         self._paths: dict[str, object] = {}
         self._nets: dict[str, object] = {}
+
+    def refusal(self, degradation, kinds: set[str]) -> str | None:
+        if self.model_qf:
+            return None
+        qf = degradation.params().get("qf")
+        if qf is not None and int(qf) not in QFS:
+            return (
+                f"swinir has models for QF {', '.join(map(str, QFS))} only, not for QF {qf}; "
+                "name one with swinir:model=q10|q20|q30|q40"
+            )
+        return super().refusal(degradation, kinds)
+
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        colours = sorted("gray" if k == "gray" else "color" for k in kinds)
+        return [f"{c}-q{q}" for c in colours for q in self._qfs()]
 
     def build_network(self, variant: str | None = None):
         kind = (variant or "gray-q10").split("-")[0]
@@ -128,16 +145,9 @@ class SwinIRCar(Method):
         super().load(device, dtype)
         if self.tile and self.tile % WINDOW:
             raise BenchError(f"swinir: --tile must be a multiple of {WINDOW}, got {self.tile}")
-        missing = []
-        for k in sorted(kinds):
-            for q in self._qfs():
-                v = f"{'gray' if k == 'gray' else 'color'}-q{q}"
-                try:
-                    (self._paths[v],) = self.weight_paths(v)
-                except WeightsMissingError as e:
-                    missing.append(str(e))
-        if missing:
-            raise WeightsMissingError("\n".join(missing))
+        self.check_weights(kinds)
+        for v in self.needed_variants(kinds):
+            (self._paths[v],) = self.weight_paths(v)
         self._nets.clear()
         self._weights_sha = sha256_of([self._paths[v] for v in sorted(self._paths)])
 

@@ -45,7 +45,7 @@ def test_api_networks_and_versions(tmp_path, monkeypatch):
         assert f"{name}: get https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/{name}" in str(
             e.value
         )
-    with pytest.raises(BenchError, match="version must be v2 or v2.1, got 'v3'"):
+    with pytest.raises(BenchError, match="`version` of diffbir takes one of: v2, v2.1, got 'v3'"):
         methods.get("diffbir:version=v3")
 
 

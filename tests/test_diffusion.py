@@ -188,7 +188,7 @@ def test_codiff_end_to_end_deterministic(codiff, coffee):
     assert np.array_equal(a, codiff.restore(_sample(img)))  # fixed seed: deterministic
     other = methods.get("codiff:seed=1")
     other.__dict__.update(
-        {k: v for k, v in codiff.__dict__.items() if k not in ("options", "seed")}
+        {k: v for k, v in codiff.__dict__.items() if k not in ("_values", "seed")}
     )
     assert other.id == "codiff:seed=1"
     b = other.restore(_sample(img))
@@ -283,17 +283,28 @@ def test_osediff_end_to_end_with_a_text_encoder(tiny_weights, monkeypatch, coffe
 
 def test_missing_weights_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("BENCH_SD21_PATH", str(tmp_path / "nosd"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    # every file the run needs in one message: its own and SD-2.1-base's (shared)
     with pytest.raises(
         WeightsMissingError,
         match=r"(?s)codiff.pkl: get Google Drive id "
-        r"1SHZQs8fu3K419jlENoY8qdTKbjAOL0i7.*cave.pth: get Google Drive id",
+        r"1SHZQs8fu3K419jlENoY8qdTKbjAOL0i7.*cave.pth: get Google Drive id.*"
+        r"unet/diffusion_pytorch_model.safetensors.*sha256 6dfae3e5.*"
+        rf"{tmp_path}/sd21-base/unet/diffusion_pytorch_model.safetensors.*"
+        r"vae/diffusion_pytorch_model.safetensors",
     ):
         methods.get("codiff").load()
     (tmp_path / "codiff").mkdir()
     for f in ("codiff.pkl", "cave.pth"):
         (tmp_path / "codiff" / f).write_bytes(b"")
-    monkeypatch.setenv("BENCH_SD21_PATH", str(tmp_path / "nosd"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsMissingError, match="sd21-base/unet/config.json") as e:
+        methods.get("codiff").load()
+    assert "codiff.pkl" not in str(e.value)  # present files are not named
+    for part in ("unet", "vae"):  # an SD folder (its files are checked by load_sd / verify)
+        (tmp_path / "nosd" / part).mkdir(parents=True)
+        (tmp_path / "nosd" / part / "config.json").write_text("{}")
     with pytest.raises(BenchError, match=r"codiff.pkl: not a readable LoRA checkpoint"):
         methods.get("codiff").load()
 

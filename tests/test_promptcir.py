@@ -154,7 +154,7 @@ def test_gray_input_runs_on_replicated_channels(adapter, camera):
     adapter.ensemble = False
     img = camera[:20, :25]
     s = _sample(img)
-    out = adapter.restore(s)
+    out = adapter.restore_sample(s)  # capabilities gray="replicate"
     assert out.shape == img.shape and out.dtype == np.uint8
     rgb = np.repeat(s.decoded[..., None], 3, axis=2)
     want = _to_u8(_untiled_pass(adapter._nets[0], rgb, False).mean(dim=-1))
@@ -216,5 +216,5 @@ def test_wrong_layout_is_refused(monkeypatch, tmp_path):
 
 
 def test_bad_option():
-    with pytest.raises(BenchError, match="promptcir:ensemble must be on or off"):
+    with pytest.raises(BenchError, match="`ensemble` of promptcir takes one of: on, off"):
         PromptCIR(ensemble="maybe")

@@ -233,8 +233,8 @@ def test_osediff_tagger_default_and_id(tmp_path, monkeypatch):
     m = methods.get("osediff:prompt=x")
     assert m.tagger_mode == "dape" and m.id == "osediff:keep_size=0,prompt=x,tagger=dape"
     assert methods.get("osediff:tagger=none").id == "osediff:keep_size=0"
-    with pytest.raises(BenchError, match="dape or none"):
-        methods.get("osediff:tagger=ram")
+    with pytest.raises(BenchError, match="`tagger` of osediff takes one of: auto, dape, none"):
+        methods.get("osediff:tagger=ram")  # the option's declaration refuses it
 
 
 def test_osediff_dape_without_files_names_them(tmp_path, monkeypatch):

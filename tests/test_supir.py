@@ -188,9 +188,9 @@ def test_options_defaults_and_id():
     assert m.a_prompt.startswith("Cinematic") and m.n_prompt.endswith("lowres, over-smooth")
     m = methods.get("supir:variant=v0F,steps=20,tile=128")
     assert m.id == "supir:steps=20,tile=128,variant=v0F" and m.sampler.tile == 128
-    with pytest.raises(BenchError, match="no variant 'v1'"):
+    with pytest.raises(BenchError, match="`variant` of supir takes one of: v0Q, v0F, got 'v1'"):
         methods.get("supir:variant=v1")
-    with pytest.raises(BenchError, match="color_fix must be"):
+    with pytest.raises(BenchError, match="`color_fix` of supir takes one of: Wavelet, AdaIn"):
         methods.get("supir:color_fix=x")
 
 

@@ -520,7 +520,8 @@ def test_list_shows_status_size_licence_destination(capsys):
 
 
 def test_run_swinir_without_weights_names_files_sources_destination(ws, capsys, tmp_path):
-    assert run_cli("run", "-w", ws, "--methods", "swinir", "--no-progress") == 1
+    args = ("-w", ws, "--methods", "swinir", "-g", "jpeg:q=10,40", "--no-progress")
+    assert run_cli("run", *args) == 1
     err = capsys.readouterr().err
     assert "006_colorCAR_DFWB_s126w7_SwinIR-M_jpeg40.pth: get https://github.com/" in err
     assert str(tmp_path / "weights" / "swinir") in err

@@ -348,6 +348,23 @@ def sd_folder() -> Path | None:
     return None
 
 
+def sd21_missing(parts: tuple[str, ...]) -> list[WeightFile]:
+    """The SD-2.1-base files of ``parts`` that the source :func:`load_sd` reads lacks: the
+    local folder (:func:`sd_folder`) when there is one, else the Hugging Face cache."""
+    folder = sd_folder()
+    if folder is not None:  # a part is there when its folder has files (verify checks them)
+        absent = [p for p in parts if not any((folder / p).glob("*"))]
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        absent = [
+            p
+            for p in parts
+            if not all(isinstance(try_to_load_from_cache(HUB_ID, f), str) for f in SD21_PARTS[p])
+        ]
+    return sd21_files(tuple(absent))
+
+
 def load_sd(parts: tuple[str, ...] = ("unet", "vae"), text_attention: str | None = None) -> dict:
     """UNet/VAE (and text encoder/tokenizer when asked) from a local diffusers folder, or the
     Hugging Face cache for ``HUB_ID`` (offline: never downloads mid-run). ``text_attention``:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from methods.base import Capabilities, Method, Sample
+from bench.core.options import Option
+from methods.base import Capabilities, Method, Sample, locate
 from methods.sd import color as sd_color
 from methods.sd import model as sd_model
 from methods.sd import tiling as sd_tiling
@@ -18,54 +19,58 @@ class OneStepSD(Method):
     """Shared one-step SD-2.1 machinery for CODiff and OSEDiff."""
 
     group = "diffusion"
-    capabilities = Capabilities(gray=False, size_multiple=8)
-    timestep: int  # set by each adapter (its official one-step timestep)
-    lora_file: str = ""
+    capabilities = Capabilities(gray="replicate")
+    declared_options = (
+        Option(
+            "colorfix",
+            "choice",
+            "adain",
+            choices=("adain", "wavelet", "nofix"),
+            help="colour fix of the output against the input (upstream: adain)",
+        ),
+        Option(
+            "latent",
+            "choice",
+            "sample",
+            choices=("sample", "mean"),
+            help="VAE latent: a seeded sample of the posterior (upstream) or its mean",
+        ),
+        Option("seed", "int", 0, min=0, max=2**63 - 1, help="seed of the latent sample"),
+        Option(
+            "vae_tiling",
+            "choice",
+            "hook",
+            choices=("hook", "pooled"),
+            help="tiled VAE of large inputs: hook (upstream's vaehook) or pooled (carbench's "
+            "blended tiles with pooled statistics)",
+        ),
+    )
 
-    def __init__(self, **options: str) -> None:
-        super().__init__(**options)
-        self.fix = options.get("colorfix", "adain")
-        self.latent_mode = options.get("latent", "sample")
-        self.seed = int(options.get("seed", "0"))
-        self.vae_tiling = options.get("vae_tiling", "hook")
-        from bench.core.errors import BenchError
-
-        if self.vae_tiling not in ("hook", "pooled"):
-            raise BenchError(f"{self.name}: vae_tiling must be hook (upstream) or pooled")
-
-        if self.fix not in ("adain", "wavelet", "nofix"):
-            raise BenchError(f"{self.name}: colorfix must be adain, wavelet or nofix")
-        if self.latent_mode not in ("sample", "mean"):
-            raise BenchError(f"{self.name}: latent must be sample or mean")
+    def __init__(self, **given: object) -> None:
+        super().__init__(**given)
+        self.fix = self.opt("colorfix")
+        self.latent_mode = self.opt("latent")
+        self.seed = self.opt("seed")
+        self.vae_tiling = self.opt("vae_tiling")
 
     def auto_dtype(self, device: str) -> str:
         """Upstream's test scripts run the UNet and VAE in fp16 (``--mixed_precision fp16``,
         on CUDA only); fp32 elsewhere."""
         return "fp16" if device.startswith("cuda") else "fp32"
 
-    def id_options(self) -> dict[str, str]:
-        """The options the method id shows (before the shared defaults are hidden)."""
-        return dict(self.options)
+    #: the SD-2.1-base parts the adapter loads (``load_sd``)
+    sd_parts: tuple[str, ...] = ("unet", "vae")
 
-    @property
-    def id(self) -> str:
-        opts = {
-            "colorfix": self.fix,
-            "latent": self.latent_mode,
-            "seed": str(self.seed),
-            "vae_tiling": self.vae_tiling,
-            **self.id_options(),
-        }
-        hidden = (
-            ("colorfix", "adain"),
-            ("latent", "sample"),
-            ("seed", "0"),
-            ("vae_tiling", "hook"),
-        )
-        shown = {k: v for k, v in opts.items() if (k, v) not in hidden}
-        return self.name + (
-            ":" + ",".join(f"{k}={v}" for k, v in sorted(shown.items())) if shown else ""
-        )
+    def needed_variants(self, kinds=("rgb", "gray")) -> list[str]:
+        """The adapter's own files and the SD-2.1-base parts it builds on."""
+        return ["default", "sd21-base"]
+
+    def missing_files(self, kinds=("rgb", "gray")) -> list:
+        """Its own missing files, then SD-2.1-base's (looked for where ``load_sd`` reads)."""
+        own = [v for v in self.needed_variants(kinds) if v != "sd21-base"]
+        files = [wf for v in own for wf in self.weights[v]]
+        missing = [wf for wf in files if locate(self.name, wf) is None]
+        return missing + sd_model.sd21_missing(self.sd_parts)
 
     # components are injected by load(); tests inject tiny ones through set_components
     def set_components(self, unet, vae, cond) -> None:
@@ -151,17 +156,14 @@ class OneStepSD(Method):
         import torch
         import torch.nn.functional as F
 
-        img = sample.decoded
-        if img.ndim == 2:
-            img = np.repeat(img[:, :, None], 3, axis=2)
-        img = self.prepare_input(img)
+        img = self.prepare_input(sample.decoded)
         h, w = img.shape[:2]
         x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         x = x.to(self.device)
         xp = F.pad(x, (0, (-w) % 8, 0, (-h) % 8), mode="replicate")
         with torch.no_grad():
             res = self.finish(self.restore_tensor(xp)[..., :h, :w], x)
-        return res if sample.decoded.ndim == 3 else res.mean(axis=2).round().astype(np.uint8)
+        return res
 
     def finish(self, y, x) -> np.ndarray:
         """The pipeline's output ``y`` (1x3xHxW in [0,1], its dtype) -> uint8 RGB: ToPILImage's
