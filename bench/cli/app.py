@@ -15,6 +15,7 @@ from bench.cli.cmd_generate import generate_cmd
 from bench.cli.cmd_metrics import metrics_cmd
 from bench.cli.cmd_qf import qf_cmd
 from bench.cli.cmd_report import report_cmd
+from bench.cli.cmd_reproduce import reproduce_cmd
 from bench.cli.cmd_run import run_cmd
 from bench.core.errors import BenchError
 
@@ -32,6 +33,7 @@ app.add_typer(study_cmd.app, name="study")
 app.command("generate")(generate_cmd)
 app.command("run")(run_cmd)
 app.command("report")(report_cmd)
+app.command("reproduce")(reproduce_cmd)
 app.command("metrics")(metrics_cmd)
 app.command("check")(check_cmd)
 app.command("qf")(qf_cmd)
