@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 CHROMAS = ("420", "444")
@@ -84,7 +85,12 @@ class Avif(Degradation):
     kind: ClassVar[str] = "avif"
     bitstream_ext: ClassVar[str] = ".avif"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "speed", "chroma"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("q", "int", min=0, max=100, required=True, help="libavif quality"),
+        Option("speed", "int", 6, min=0, max=10, help="encoder speed"),
+        Option("chroma", "choice", "420", choices=CHROMAS, help="chroma subsampling"),
+    )
+    spec_example: ClassVar[str] = "avif:q=30,50,70"
     id_pattern: ClassVar[str] = r"avif-q(\d+)(?:-s(\d+))?(?:-(444))?"
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """The degradation interface: a frozen spec with a canonical id and a pure ``apply``.
 
-Each kind owns its grammar: the CLI parameters it takes (``spec_params``, ``from_spec``), the
+Each kind owns its grammar: the CLI parameters it takes (``spec_options``, ``from_spec``), the
 pattern of its canonical id (``id_pattern``, ``from_match``), its table label (``label``) and how
 a stored bitstream is decoded for a method (``decode``). Defining a subclass with a ``kind``
 registers it in ``KINDS``; ``from_id`` and ``degradations.registry.expand`` read only that.
@@ -16,6 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 from PIL import Image
+
+from bench.core.options import Option, resolve_lists
 
 #: A uint8 image: numpy HxWx3 RGB / HxW gray, or a Pillow image in mode RGB / L.
 ImageLike = np.ndarray | Image.Image
@@ -94,8 +96,11 @@ class Degradation(ABC):
 
     # -- grammar: what ``KIND:key=v,...`` and the canonical id mean for this kind --------------
 
-    #: the parameter names ``KIND:key=v1,v2,...`` accepts
-    spec_params: ClassVar[frozenset[str]] = frozenset()
+    #: the parameters ``KIND:key=v1,v2,...`` accepts, declared once (type, range, default,
+    #: help); ``from_spec`` receives their checked values, defaults filled in
+    spec_options: ClassVar[tuple[Option, ...]] = ()
+    #: an example spec, for the error when a required parameter is missing
+    spec_example: ClassVar[str] = ""
     #: the canonical id's grammar (``re.fullmatch``), e.g. ``jpeg-q(\d+)(?:-(444|gray))?``
     id_pattern: ClassVar[str]
 
@@ -110,20 +115,15 @@ class Degradation(ABC):
         """The degradation whose canonical id matched ``id_pattern``."""
 
     @classmethod
-    def from_spec(cls, p: dict[str, list[str]]) -> list[Degradation]:
-        """Every degradation a CLI spec's parameters (names already checked) expand to."""
+    def from_spec(cls, p: dict[str, list]) -> list[Degradation]:
+        """Every degradation a CLI spec's parameters (checked against ``spec_options``,
+        defaults filled in) expand to."""
         raise NotImplementedError(f"{cls.kind} specs are parsed by from_spec_text")
 
     @classmethod
     def from_spec_text(cls, text: str) -> list[Degradation]:
         """``q=5,10,chroma=444`` (the part after ``KIND:``) -> degradations, in order."""
-        p = split_params(text)
-        unknown = set(p) - cls.spec_params
-        if unknown:
-            raise ValueError(
-                f"{cls.kind} has no parameter {sorted(unknown)[0]!r}; "
-                f"allowed: {', '.join(sorted(cls.spec_params))}"
-            )
+        p = resolve_lists(cls.kind, cls.spec_options, split_params(text), cls.spec_example)
         return cls.from_spec(p)
 
     @property

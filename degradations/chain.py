@@ -36,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option, check_known
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, from_id
 
 FILTERS = {
@@ -59,6 +60,22 @@ _SHORT = {  # step key -> canonical id of the codec step from its value
     "jp2k": lambda v, c: f"jp2k-cr{v}",
     "heif": lambda v, c: f"heif-qp{v}" + ("" if c in (None, "420") else f"-{c}"),
 }
+
+
+#: the steps ``chain:`` takes, in any order and repeated; the value's ``:SUFFIX`` (a filter, a
+#: chroma) is checked by the step
+STEPS: tuple[Option, ...] = (
+    Option("resize", "float", min=0.05, max=8, help="scale both sides (not 1); :FILTER"),
+    Option("long", "int", min=16, max=65535, help="downscale to this long side; :FILTER"),
+    Option("jpeg", "int", min=1, max=100, help="JPEG quality; :CHROMA (420, 422, 444)"),
+    Option("webp", "int", min=0, max=100, help="WebP quality"),
+    Option("avif", "int", min=0, max=100, help="AVIF quality; :CHROMA (420, 444)"),
+    Option("jxl", "float", min=0.1, max=25, help="JPEG XL distance"),
+    Option("jp2k", "int", min=1, help="JPEG 2000 compression ratio"),
+    Option("heif", "int", min=0, max=51, help="HEIF (x265) QP; :CHROMA (420, 444)"),
+    Option("preset", "choice", choices=tuple(PRESETS), help="a named chain (alone)"),
+)
+_STEP = {o.name: o for o in STEPS}
 
 
 @dataclass(frozen=True)
@@ -101,27 +118,18 @@ def _geometry(op: str, value: str) -> Geometry:
     filt = filt or "bicubic"
     if filt not in FILTERS:
         raise ValueError(f"chain {op} filter must be one of {', '.join(FILTERS)}, got {filt!r}")
-    try:
-        v = float(num) if op == "resize" else int(num)
-    except ValueError:
-        raise ValueError(f"chain {op} takes a number, got {num!r}") from None
-    if op == "resize" and not (0.05 <= v <= 8) or op == "resize" and v == 1:
+    v = _STEP[op].parse(num, "chain")
+    if op == "resize" and v == 1:
         raise ValueError(f"chain resize factor must be from 0.05 to 8 and not 1, got {num}")
-    if op == "long" and not 16 <= v <= 65535:
-        raise ValueError(f"chain long side must be from 16 to 65535, got {num}")
     return Geometry(op, float(v), filt)
 
 
 def _codec(token: str) -> Degradation:
     key, eq, value = token.partition("=")
     if eq:
-        if key not in _SHORT:
-            raise ValueError(
-                f"unknown chain step {key!r}; steps: resize, long, {', '.join(_SHORT)} "
-                "or a codec id such as jpeg-q75-444"
-            )
+        check_known("chain (steps; or a codec id such as jpeg-q75-444)", STEPS[:-1], [key])
         v, _, c = value.partition(":")
-        deg = from_id(_SHORT[key](v, c or None))
+        deg = from_id(_SHORT[key](_STEP[key].text(_STEP[key].parse(v, "chain")), c or None))
     else:
         deg = from_id(token)
     if deg.kind in ("chain", "bpg", "hevc"):
@@ -138,10 +146,7 @@ def parse_steps(text: str) -> tuple[Step, ...]:
     """Parse ``resize=0.5:bicubic,jpeg=75,...`` (or ``preset=NAME``) into steps, checked."""
     text = text.strip()
     if text.startswith("preset="):
-        name = text.removeprefix("preset=")
-        if name not in PRESETS:
-            raise ValueError(f"unknown chain preset {name!r}; known: {', '.join(PRESETS)}")
-        text = PRESETS[name]
+        text = PRESETS[_STEP["preset"].parse(text.removeprefix("preset="), "chain")]
     steps: list[Step] = []
     for token in filter(None, (t.strip() for t in text.split(","))):
         key, _, value = token.partition("=")
@@ -172,6 +177,8 @@ class Chain(Degradation):
 
     kind: ClassVar[str] = "chain"
     stores_decoded: ClassVar[bool] = True
+    spec_options: ClassVar[tuple[Option, ...]] = STEPS
+    spec_example: ClassVar[str] = "chain:resize=0.5,jpeg=75,resize=2"
     id_pattern: ClassVar[str] = r"chain-(.+)"
 
     def __post_init__(self) -> None:

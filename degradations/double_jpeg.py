@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape, ints
 from degradations.jpeg import (
     _CV_SAMPLING,
@@ -37,7 +38,15 @@ class DoubleJpeg(Degradation):
 
     kind: ClassVar[str] = "jpeg2"
     bitstream_ext: ClassVar[str] = ".jpg"
-    spec_params: ClassVar[frozenset[str]] = frozenset({"q1", "q2", "pairs", "shift", "chroma"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("q1", "int", min=1, max=100, help="first quality factors (all pairs with q2)"),
+        Option("q2", "int", min=1, max=100, help="second quality factors"),
+        Option("pairs", "str", help="explicit pairs Q1/Q2 (instead of q1, q2)"),
+        Option("shift", "str", "0", help="rows and columns dropped after the first encode: "
+               "N (NxN) or ROWSxCOLS"),
+        Option("chroma", "choice", "420", choices=("420", "422", "444"), help="subsampling"),
+    )
+    spec_example: ClassVar[str] = "jpeg2:q1=10,30,q2=90,shift=4"
     id_pattern: ClassVar[str] = r"jpeg2-q(\d+)-q(\d+)(?:-s(\d+)x(\d+))?(?:-(420|422|444))?"
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 from degradations.hevc import _check_qp
 
@@ -80,7 +81,11 @@ class Heif(Degradation):
     kind: ClassVar[str] = "heif"
     bitstream_ext: ClassVar[str] = ".heic"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"qp", "chroma"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("qp", "int", min=0, max=51, required=True, help="x265 quantiser"),
+        Option("chroma", "choice", "420", choices=("420", "444"), help="chroma subsampling"),
+    )
+    spec_example: ClassVar[str] = "heif:qp=30,40,50"
     id_pattern: ClassVar[str] = r"heif-qp(\d+)(?:-(444))?"
 
     def __post_init__(self) -> None:

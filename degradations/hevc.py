@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 BPG_CHROMA = ("420", "422", "444")
@@ -98,9 +99,15 @@ class Bpg(Degradation):
     kind: ClassVar[str] = "bpg"
     bitstream_ext: ClassVar[str] = ".bpg"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset(
-        {"qp", "chroma", "cs", "bits", "encoder", "level"}
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("qp", "int", min=0, max=51, required=True, help="quantiser (bpgenc -q)"),
+        Option("chroma", "choice", "420", choices=BPG_CHROMA, help="chroma format (-f)"),
+        Option("cs", "choice", "ycbcr", choices=BPG_COLOR_SPACES, help="colour space (-c)"),
+        Option("bits", "int", 8, min=8, max=12, help="bit depth (-b)"),
+        Option("encoder", "choice", "x265", choices=BPG_ENCODERS, help="HEVC encoder (-e)"),
+        Option("level", "int", 8, min=1, max=9, help="compression level (-m)"),
     )
+    spec_example: ClassVar[str] = "bpg:qp=30,40,50"
     id_pattern: ClassVar[str] = r"bpg-qp(\d+)((?:-[a-z0-9]+)*)"
 
     def __post_init__(self) -> None:
@@ -236,7 +243,11 @@ class Hevc(Degradation):
     kind: ClassVar[str] = "hevc"
     bitstream_ext: ClassVar[str] = ".hevc"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"qp", "chroma"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("qp", "int", min=0, max=51, required=True, help="x265 quantiser"),
+        Option("chroma", "choice", "420", choices=BPG_CHROMA, help="chroma format"),
+    )
+    spec_example: ClassVar[str] = "hevc:qp=30,40,50"
     id_pattern: ClassVar[str] = r"hevc-qp(\d+)(?:-(420|422|444))?"
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 from degradations.color import rgb_to_y_uint8
 
@@ -175,7 +176,12 @@ class Jpeg(Degradation):
 
     kind: ClassVar[str] = "jpeg"
     bitstream_ext: ClassVar[str] = ".jpg"
-    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "chroma"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("q", "int", min=1, max=100, required=True, help="quality factor (IJG scaling)"),
+        Option("chroma", "choice", "420", choices=CHROMA_MODES, help="chroma subsampling; "
+               "gray: 1-component JPEG of the BT.601 Y (scored as gray)"),
+    )
+    spec_example: ClassVar[str] = "jpeg:q=5,10,20"
     id_pattern: ClassVar[str] = r"jpeg-q(\d+)(?:-(420|422|444|gray))?"
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
 
 
@@ -70,7 +71,13 @@ class Jpeg2000(Degradation):
     kind: ClassVar[str] = "jp2k"
     bitstream_ext: ClassVar[str] = ".j2k"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"cr", "db"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("cr", "int", min=_RANGES["cr"][0], max=_RANGES["cr"][1], help="compression "
+               "ratios (OpenJPEG -r)"),
+        Option("db", "int", min=_RANGES["db"][0], max=_RANGES["db"][1], help="target PSNRs in "
+               "dB (OpenJPEG -q)"),
+    )
+    spec_example: ClassVar[str] = "jp2k:cr=10,20,40"
     id_pattern: ClassVar[str] = r"jp2k-(cr|db)(\d+)"
 
     def __post_init__(self) -> None:

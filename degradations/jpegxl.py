@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
 
 
@@ -81,7 +82,12 @@ class JpegXl(Degradation):
     kind: ClassVar[str] = "jxl"
     bitstream_ext: ClassVar[str] = ".jxl"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"d", "q", "effort"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("d", "float", min=0.1, max=25, help="Butteraugli distances (at most 2 decimals)"),
+        Option("q", "int", min=0, max=100, help="cjxl quality (instead of d)"),
+        Option("effort", "int", 7, min=1, max=9, help="encoder effort"),
+    )
+    spec_example: ClassVar[str] = "jxl:d=1,2,4"
     id_pattern: ClassVar[str] = r"jxl-(d|q)(\d+(?:\.\d+)?)(?:-e(\d))?"
 
     def __post_init__(self) -> None:

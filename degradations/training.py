@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.options import Option, parse_spec, resolve, unknown_name
 from degradations.base import Degradation
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -185,26 +186,27 @@ class FbcnnRecipe:
         p = self.draw(img.shape, rng, block)
         return (*self.build(img, p), p)
 
+    @property
+    def declared_options(self) -> tuple[Option, ...]:
+        """The options ``NAME:key=value`` takes (``double``/``batch`` for the double recipe)."""
+        common = (
+            Option("patch", "int", self.patch, min=8, help="side of the training patch"),
+            Option("channels", "choice", self.channels, choices=CHANNELS, help="colour of the "
+                   "pair: rgb, y, gray, or y-gray (Y or gray, as FBCNN's gray training)"),
+        )
+        if not self.qf2:
+            return common
+        return common + (
+            Option("double", "choice", self.double, choices=("batch", "pair"),
+                   help="the single/double coin: once per batch of indices, or per pair"),
+            Option("batch", "int", self.batch, min=1, help="indices per coin (double=batch)"),
+        )
+
     def with_options(self, text: str) -> FbcnnRecipe:
         """``patch=N,channels=...[,double=batch|pair,batch=N]`` applied to this recipe."""
-        r = self
-        allowed = ("patch", "channels") + (("double", "batch") if self.qf2 else ())
-        for item in filter(None, text.split(",")):
-            key, _, value = item.partition("=")
-            bad = f"recipe {self.name}: {key}"
-            if key not in allowed:
-                raise ValueError(f"{bad}: no such option (options: {', '.join(allowed)})")
-            if key in ("patch", "batch"):
-                least = 8 if key == "patch" else 1
-                if not value.isdigit() or int(value) < least:
-                    raise ValueError(f"{bad} must be an integer >= {least}, got {value!r}")
-                r = dataclasses.replace(r, **{key: int(value)})
-                continue
-            choices = CHANNELS if key == "channels" else ("batch", "pair")
-            if value not in choices:
-                raise ValueError(f"{bad} must be one of {', '.join(choices)}, got {value!r}")
-            r = dataclasses.replace(r, **{key: value})
-        return r
+        _, given = parse_spec(f"{self.name}:{text}", "training recipe")
+        values = resolve(f"recipe {self.name}", self.declared_options, given)
+        return dataclasses.replace(self, **{k: values[k] for k in given})
 
 
 FBCNN = FbcnnRecipe("fbcnn", QfDraw(8, 96, GRID60, 0.75))
@@ -299,9 +301,7 @@ def get_recipe(name: str) -> FbcnnRecipe | GenericRecipe:
         return GenericRecipe(name.removeprefix("generic:"))
     base, _, options = name.partition(":")
     if base not in RECIPES:
-        raise ValueError(
-            f"unknown training recipe {base!r}; known: {', '.join(RECIPES)}, generic:SPEC"
-        )
+        raise unknown_name("training recipe", base, [*RECIPES, "generic:SPEC"])
     return RECIPES[base].with_options(options)
 
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from bench.core.options import Option
 from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 
@@ -66,7 +67,11 @@ class Webp(Degradation):
     kind: ClassVar[str] = "webp"
     bitstream_ext: ClassVar[str] = ".webp"
     stores_decoded: ClassVar[bool] = True
-    spec_params: ClassVar[frozenset[str]] = frozenset({"q", "method"})
+    spec_options: ClassVar[tuple[Option, ...]] = (
+        Option("q", "int", min=0, max=100, required=True, help="libwebp quality"),
+        Option("method", "int", 4, min=0, max=6, help="libwebp method (speed/size trade-off)"),
+    )
+    spec_example: ClassVar[str] = "webp:q=25,50,75"
     id_pattern: ClassVar[str] = r"webp-q(\d+)(?:-m(\d))?"
 
     def __post_init__(self) -> None:

@@ -38,10 +38,10 @@ def test_quantizer_mapping():
 @pytest.mark.parametrize(
     "spec, msg",
     [
-        ("avif:q=101", "0 to 100"),
-        ("avif:q=50,method=3", "no parameter 'method'"),
-        ("avif:q=50,speed=11", "0 to 10"),
-        ("avif:q=50,chroma=422", "420 or 444"),
+        ("avif:q=101", "`q` of avif takes int 0-100"),
+        ("avif:q=50,method=3", "unknown option `method` for avif"),
+        ("avif:q=50,speed=11", "`speed` of avif takes int 0-10"),
+        ("avif:q=50,chroma=422", "`chroma` of avif takes one of: 420, 444"),
         ("avif:speed=4", "needs q"),
     ],
 )

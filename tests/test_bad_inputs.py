@@ -218,12 +218,12 @@ def test_folder_problems(tmp_path, ws, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["generate", "-g", "jpeg:q=0"], "quality factor must be an integer from 1 to 100, got 0"),
+        (["generate", "-g", "jpeg:q=0"], "option `q` of jpeg takes int 1-100, got '0'"),
         (
             ["generate", "-g", "jpeg:q=101"],
-            "quality factor must be an integer from 1 to 100, got 101",
+            "option `q` of jpeg takes int 1-100, got '101'",
         ),
-        (["generate", "-g", "bpg:qp=60"], "HEVC/BPG QP must be an integer from 0 to 51, got 60"),
+        (["generate", "-g", "bpg:qp=60"], "option `qp` of bpg takes int 0-51, got '60'"),
         (["generate", "-g", "jpeg2:q1=10,q2=20,shift=x"], "shift must be N or ROWSxCOLS"),
         (["generate", "-d", "Nope"], "unknown dataset 'Nope'"),
         (["generate", "-p", "nope"], "unknown protocol 'nope'"),
@@ -232,7 +232,7 @@ def test_folder_problems(tmp_path, ws, capsys):
         (["run", "--metrics", "psnrx"], "unknown metric 'psnrx'"),
         (["run", "--dtype", "fp8"], "--dtype must be one of auto, fp32, fp16, bf16, got 'fp8'"),
         (["run", "--methods", "nosuch"], "unknown method 'nosuch'"),
-        (["run", "--methods", "fbcnn"], "method fbcnn (color) cannot run, weight file(s) missing"),
+        (["run", "--methods", "fbcnn"], "method fbcnn cannot run, weight file(s) missing"),
         (["run", "--metrics", "maniqa"], "metric maniqa cannot load, weight file(s) missing"),
         (["report", "-f", "docx"], "unknown report format 'docx'"),
         (["check", "-b", "/nonexistent/base.csv"], "the result store is empty"),

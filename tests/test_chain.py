@@ -52,11 +52,11 @@ def test_every_step_in_params():
         ("chain:resize=0.5,long=512,jpeg=75", "cannot follow"),
         ("chain:resize=1,jpeg=75", "not 1"),
         ("chain:resize=0.5:cubic,jpeg=75", "filter must be one of"),
-        ("chain:blur=2,jpeg=75", "unknown chain step 'blur'"),
-        ("chain:jpeg=101", "1 to 100|0 to 100"),
+        ("chain:blur=2,jpeg=75", "unknown option `blur` for chain"),
+        ("chain:jpeg=101", "`jpeg` of chain takes int 1-100"),
         ("chain:jpeg2-q10-q30-s4x4", "shifted double JPEG"),
         ("chain:hevc-qp30", "cannot be hevc"),
-        ("chain:preset=instagram", "unknown chain preset"),
+        ("chain:preset=instagram", "`preset` of chain takes one of: platform"),
     ],
 )
 def test_bad_chains_refused(spec, msg):

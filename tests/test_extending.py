@@ -23,8 +23,9 @@ def _mean_abs_error(test: np.ndarray, ref: np.ndarray | None) -> float:
 @pytest.fixture
 def toy_kinds():
     """A toy codec (value quantisation, stored as PNG) and a toy metric, removed afterwards."""
+    from bench.core.options import Option
     from bench.metrics import registry
-    from degradations.base import KINDS, Degradation, DegradedImage, as_array, ints, need
+    from degradations.base import KINDS, Degradation, DegradedImage, as_array
 
     @dataclass(frozen=True)
     class Quantise(Degradation):
@@ -34,7 +35,9 @@ def toy_kinds():
 
         kind: ClassVar[str] = "quant"
         bitstream_ext: ClassVar[str] = ".png"
-        spec_params: ClassVar[frozenset[str]] = frozenset({"step"})
+        spec_options: ClassVar[tuple[Option, ...]] = (
+            Option("step", "int", min=1, max=255, required=True, help="quantisation step"),
+        )
         id_pattern: ClassVar[str] = r"quant-s(\d+)"
 
         @property
@@ -47,7 +50,7 @@ def toy_kinds():
 
         @classmethod
         def from_spec(cls, p):
-            return [cls(s) for s in ints(need(p, "step", "quant:step=16", "quant"), "step")]
+            return [cls(s) for s in p["step"]]  # checked against spec_options
 
         @property
         def label(self) -> str:
@@ -131,5 +134,5 @@ def test_the_toy_codec_grammar(toy_kinds):
 
     assert [d.id for d in expand("quant:step=8,32")] == ["quant-s8", "quant-s32"]
     assert from_id("quant-s8") == toy_kinds(8)
-    with pytest.raises(ValueError, match="quant has no parameter 'q'"):
+    with pytest.raises(ValueError, match="unknown option `q` for quant"):
         expand("quant:q=3")

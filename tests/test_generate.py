@@ -137,7 +137,7 @@ def test_folder_dataset_with_bad_images(tmp_path, ws, coffee, capsys):
 
 def test_bad_cli_values(ws, capsys):
     assert run_cli("generate", "-w", ws, "-g", "jpeg:q=0") == 1
-    assert "quality factor must be an integer from 1 to 100, got 0" in capsys.readouterr().err
+    assert "option `q` of jpeg takes int 1-100, got '0'" in capsys.readouterr().err
     assert run_cli("generate", "-w", ws, "-d", "NoSuchSet") == 1
     assert "unknown dataset 'NoSuchSet'" in capsys.readouterr().err
     assert run_cli("generate", "-w", ws, "-p", "mystery") == 1

@@ -28,9 +28,9 @@ def test_ids_and_grammar_round_trip():
 @pytest.mark.parametrize(
     "spec, msg",
     [
-        ("heif:qp=52", "0 to 51"),
-        ("heif:qp=30,q=50", "no parameter 'q'"),
-        ("heif:qp=30,chroma=422", "420 or 444"),
+        ("heif:qp=52", "`qp` of heif takes int 0-51"),
+        ("heif:qp=30,q=50", "unknown option `q` for heif"),
+        ("heif:qp=30,chroma=422", "`chroma` of heif takes one of: 420, 444"),
         ("heif:chroma=444", "needs qp"),
     ],
 )

@@ -20,8 +20,8 @@ def test_grammar_and_errors():
     assert [d.id for d in degs] == ["jp2k-cr10", "jp2k-cr40", "jp2k-db35"]
     assert all(from_id(d.id) == d for d in degs)
     for spec, msg in [
-        ("jp2k:cr=1", "2 to 1000"),
-        ("jp2k:q=5", "no parameter 'q'"),
+        ("jp2k:cr=1", "`cr` of jp2k takes int 2-1000"),
+        ("jp2k:q=5", "unknown option `q` for jp2k"),
         ("jp2k:", "needs"),
     ]:
         with pytest.raises(ValueError, match=msg):

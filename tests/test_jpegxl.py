@@ -47,11 +47,11 @@ def test_quality_mapping():
     "spec, msg",
     [
         ("jxl:q=100", "0 to 99"),
-        ("jxl:d=30", "0.1 to 25"),
-        ("jxl:d=1,speed=3", "no parameter 'speed'"),
-        ("jxl:d=1,effort=10", "1 to 9"),
+        ("jxl:d=30", "`d` of jxl takes float 0.1-25"),
+        ("jxl:d=1,speed=3", "unknown option `speed` for jxl"),
+        ("jxl:d=1,effort=10", "`effort` of jxl takes int 1-9"),
         ("jxl:effort=4", "needs d"),
-        ("jxl:d=x", "numbers"),
+        ("jxl:d=x", "`d` of jxl takes float"),
     ],
 )
 def test_bad_specs(spec, msg):

@@ -79,15 +79,15 @@ def test_expand_all_dedups_in_order():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("jpeg:q=0", "from 1 to 100, got 0"),
-        ("jpeg:q=101", "from 1 to 100, got 101"),
-        ("jpeg:q=ten", "q takes integers"),
-        ("jpeg:qf=10", "jpeg has no parameter 'qf'"),
+        ("jpeg:q=0", "`q` of jpeg takes int 1-100, got '0'"),
+        ("jpeg:q=101", "`q` of jpeg takes int 1-100, got '101'"),
+        ("jpeg:q=ten", "`q` of jpeg takes int 1-100, got 'ten'"),
+        ("jpeg:qf=10", "unknown option `qf` for jpeg \\(known: q, chroma\\); did you mean `q`"),
         ("jpeg:", "jpeg needs q="),
         ("vvc:qp=30", "unknown degradation kind 'vvc'"),
         ("jpeg2:q1=10", "jpeg2 needs q1"),
         ("jpeg2:q1=10,q2=20,shift=a", "shift must be N or ROWSxCOLS"),
-        ("bpg:qp=52", "QP must be an integer from 0 to 51"),
+        ("bpg:qp=52", "`qp` of bpg takes int 0-51"),
         ("jpeg:10", "has no parameter name"),
     ],
 )

@@ -25,9 +25,9 @@ def test_ids_and_grammar_round_trip():
 @pytest.mark.parametrize(
     "spec, msg",
     [
-        ("webp:q=101", "0 to 100"),
-        ("webp:q=50,speed=3", "no parameter 'speed'"),
-        ("webp:q=50,method=7", "0 to 6"),
+        ("webp:q=101", "`q` of webp takes int 0-100"),
+        ("webp:q=50,speed=3", "unknown option `speed` for webp"),
+        ("webp:q=50,method=7", "`method` of webp takes int 0-6"),
         ("webp:method=4", "needs q"),
     ],
 )
