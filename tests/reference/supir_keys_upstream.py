@@ -11,6 +11,8 @@ ZeroCrossAttn connectors of LightGLVUNet) and ``first_stage_model.denoise_encode
 degradation-robust encoder, a copy of the VAE encoder). The SDXL UNet part of
 ``model.diffusion_model.*`` is recorded too (section ``sdxl_unet``), and the SDXL file's VAE
 and text towers (section ``sdxl_other``), for the network and loading tests.
+Upstream: Fanghua-Yu/SUPIR @bda91af2000042f8bedfec8897d92917e67c1d88.
+Environment and command: ``python -m tests.reference.rebuild --show supir_ckpt_keys.json.gz``.
 """
 
 from __future__ import annotations

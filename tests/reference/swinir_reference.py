@@ -9,6 +9,8 @@ float output of its ``test`` function, and writes ``swinir_<task>.npz``: ``gt``,
 decoded JPEG upstream feeds the model), ``padded`` and ``out`` (float32), ``png`` (its uint8
 result). Reads the crops from BENCH_DATA_ROOT. Imports nothing from upstream at module level,
 so the test can import :func:`standin_state_dict` from here.
+Upstream: JingyunLiang/SwinIR @6545850fbf8df298df73d81f3e8cba638787c8bd.
+Environment and command: ``python -m tests.reference.rebuild --show swinir_jpeg_car.npz``.
 """
 
 from __future__ import annotations
