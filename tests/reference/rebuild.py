@@ -195,7 +195,7 @@ REFERENCES = (
         "carbench",
         recorded_with=BASE + ", diffusers 0.42.1",
         cwd="upstream",
-        note="diffusers 0.42.1; also recorded under 0.25.0 (env d25): see the README",
+        note="diffusers 0.42.1; under 0.25.0 (--env d25) the same to the bit: see the README",
     ),
     Reference(
         ("upstream/vaehook.npz",),
@@ -272,11 +272,12 @@ def find(name: str) -> tuple[Reference, str]:
     return hits[0]
 
 
-def command(ref: Reference, outdir: Path) -> tuple[list[str], Path]:
-    """(argv, cwd) of one run writing into ``outdir``."""
+def command(ref: Reference, outdir: Path, env: str | None = None) -> tuple[list[str], Path]:
+    """(argv, cwd) of one run writing into ``outdir`` (in ``env``, default the recorded one)."""
+    env = env or ref.env
     subs = {f"up{i}": str(UP[u].path()) for i, u in enumerate(ref.upstream)}
     subs.update(out=str(outdir / Path(ref.files[0]).name), outdir=str(outdir))
-    argv = [str(ENVS[ref.env].python(ref.env)), str(HERE / ref.script)]
+    argv = [str(ENVS[env].python(env)), str(HERE / ref.script)]
     argv += [a.format(**subs) for a in ref.args]
     cwd = ROOT if ref.cwd == "root" else Path(os.environ.get("UPSTREAM_SRC", "/work/upstream-src"))
     return argv, cwd
@@ -388,14 +389,14 @@ def compare(new: Path, old: Path) -> list[str]:
     return ["equal" if new.read_bytes() == old.read_bytes() else "DIFFERENT (bytes)"]
 
 
-def rebuild(name: str, write: bool) -> int:
+def rebuild(name: str, write: bool, env: str | None = None) -> int:
     ref, _ = find(name)
     print(show(ref))
     missing = [v for v in ref.needs if not os.environ.get(v)]
     if missing:
         raise SystemExit(f"set {', '.join(missing)} first")
     with tempfile.TemporaryDirectory() as tmp:
-        argv, cwd = command(ref, Path(tmp))
+        argv, cwd = command(ref, Path(tmp), env)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         subprocess.run(argv, cwd=cwd, env=env, check=True)
         made = {p.name: p for p in Path(tmp).rglob("*") if p.is_file()}
@@ -423,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--show", action="store_true")
     p.add_argument("--make-env", metavar="ENV")
     p.add_argument("--write", action="store_true", help="replace the stored file")
+    p.add_argument("--env", choices=sorted(ENVS), help="run in another environment (e.g. d25)")
     a = p.parse_args(argv)
     if a.make_env:
         print(make_env(a.make_env))
@@ -435,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.show:
         print(show(find(a.name)[0]))
         return 0
-    return rebuild(a.name, a.write)
+    return rebuild(a.name, a.write, a.env)
 
 
 if __name__ == "__main__":
