@@ -84,7 +84,7 @@ class Cell:
     label: str  # the method as the paper prints it
     spec: str | None  # carbench method id as stored (``fbcnn:variant=gray``); None: never runs
     metric: str  # metric variant id (``psnr:rgb``) or, for metrics carbench lacks, the label
-    printed: str  # the value exactly as printed (``29.40``)
+    printed: str  # the value exactly as printed (``12.30``)
     never: str = ""  # why it can never be reproduced (empty: reproducible somewhere)
     drift: str = "none"
     ulps: float = 0.0  # allowance beyond rounding, in units of the last printed digit
@@ -136,8 +136,8 @@ class Paper:
 def tolerance(cell: Cell) -> float:
     """How far our value may lie from the published one and still reproduce it.
 
-    Half a unit in the last printed place (the paper rounded; ``29.40`` stands for anything in
-    [29.395, 29.405]) plus the allowance of the cell's known source of drift, also counted in
+    Half a unit in the last printed place (the paper rounded; ``12.30`` stands for anything in
+    [12.295, 12.305]) plus the allowance of the cell's known source of drift, also counted in
     units of the last printed place: ``(0.5 + ulps) * 10**-decimals``. ``ulps`` is the named
     drift's (:data:`DRIFTS`: ``none`` 0, ``cpu-gpu`` 1, ``fp16`` 3, ``unseeded`` 10) unless the
     table states another for the method and metric, with its reason.
