@@ -343,3 +343,36 @@ def test_perturbed_table_fails_one_real_cell(tmp_path, data_root, capsys):
         (c["dataset"], c["degradation"], c["metric"]) for c in doc["cells"] if c["status"] == "off"
     ]
     assert off == [("Classic5", "jpeg-q30", "psnr:rgb")]
+
+
+SAMPLE_TABLE = """
+paper: mechanics
+title: a table of the run mechanics (its value is no published number)
+citation: none
+methods:
+  jpeg: {label: JPEG, spec: jpeg}
+tables:
+  t:
+    caption: JPEG on the embedded sample set
+    source: this test
+    protocol: codiff
+    dataset: sample
+    metrics: [psnr:rgb]
+    rows:
+      - {degradation: jpeg-q50, values: {jpeg: "1.00"}}
+"""
+
+
+@pytest.mark.slow
+def test_shard_leaves_cells_incomplete_then_resumes(tmp_path, capsys):
+    """A --shard run scores part of the set: the cell is 'incomplete', not compared; the full
+    run scores the rest (resuming) and compares it (here off: 1.00 dB is no JPEG's PSNR)."""
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "m.yaml").write_text(SAMPLE_TABLE)
+    args = ["reproduce", "mechanics:t", "--tables", tmp_path / "tables", "-w", tmp_path / "ws"]
+    assert run_cli(*args, "--json", "--shard", "0/2") == 2
+    (cell,) = json.loads(capsys.readouterr().out)["cells"]
+    assert (cell["status"], cell["reason"]) == ("not-run", "incomplete: 2 of 4 images scored")
+    assert run_cli(*args, "--json") == 1
+    (cell,) = json.loads(capsys.readouterr().out)["cells"]
+    assert cell["status"] == "off" and cell["ours"] > 30
