@@ -329,7 +329,8 @@ def _run_set(
         job.deg,
     )
     summary = RunSummary()
-    records, todo, wanted, have = _pending(ws, store, runner, method, ds, protocol, deg, shard)
+    wanted = {s.id for s in runner.specs}
+    records, todo, wanted, have = _pending(ws, store, wanted, method, ds, protocol, deg, shard)
     summary.skipped = len(records) - len(todo)
     job.wanted, job.have = wanted, have
     rows: list[dict] = []
@@ -423,7 +424,7 @@ def run_info(
 def _pending(
     ws: Workspace,
     store: ResultStore,
-    runner: MetricRunner,
+    wanted: set[str],
     method: Method,
     ds: Dataset,
     protocol: Protocol,
@@ -440,21 +441,46 @@ def _pending(
     have: dict[str, set[str]] = {}
     for image, variant in done:
         have.setdefault(image, set()).add(variant)
-    wanted = {s.id for s in runner.specs}
     records = [r for r in manifest.to_dict("records") if r["image"] in mine]
     todo = [r for r in records if not wanted <= have.get(r["image"], set())]
     return records, todo, wanted, have
 
 
-def _has_work(ws, store, runner, method, datasets, protocol, degradations, shard) -> bool:
-    """Whether ``method`` has anything left to restore or score (a missing set counts)."""
+def _has_work(ws, store, wanted, method, datasets, protocol, degradations, shard) -> bool:
+    """Whether ``method`` has anything left to restore or score for the metric variant ids
+    ``wanted`` (a missing set counts)."""
     for ds in datasets:
         for deg in degradations:
             if not ws.manifest_path(ds.name, protocol.name, deg.id).exists():
                 return True
-            if _pending(ws, store, runner, method, ds, protocol, deg, shard)[1]:
+            if _pending(ws, store, wanted, method, ds, protocol, deg, shard)[1]:
                 return True
     return False
+
+
+def finished(
+    ws: Workspace,
+    datasets: list[Dataset],
+    protocol: Protocol,
+    degradations: list[Degradation],
+    methods: list[Method],
+    wanted: set[str],
+    shard: Shard = ALL,
+) -> list[str] | None:
+    """The run's labels when every (method, set) already has every ``wanted`` metric in the
+    store (a finished re-run: no device, model or metric needs to be made ready), else None."""
+    if not ws.root.is_dir():
+        return None
+    store = ResultStore(ws.root / "results")
+    args = (datasets, protocol, degradations, shard)
+    if any(_has_work(ws, store, wanted, m, *args) for m in methods):
+        return None
+    return [
+        f"{m.id} {ds.name}/{protocol.name}/{deg.id}{shard.tag}"
+        for m in methods
+        for ds in datasets
+        for deg in degradations
+    ]
 
 
 def check_before_work(
@@ -516,10 +542,11 @@ def run(
     set_kinds = {ds.name: expected_kinds(ds, protocol) for ds in datasets}
     kinds = tuple(sorted(set().union(*set_kinds.values())))
     # a finished re-run loads no model: methods with nothing left are never loaded
+    wanted = {s.id for s in runner.specs}
     methods_with_work = [
         m
         for m in methods
-        if _has_work(ws, store, runner, m, datasets, protocol, degradations, shard)
+        if _has_work(ws, store, wanted, m, datasets, protocol, degradations, shard)
     ]
     check_before_work(methods_with_work, datasets, degradations, set_kinds)
     pooled = [m for m in pooled if m in methods_with_work]

@@ -24,12 +24,33 @@ KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]
 
 def _read_part(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for damaged files
         raise BenchError(
             f"{path}: unreadable result-store part ({type(e).__name__}: {e}); "
             "move it aside and re-run `bench run` to recompute its rows"
         ) from None
+    if "method" in df and len(df):
+        df["method"] = df["method"].map(_canonical_methods(path, df["method"].unique()))
+    return df
+
+
+def _canonical_methods(path: Path, ids) -> dict[str, str]:
+    """Each stored method id -> today's canonical id (rows written before an option's default
+    was dropped from the id load as one method); an id today's declarations refuse stops the
+    load, naming the part file."""
+    import methods
+
+    out = {}
+    for mid in ids:
+        try:
+            out[mid] = methods.canonical(str(mid))
+        except BenchError as e:
+            raise BenchError(
+                f"{path}: rows of method {mid!r} cannot be read with today's options ({e}); "
+                "move the part aside or re-run that method"
+            ) from None
+    return out
 
 
 class ResultStore:

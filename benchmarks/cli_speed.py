@@ -3,6 +3,9 @@
 1. ``bench --version`` and ``bench --help`` against ``python -c pass`` (the interpreter alone).
 2. A no-op re-run of a finished ``bench run`` (LIVE1, the ``codiff-main`` suite's degradations,
    method ``jpeg``, PSNR/SSIM/PSNR-B) against the first, working run. Goal: under 1 s.
+   With ``--dncnn3 DIR`` (a folder holding ``dncnn3/DnCNN3.mat``) also ``jpeg,dncnn3`` on the
+   sample set, against ``python -c "import pandas, pyarrow.parquet"`` (what reading the store
+   costs at the least): a finished run of a torch method must not import torch. Goal: < 1 s.
 3. ``bench generate`` on Urban100 at 10 QFs (5-90), 1 worker, against a plain OpenCV loop run
    the same way (a fresh process): it decodes each source PNG once and writes a JPEG per QF.
    Both write the same bytes (checked). Goal: at least 0.9x the loop's speed.
@@ -58,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data-root", type=Path, default=os.environ.get("BENCH_DATA_ROOT"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dncnn3", type=Path, default=None, help="weights dir with dncnn3/")
     ap.add_argument(
         "--tmp", default=None, help="folder for the workspaces (e.g. /dev/shm: no disk I/O)"
     )
@@ -98,6 +102,21 @@ def main() -> None:
         rerun = best_of(run, args.repeat, env=env)
         print(f"bench run, first        {first:7.3f} s (LIVE1 x codiff-main, jpeg)")
         print(f"bench run, re-run       {rerun:7.3f} s  (goal < 1 s; {first / rerun:.0f}x faster)")
+        if args.dncnn3 is not None:
+            denv = {**env, "BENCH_WEIGHTS_DIR": str(args.dncnn3)}
+            drun = [*bench, "run", "-w", str(Path(tmp) / "dws"), "--methods", "jpeg,dncnn3"]
+            drun.append("--no-progress")
+            t = time.perf_counter()
+            subprocess.run(drun, check=True, stdout=subprocess.DEVNULL, env=denv)
+            dfirst = time.perf_counter() - t
+            store_floor = best_of([py, "-c", "import pandas, pyarrow.parquet"], args.repeat)
+            drerun = best_of(drun, args.repeat, env=denv)
+            print(f"import pandas+pyarrow   {store_floor:7.3f} s (baseline: reading a store)")
+            print(f"jpeg,dncnn3 first       {dfirst:7.3f} s (sample, QF 5/10/20)")
+            print(
+                f"jpeg,dncnn3 re-run      {drerun:7.3f} s  (goal < 1 s; "
+                f"{drerun / store_floor:.2f}x the baseline)"
+            )
 
         src = args.data_root / "Urban100"
         out = Path(tmp) / "loop"

@@ -57,9 +57,15 @@ def get(spec: str) -> Method:
     return get_class(name)(**given)
 
 
-def canonical(spec: str) -> str:
-    """The store id of a method spec (``fbcnn:variant=color`` -> ``fbcnn``)."""
-    return get(spec).id
+def canonical(method_id: str) -> str:
+    """A stored method id in today's canonical form (``fbcnn:variant=color`` -> ``fbcnn``),
+    from the declarations alone; a name the registry does not know (an ``external`` output's
+    name, a study's ``gt``) comes back unchanged. A registered method's id that today's
+    declarations refuse raises their error."""
+    name, given = parse_spec(method_id, "method")
+    if name not in registry():
+        return method_id
+    return get_class(name).canonical_id_of(given)
 
 
 __all__ = ["Capabilities", "Method", "Sample", "canonical", "get", "get_class", "registry"]

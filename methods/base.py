@@ -130,6 +130,13 @@ class Method:
         self.dtype = "fp32"
         self._weights_sha: str = ""
 
+    @classmethod
+    def canonical_id_of(cls, given: dict[str, str]) -> str:
+        """The id of ``name:given`` from the declarations alone (no weight look-up, no
+        ``auto`` resolved): how the store reader canonicalises rows written earlier."""
+        values = resolve(cls.name, cls.declared_options, given)
+        return canonical_id(cls.name, cls.declared_options, values)
+
     def opt(self, name: str):
         """The value of a declared option (its default when not given)."""
         if name not in self._values:

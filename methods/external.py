@@ -49,6 +49,10 @@ class External(Method):
     def id(self) -> str:
         return self.label
 
+    @classmethod
+    def canonical_id_of(cls, given: dict[str, str]) -> str:
+        raise BenchError("external rows are stored under their own name, not external:...")
+
     def folder_for(self, sample: Sample) -> Path:
         fields = {"degradation": sample.degradation, **sample.params}
         try:

@@ -153,6 +153,7 @@ def _sdxl_file() -> WeightFile:
 
 class Supir(Method):
     name = "supir"
+    label = "SUPIR"
     description = (
         "SUPIR (CVPR 2024), SDXL + GLVControl/ZeroSFT, test.py defaults without LLaVA: "
         "50-step restoration-guided EDM, linear CFG 1->4, churn 5, wavelet colour fix"

@@ -8,11 +8,12 @@ import typer
 
 from bench import __version__
 from bench.cli import cmd_datasets as datasets_cmd
+from bench.cli import cmd_methods as methods_cmd
+from bench.cli import cmd_metrics as metrics_cmd
 from bench.cli import cmd_study as study_cmd
 from bench.cli import cmd_weights as weights_cmd
 from bench.cli.cmd_check import check_cmd
 from bench.cli.cmd_generate import generate_cmd
-from bench.cli.cmd_metrics import metrics_cmd
 from bench.cli.cmd_qf import qf_cmd
 from bench.cli.cmd_report import report_cmd
 from bench.cli.cmd_reproduce import reproduce_cmd
@@ -34,7 +35,9 @@ app.command("generate")(generate_cmd)
 app.command("run")(run_cmd)
 app.command("report")(report_cmd)
 app.command("reproduce")(reproduce_cmd)
-app.command("metrics")(metrics_cmd)
+app.add_typer(metrics_cmd.app, name="metrics")
+app.add_typer(methods_cmd.methods_app, name="methods")
+app.add_typer(methods_cmd.degradations_app, name="degradations")
 app.command("check")(check_cmd)
 app.command("qf")(qf_cmd)
 

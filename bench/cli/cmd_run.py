@@ -83,8 +83,9 @@ def run_cmd(
     from bench.metrics.registry import parse_metrics
     from bench.metrics.runner import MetricRunner
     from bench.metrics.scorers import pick_device
+    from bench.metrics.weight_files import missing_files
     from bench.protocols import get_protocol
-    from bench.run import run
+    from bench.run import finished, run
     from bench.suites import get_suite
     from methods.torch_utils import DTYPE_CHOICES
 
@@ -106,6 +107,15 @@ def run_cmd(
         a.tile = tile
     datasets = [resolve(n, ws.root, data_root) for n in names]
     specs, lenient = parse_metrics(metrics)
+    # a finished re-run answers from the store alone: no device is picked (torch costs ~2 s to
+    # import), no metric or model made ready
+    wanted = {s.id for s in specs if not (lenient and missing_files(s.name))}
+    done = finished(ws, datasets, proto, degs, adapters, wanted, parse_shard(shard))
+    if done is not None:
+        typer.echo(f"metrics: {', '.join(sorted(wanted)) or 'none'} (all in the store)")
+        for label in done:
+            typer.echo(f"{label}: nothing to do (all in the store)")
+        return
     # torch costs ~1.5 s to import: only ask it for a device when something runs on one
     needs_torch = any(a.uses_torch for a in adapters) or any(s.backend != "carbench" for s in specs)
     dev = device or (pick_device() if needs_torch else "cpu")

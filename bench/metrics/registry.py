@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench.core.errors import BenchError
+from bench.core.options import Option, unknown_name
 from bench.core.weights import WeightFile
 
 if TYPE_CHECKING:
@@ -316,25 +317,40 @@ def higher_is_better(metric: str) -> bool:
     return default_spec(name).higher_better
 
 
+#: ``@N`` after a metric id: pixels cropped on each side before scoring (carbench's own
+#: full-reference metrics only)
+BORDER = Option(
+    "border", "int", 0, min=0, max=4096, help="pixels cropped on each side before scoring (@N)"
+)
+
+
+def variant_option(name: str) -> Option:
+    """The declaration of a metric's ``:variant`` (its rows' variants, the default first)."""
+    rows = [m for m in METRICS if m.name == name]
+    return Option(
+        "variant",
+        "choice",
+        default_spec(name).variant,
+        choices=tuple(m.variant for m in rows),
+        help="the convention followed (see bench metrics show)",
+    )
+
+
 def parse_metric(text: str) -> MetricSpec:
     """``psnr`` | ``psnr:y`` | ``ssim:box8`` | ``psnr:y@4`` -> MetricSpec."""
     text = text.strip().lower()
-    base, _, border = text.partition("@")
+    base, at, border = text.partition("@")
     name, _, variant = base.partition(":")
     if name not in names():
-        raise BenchError(
-            f"unknown metric {name!r}; known: {', '.join(names())} (or all / available)"
-        )
+        raise unknown_name("metric", name, [*names(), "all", "available"])
     variant = variant or default_spec(name).variant
     variant = ALIASES.get((name, variant), variant)
-    spec = next((m for m in METRICS if (m.name, m.variant) == (name, variant)), None)
-    if spec is None:
-        known = ", ".join(m.variant for m in METRICS if m.name == name)
-        raise BenchError(f"metric {name} has no variant {variant!r}; known: {known}")
-    if border:
-        if not border.isdigit() or spec.backend != "carbench" or spec.score is not None:
-            raise BenchError(f"{text}: a border crop (@N, N >= 0) applies to psnr/ssim/psnrb only")
-        spec = replace(spec, border=int(border))
+    variant_option(name).parse(variant, f"metric {name}")  # unknown: the known ones named
+    spec = next(m for m in METRICS if (m.name, m.variant) == (name, variant))
+    if at:
+        if spec.backend != "carbench" or spec.score is not None:
+            raise BenchError(f"{text}: a border crop (@N) applies to psnr/ssim/psnrb only")
+        spec = replace(spec, border=BORDER.parse(border, f"metric {name}"))
     return spec
 
 

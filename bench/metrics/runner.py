@@ -52,7 +52,7 @@ class MetricRunner:
             except WeightsMissingError as e:
                 if not lenient:
                     raise
-                self.skipped[spec.id] = str(e).splitlines()[0]
+                self.skipped[spec.id] = str(e)  # every missing file named
         self.cache_dir = cache_dir
         self._cache: dict[tuple[str, str, str, str], float] = {}
         if cache_dir is not None:
