@@ -18,6 +18,7 @@ import numpy as np
 from bench.core.download import download
 from bench.core.errors import BenchError, ImageError
 from bench.core.imageio import encode_png, list_images, read_image, write_bytes_atomic
+from bench.core.options import unknown_name
 from bench.core.registry_file import load_registry_file
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def get_info(name: str) -> DatasetInfo:
     lower = {k.lower(): k for k in reg}
     if name.lower() in lower:
         return reg[lower[name.lower()]]
-    raise BenchError(f"unknown dataset {name!r}; known: {', '.join(reg)} (or give a folder path)")
+    raise unknown_name("dataset", name, reg, "or give a folder path")
 
 
 def default_data_root() -> Path | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bench.core.errors import BenchError
+from bench.core.options import unknown_name
 from degradations.base import ImageLike, as_array, as_pil, image_shape
 from degradations.color import rgb_to_y_uint8
 
@@ -81,4 +81,4 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise BenchError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
+        raise unknown_name("protocol", name, PROTOCOLS) from None

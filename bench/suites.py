@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.core.errors import BenchError
+from bench.core.options import parse_spec, unknown_name
 from bench.core.registry_file import load_registry_file
 
 
@@ -21,12 +21,11 @@ class Suite:
 
     def apply_method_options(self, spec: str) -> str:
         """``fbcnn`` -> ``fbcnn:variant=gray-double`` under ``fbcnn-double``; user options win."""
-        name, _, opts = spec.partition(":")
-        given = {kv.partition("=")[0] for kv in opts.split(",") if kv}
+        name, given = parse_spec(spec, "method")
         extra = [f"{k}={v}" for k, v in dict(self.method_options).get(name, ()) if k not in given]
         if not extra:
             return spec
-        return f"{name}:{','.join([*filter(None, [opts]), *extra])}"
+        return f"{name}:{','.join([*(f'{k}={v}' for k, v in given.items()), *extra])}"
 
 
 def suites() -> dict[str, Suite]:
@@ -49,5 +48,5 @@ def suites() -> dict[str, Suite]:
 def get_suite(name: str) -> Suite:
     all_suites = suites()
     if name not in all_suites:
-        raise BenchError(f"unknown suite {name!r}; known: {', '.join(all_suites)}")
+        raise unknown_name("suite", name, all_suites)
     return all_suites[name]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from bench.core.options import unknown_name
 from degradations.avif import Avif
 from degradations.base import KINDS, Degradation, from_id
 from degradations.chain import Chain
@@ -48,7 +49,7 @@ def expand(spec: str) -> list[Degradation]:
         return [from_id(spec)]
     kind, _, rest = spec.partition(":")
     if kind not in KINDS:
-        raise ValueError(f"unknown degradation kind {kind!r}; known: {', '.join(KINDS)}")
+        raise unknown_name("degradation kind", kind, KINDS)
     return KINDS[kind].from_spec_text(rest)
 
 

@@ -318,3 +318,26 @@ def test_missing_weights_name_the_shared_sd21_files(spec, tmp_path, monkeypatch)
     assert all(f"{n}: get" in msg for n in own)
     assert all(str(tmp_path / p) in msg for p in sd), msg
     assert len(sd) == (4 if spec == "codiff" else 10)  # unet+vae; + text encoder, tokenizer
+
+
+def test_study_options_are_declared():
+    from bench.study.model import StudyConfig
+
+    with pytest.raises(OptionError, match="`mode` of bench study create takes one of: rating, "):
+        StudyConfig("s", "rank", 0, "t")
+    with pytest.raises(OptionError, match="`scale_max` of bench study create takes int 1-100"):
+        StudyConfig("s", "rating", 0, "t", scale_max=1000)
+    with pytest.raises(OptionError, match="`repeats` of bench study create takes int 0-1000"):
+        StudyConfig("s", "rating", 0, "t", repeats=-1)
+    assert StudyConfig("s", "pairwise", 0, "t").scale_max == 10
+
+
+def test_names_suggest_the_closest(capsys):
+    for args, msg in [
+        (("generate", "-d", "LIVE"), "unknown dataset 'LIVE'; did you mean `LIVE1`?"),
+        (("generate", "-p", "fbcn"), "unknown protocol 'fbcn'; did you mean `fbcnn`?"),
+        (("generate", "-s", "codiff-mian"), "did you mean `codiff-main`?"),
+        (("generate", "-g", "jpg:q=10"), "unknown degradation kind 'jpg'; did you mean `jpeg`?"),
+    ]:
+        assert run_cli(*args) == 1
+        assert msg in capsys.readouterr().err

@@ -33,11 +33,12 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
-def unknown_name(what: str, name: str, known: Iterable[str]) -> OptionError:
+def unknown_name(what: str, name: str, known: Iterable[str], hint: str = "") -> OptionError:
     """The error for an unknown method/metric/dataset/... name, with the closest known one."""
     known = sorted(known)
     return OptionError(
-        f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+        f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)}"
+        + (f"; {hint})" if hint else ")")
     )
 
 

@@ -14,8 +14,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.options import Option, resolve
 
 MODES = ("rating", "pairwise")
+#: what ``bench study create`` declares about a study, checked when a config is made
+STUDY_OPTIONS = (
+    Option(
+        "mode",
+        "choice",
+        "rating",
+        choices=MODES,
+        help="rating: one output scored on the scale; pairwise: two outputs of one image",
+    ),
+    Option("scale_min", "int", 1, min=0, max=100, help="lowest rating (rating studies)"),
+    Option("scale_max", "int", 10, min=1, max=100, help="highest rating (rating studies)"),
+    Option("repeats", "int", 2, min=0, max=1000, help="items shown again per rater"),
+)
 CONFIG, STIMULI, ITEMS, DB = "study.json", "stimuli.json", "items.json", "answers.sqlite"
 
 
@@ -34,8 +48,8 @@ class StudyConfig:
     db_url: str = ""  # postgresql://... ; empty: answers.sqlite in the folder
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise BenchError(f"unknown study mode {self.mode!r}; available: {', '.join(MODES)}")
+        given = {o.name: getattr(self, o.name) for o in STUDY_OPTIONS}
+        resolve("bench study create", STUDY_OPTIONS, given)
         if self.scale_min >= self.scale_max:
             raise BenchError(f"rating scale {self.scale_min}..{self.scale_max} is empty")
 
