@@ -90,6 +90,7 @@ def _copy(tmp_path: Path, name: str, old: str, new: str, count: int = 1) -> Path
         ),
         ("degradation: jpeg-q20", "degradation: jpeg-q20x", "degradation 'jpeg-q20x'"),
         ("spec: dncnn3", "spec: dncnn4", "method 'dncnn4'"),
+        ("spec: dncnn3", "spec: dncnn3:badopt=1", "method 'dncnn3:badopt=1': "),
         ("spec: dncnn3", "spec: dncnn3:variant=onnx", "method 'dncnn3:variant=onnx': "),
         ("[psnr:rgb, ssim:gauss11]", "[psnr:rgb, ssim:gauss12]", "metric 'ssim:gauss12': "),
         ("[psnr:rgb, ssim:gauss11]", "[psnr, ssim:gauss11]", "name the variant"),
