@@ -228,6 +228,7 @@ class _SetJob:
                 "scored_resized_from": scored_from,  # "WxH" when resized to the GT to score
                 "gt_sha256": rec["gt_sha256"],
                 "method_weights_sha256": weights_sha,
+                "method_source": method.method_source(),
                 "created": created,
                 **self.info,
                 # the precision it ran in (--dtype auto resolved for the method and device)

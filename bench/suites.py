@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.core.errors import BenchError
 from bench.core.options import parse_spec, unknown_name
 from bench.core.registry_file import load_registry_file
 
@@ -50,3 +51,43 @@ def get_suite(name: str) -> Suite:
     if name not in all_suites:
         raise unknown_name("suite", name, all_suites)
     return all_suites[name]
+
+
+#: what runs when neither a suite nor degradations are given
+DEFAULT_DEGRADATIONS = ("jpeg:q=5,10,20",)
+
+
+def plan(
+    datasets: list[str] | None,
+    protocol: str | None,
+    suite: str | None,
+    specs: list[str] | None,
+) -> tuple[list[str | None], str, list, str]:
+    """Datasets, protocol and degradations from the user's choices and an optional suite, and
+    a note naming the BPG specs that run as HEVC-intra (bpgenc absent; "" when none)."""
+    if suite:
+        s = get_suite(suite)
+        if specs:
+            raise BenchError("give either --suite or --degradation, not both")
+        names, proto, specs = list(datasets or s.datasets), protocol or s.protocol, s.degradations
+    else:
+        names, proto = list(datasets or [None]), protocol or "codiff"
+        specs = specs or DEFAULT_DEGRADATIONS
+    from degradations import expand_all, with_bpg_fallback
+
+    try:
+        asked = expand_all(specs)
+        degs = [with_bpg_fallback(d) for d in asked]
+    except (ValueError, RuntimeError) as e:
+        raise BenchError(str(e)) from None
+    swapped = [(a.id, d.id) for a, d in zip(asked, degs, strict=True) if a.id != d.id]
+    note = ""
+    if swapped:
+        note = (
+            "bpgenc not found: "
+            + ", ".join(f"{a} runs as {d}" for a, d in swapped)
+            + " (HEVC-intra through ffmpeg + libx265 with bpgenc's default settings; stored, "
+            "labelled and reported as HEVC-intra, not BPG). Install bpgenc/bpgdec or set "
+            "BENCH_BPGENC/BENCH_BPGDEC for real BPG."
+        )
+    return names, proto, degs, note

@@ -137,6 +137,10 @@ class Method:
         values = resolve(cls.name, cls.declared_options, given)
         return canonical_id(cls.name, cls.declared_options, values)
 
+    def method_source(self) -> str:
+        """The code that restores (module:class), recorded with every row."""
+        return f"{type(self).__module__}:{type(self).__qualname__}"
+
     def opt(self, name: str):
         """The value of a declared option (its default when not given)."""
         if name not in self._values:

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bench.core.errors import BenchError
-
 if TYPE_CHECKING:
     from bench.core.workspace import Workspace
     from degradations import Degradation
@@ -71,8 +69,6 @@ ShardOpt = Annotated[
 ]
 OnErrorOpt = Annotated[str, typer.Option("--on-error", help="skip: report and go on | fail: stop")]
 
-DEFAULT_DEGRADATIONS = ("jpeg:q=5,10,20",)
-
 
 def workspace(path: Path | None) -> Workspace:
     from bench.core.workspace import Workspace, default_workspace
@@ -83,33 +79,11 @@ def workspace(path: Path | None) -> Workspace:
 def plan(
     datasets: list[str] | None, protocol: str | None, suite: str | None, specs: list[str] | None
 ) -> tuple[list[str | None], str, list[Degradation]]:
-    """Resolve datasets, protocol and degradations from the options and an optional suite."""
-    from bench.suites import get_suite
+    """Resolve datasets, protocol and degradations from the options and an optional suite
+    (``bench.suites.plan``); says before any work which BPG specs run as HEVC-intra."""
+    from bench.suites import plan as plan_sets
 
-    if suite:
-        s = get_suite(suite)
-        if specs:
-            raise BenchError("give either --suite or --degradation, not both")
-        return list(datasets or s.datasets), protocol or s.protocol, _degs(s.degradations)
-    return list(datasets or [None]), protocol or "codiff", _degs(specs or DEFAULT_DEGRADATIONS)
-
-
-def _degs(specs) -> list[Degradation]:
-    from degradations import expand_all, with_bpg_fallback
-
-    try:
-        asked = expand_all(specs)
-        degs = [with_bpg_fallback(d) for d in asked]
-    except (ValueError, RuntimeError) as e:
-        raise BenchError(str(e)) from None
-    swapped = [(a.id, d.id) for a, d in zip(asked, degs, strict=True) if a.id != d.id]
-    if swapped:  # said before any work; reports label these columns HEVC-intra
-        typer.echo(
-            "bpgenc not found: "
-            + ", ".join(f"{a} runs as {d}" for a, d in swapped)
-            + " (HEVC-intra through ffmpeg + libx265 with bpgenc's default settings; stored, "
-            "labelled and reported as HEVC-intra, not BPG). Install bpgenc/bpgdec or set "
-            "BENCH_BPGENC/BENCH_BPGDEC for real BPG.",
-            err=True,
-        )
-    return degs
+    names, proto, degs, note = plan_sets(datasets, protocol, suite, specs)
+    if note:  # reports label these columns HEVC-intra
+        typer.echo(note, err=True)
+    return names, proto, degs

@@ -1,0 +1,7 @@
+"""``python -m carbench``: the ``bench`` command line."""
+
+import sys
+
+from bench.cli.app import main
+
+sys.exit(main())
