@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
-# Install everything carbench and its tests need: Debian tools (ffmpeg + libx265) and a
-# virtual environment in .venv with the package (editable) and its Python dependencies.
+# Install what carbench needs, in two layers:
+#   bash scripts/setup.sh        the main job: Debian's ffmpeg + libx265 (HEVC-intra) and a
+#                                virtual environment in .venv with carbench (editable) and its
+#                                Python dependencies
+#   bash scripts/setup.sh --dev  also what the tests, the docs and the optional outputs need:
+#                                TeX Live (LaTeX tables are compiled), Chromium (HTML reports in a
+#                                real browser), poppler (PDF checks), PostgreSQL (study answers),
+#                                the codecs' reference command-line tools (cwebp, opj_compress,
+#                                avifenc, cjxl, heif-enc) and the [dev] Python extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEV=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    *) echo "setup: unknown argument $arg (use --dev or nothing)" >&2; exit 2 ;;
+  esac
+done
 
-# ffmpeg + libx265: HEVC-intra degradations; TeX Live: LaTeX tables are compiled in the tests;
-# chromium: the HTML report is rendered in a real browser in the tests; poppler: PDF checks;
-# postgresql: `bench study serve --db postgresql://...` is tested against a real server.
-APT_PACKAGES=(ffmpeg texlive-latex-base texlive-latex-recommended texlive-latex-extra
-              chromium poppler-utils fonts-dejavu-core webp libopenjp2-tools postgresql
-              libavif-bin libjxl-tools libheif-examples)
+APT_PACKAGES=(ffmpeg)
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-command -v cwebp >/dev/null 2>&1 || missing+=(webp)
-command -v opj_compress >/dev/null 2>&1 || missing+=(libopenjp2-tools)
-command -v avifenc >/dev/null 2>&1 || missing+=(libavif-bin)
-command -v cjxl >/dev/null 2>&1 || missing+=(libjxl-tools)
-command -v heif-enc >/dev/null 2>&1 || missing+=(libheif-examples)
-command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if ((DEV)); then
+  APT_PACKAGES+=(texlive-latex-base texlive-latex-recommended texlive-latex-extra chromium
+                 poppler-utils fonts-dejavu-core webp libopenjp2-tools postgresql libavif-bin
+                 libjxl-tools libheif-examples)
+  command -v cwebp >/dev/null 2>&1 || missing+=(webp)
+  command -v opj_compress >/dev/null 2>&1 || missing+=(libopenjp2-tools)
+  command -v avifenc >/dev/null 2>&1 || missing+=(libavif-bin)
+  command -v cjxl >/dev/null 2>&1 || missing+=(libjxl-tools)
+  command -v heif-enc >/dev/null 2>&1 || missing+=(libheif-examples)
+  command -v pdflatex >/dev/null 2>&1 && kpsewhich multirow.sty >/dev/null 2>&1 || missing+=(texlive)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+fi
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "setup: installing Debian packages (${missing[*]} missing)"
@@ -47,7 +61,7 @@ echo "setup: installing Python packages into .venv (pip log: $LOG)"
 pip_install --upgrade pip
 # pyiqa needs torchvision; on x86_64 the matching pair is torch 2.14.1 + torchvision 0.29.1.
 pip_install 'torch==2.14.1' 'torchvision==0.29.1'
-pip_install -e '.[dev]'
+if ((DEV)); then pip_install -e '.[dev]'; else pip_install -e .; fi
 # openai-clip (CLIP-IQA) imports pkg_resources, removed in setuptools 81.
 pip_install 'setuptools<81'
 echo "setup: done ($(.venv/bin/bench --version))"

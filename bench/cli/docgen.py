@@ -1,6 +1,8 @@
-"""``docs/options.md`` made from the declarations: every method's, degradation kind's, chain
-step's, training recipe's and metric's options. ``python -m bench.cli.docgen > docs/options.md``
-writes it; a test fails when the file and the declarations disagree."""
+"""Pages of facts that live in code, made from the code's declarations and registries:
+``docs/options.md`` (every method's, degradation kind's, chain step's, training recipe's and
+metric's options; ``python -m bench.cli.docgen > docs/options.md``, checked by a test), the
+reference pages the docs site builds (``docs/gen_pages.py``: methods, metrics, degradations,
+data sets, protocols) and the README's table of what is covered (``covered_table``)."""
 
 from __future__ import annotations
 
@@ -47,3 +49,128 @@ def options_markdown() -> str:
 
 if __name__ == "__main__":
     print(options_markdown(), end="")
+
+
+def _md(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "none\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def methods_rows() -> list[dict[str, str]]:
+    """One row per registered method: id, label, group, paper, licence, weight files."""
+    import methods
+
+    out = []
+    for name in sorted(methods.registry()):
+        cls = methods.get_class(name)
+        files = list(dict.fromkeys(wf for v in cls.weights.values() for wf in v))
+        licences = sorted({wf.licence.split(" (")[0] for wf in files if wf.licence})
+        out.append(
+            {
+                "method": f"`{name}`",
+                "label": cls.label or cls.name,
+                "group": cls.group,
+                "paper": cls.paper or "-",
+                "licence": ", ".join(licences) or "-",
+                "weight files": ", ".join(
+                    f"`{wf.relpath if wf.shared else wf.name}`" for wf in files
+                )
+                or "none",
+            }
+        )
+    return out
+
+
+def metrics_rows() -> list[dict[str, str]]:
+    """One row per metric variant: id (default marked), kind, direction, convention."""
+    from bench.metrics.registry import METRICS, default_spec
+
+    return [
+        {
+            "id": f"`{m.id}`" + (" (default)" if default_spec(m.name) == m else ""),
+            "kind": m.kind,
+            "better": m.arrow,
+            "backend": m.backend,
+            "definition and convention": m.description,
+        }
+        for m in METRICS
+    ]
+
+
+def degradations_rows() -> list[dict[str, str]]:
+    """One row per degradation kind: kind, parameters, example spec, id grammar."""
+    from degradations.base import KINDS
+
+    return [
+        {
+            "kind": f"`{kind}`",
+            "what": (cls.__doc__ or "").strip().splitlines()[0],
+            "parameters": ", ".join(f"`{o.name}`" for o in cls.spec_options),
+            "example": f"`{cls.spec_example}`" if cls.spec_example else "-",
+            "id grammar": f"`{cls.id_pattern}`",
+        }
+        for kind, cls in KINDS.items()
+    ]
+
+
+def datasets_rows() -> list[dict[str, str]]:
+    """One row per registered data set: name, images, colour, licence, description."""
+    from bench.datasets import registry
+
+    return [
+        {
+            "dataset": f"`{d.name}`",
+            "images": str(d.count) if d.count else "-",
+            "colour": d.color,
+            "licence": d.license or "-",
+            "description": d.description,
+        }
+        for d in registry().values()
+    ]
+
+
+def protocols_rows() -> list[dict[str, str]]:
+    from bench.protocols import PROTOCOLS
+
+    return [
+        {"protocol": f"`{p.name}`", "ground truth": p.description, "source": p.source}
+        for p in PROTOCOLS.values()
+    ]
+
+
+PAGES = {
+    "methods.md": ("Methods", methods_rows, "`bench methods show NAME` prints one's options."),
+    "metrics.md": ("Metrics", metrics_rows, "`bench metrics show NAME` prints one's variants."),
+    "degradations.md": ("Degradations", degradations_rows, "See options.md for parameters."),
+    "datasets.md": ("Data sets", datasets_rows, "The registry is `datasets.yaml`."),
+    "protocols.md": ("Protocols", protocols_rows, "How each protocol makes the ground truth."),
+}
+
+
+def reference_page(name: str) -> str:
+    """A generated reference page (``PAGES``), or ``options.md``."""
+    if name == "options.md":
+        return options_markdown()
+    title, rows, note = PAGES[name]
+    return f"# {title}\n\nGenerated from the code's registry. {note}\n\n{_md(rows())}"
+
+
+def covered_table() -> str:
+    """The README's "what is covered" table: methods, codecs, metrics, data sets."""
+    import methods
+    from bench.datasets import registry
+    from bench.metrics.registry import names
+    from degradations.base import KINDS
+
+    rows = [
+        ("methods", sorted(methods.registry())),
+        ("degradations", list(KINDS)),
+        ("metrics", names()),
+        ("data sets", list(registry())),
+    ]
+    body = "\n".join(f"| {k} | {', '.join(f'`{v}`' for v in vs)} |" for k, vs in rows)
+    return "| what | covered |\n|---|---|\n" + body + "\n"
