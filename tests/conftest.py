@@ -44,6 +44,9 @@ def _shared_root() -> Path | None:
 def pytest_configure(config):
     _data_root()  # fail the whole run at once on a wrong setting
     _shared_root()
+    config.addinivalue_line(
+        "markers", "published: reproduces a published number (tests named *published* get it)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -227,6 +230,32 @@ def pytest_collection_modifyitems(config, items):
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+        if "published" in item.name:
+            item.add_marker("published")
+
+
+#: published-number checks that skipped in this run (weights or data absent): (test, reason)
+_PUBLISHED_SKIPS: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and "published" in report.keywords:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _PUBLISHED_SKIPS.append((report.nodeid, reason.removeprefix("Skipped: ")))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name every published-number check that did not run, and why; also into the file named
+    by BENCH_SKIPPED_PUBLISHED (``.ci/run`` prints it at the end)."""
+    lines = [f"{nodeid}: {reason}" for nodeid, reason in _PUBLISHED_SKIPS]
+    if lines:
+        terminalreporter.section(f"published-number checks NOT run ({len(lines)})", yellow=True)
+        for line in lines:
+            terminalreporter.line(line)
+    out = os.environ.get("BENCH_SKIPPED_PUBLISHED")
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
 
 
 #: upstream reference outputs (tests/reference/*.py made them; README beside them)

@@ -78,7 +78,8 @@ def test_tiny_matches_upstream_outputs(tiny, coffee):
     tag_encoder LoRA merged into the tied weights): logits and tags as upstream computed them."""
     ref = REFERENCE["tiny"]["fp32"]
     logits = tiny.logits(_x01(coffee))
-    assert torch.allclose(logits[0], torch.tensor(ref["logits"]), atol=1e-5, rtol=0)
+    # fp32, same operations (recorded elsewhere): measured 1.0e-6 here; 1.3e-6 re-recorded here
+    assert torch.allclose(logits[0], torch.tensor(ref["logits"]), atol=4e-6, rtol=0)
     assert tiny.select(logits) == [ref["tags"]] == ["tag 00, tag 08, tag 12"]
 
 
@@ -88,7 +89,8 @@ def test_tiny_fp16_matches_upstream(coffee):
     ref = REFERENCE["tiny"]["fp16"]
     logits = tagger.logits(_x01(coffee))
     assert logits.dtype == torch.float16
-    assert torch.allclose(logits[0].float(), torch.tensor(ref["logits"]), atol=2e-2, rtol=0)
+    # fp16 on the CPU: measured 0.0039 = 2 fp16 steps at |logit| 2-4; bound 4 steps
+    assert torch.allclose(logits[0].float(), torch.tensor(ref["logits"]), atol=8e-3, rtol=0)
     assert tagger.select(logits) == [ref["tags"]]
 
 
@@ -133,7 +135,7 @@ def test_lora_merge_equals_unmerged_forward(coffee):
         net.merge_lora()
         after = net(x)
     assert all(m.merged for m in net.lora_layers())
-    assert torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(before, after, rtol=0, atol=1e-6)  # fp32 merge: measured 0.0
 
 
 def test_loader_errors():
@@ -178,7 +180,8 @@ def test_full_swin_l_matches_upstream(live1):
     img = np.asarray(Image.open(live1 / "bikes.png").convert("RGB"))
     logits = tagger.logits(_x01(img))[0]
     want = torch.tensor(ref["fp32"]["logits_every_stride"])
-    assert torch.allclose(logits[:: ref["stride"]], want, atol=1e-4, rtol=0)
+    # fp32, a 24-block Swin on another CPU's kernels: measured 2.0e-6 (2.3e-6 re-recorded here)
+    assert torch.allclose(logits[:: ref["stride"]], want, atol=6e-6, rtol=0)
     assert logits.double().sum().item() == pytest.approx(ref["fp32"]["logit_sum"], abs=1e-2)
 
 

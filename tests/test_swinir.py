@@ -63,7 +63,8 @@ def test_matches_upstream_on_standin_weights(task, tmp_path, monkeypatch):
     np.testing.assert_array_equal(padded, ref["padded"])
     with torch.no_grad():
         y = m._net(f"{kind}-q10")(torch.from_numpy(ref["padded"])[None])[0].numpy()
-    assert np.abs(y - ref["out"]).max() <= 1e-6  # measured: 0.0 (same float32 ops)
+    # same float32 ops: measured 0.0 on the recording CPU, 1.2e-7 on another (its kernels)
+    assert np.abs(y - ref["out"]).max() <= 3.5e-7
     np.testing.assert_array_equal(out, ref["png"])
 
 

@@ -44,7 +44,8 @@ def fbcnn_ref():
 def test_fbcnn_matches_upstream(case, fbcnn_ref):
     """Bottleneck, QF head, restored image (predicted and user-given QF) and the adapter's
     uint8 output. Same operations in the same order on the CPU: float32 values agree to
-    rounding noise (measured <= 1e-6); the tolerances below are 10x that, far below the effect
+    rounding noise (measured max 2.4e-7, this CPU against the recording one; the bottleneck is
+    stored as float16); each bound is about 3x its measured difference, far below the effect
     of any changed constant (>= 1e-3 on these weights)."""
     variant, seed = FBCNN_CASES[case]
     ref = {k.removeprefix(case + "_"): v for k, v in fbcnn_ref.items() if k.startswith(case + "_")}
@@ -63,10 +64,11 @@ def test_fbcnn_matches_upstream(case, fbcnn_ref):
         y, q = net(x)
         y_qf, q_qf = net(x, torch.tensor([[1 - FBCNN_GIVEN_QF / 100]]))
         feats = net.encode(x)
-    assert np.abs(feats[0].numpy() - ref["bottleneck"].astype(np.float32)).max() < 2e-3  # fp16
-    assert np.abs(q.numpy() - ref["q"]).max() < 1e-5
-    assert np.abs(y[0].numpy() - ref["out"]).max() < 1e-5
-    assert np.abs(y_qf[0].numpy() - ref["out_qf30"]).max() < 1e-5
+    # stored as float16: half a float16 step at |values| < 0.5, measured 2.4e-4
+    assert np.abs(feats[0].numpy() - ref["bottleneck"].astype(np.float32)).max() < 7e-4
+    assert np.abs(q.numpy() - ref["q"]).max() < 3e-7  # fp32: measured 0.0 (3 steps at 0.5)
+    assert np.abs(y[0].numpy() - ref["out"]).max() < 6e-7  # fp32: measured 2.1e-7
+    assert np.abs(y_qf[0].numpy() - ref["out_qf30"]).max() < 7e-7  # fp32: measured 2.4e-7
     assert np.abs(ref["out_qf30"] - ref["out"]).max() > 1e-3  # the given QF matters
     # the adapter end to end (channels-last input on the CPU), default and fbcnn:qf=30
     m._nets[variant] = net
@@ -117,7 +119,8 @@ def test_promptcir_network_matches_upstream(promptcir_ref, promptcir_nets):
     x = torch.from_numpy(ref["net_input"].astype(np.float32) / 255.0).permute(2, 0, 1)[None]
     with torch.no_grad():
         y = promptcir_nets[0](x.contiguous())
-    assert np.abs(y[0].numpy() - ref["net_out"]).max() < 1e-4
+    # fp32, timm/torch attention kernels on another CPU: measured 6.6e-7
+    assert np.abs(y[0].numpy() - ref["net_out"]).max() < 2e-6
 
 
 @pytest.mark.slow  # ~35 s: 4 passes x 2 tiles of 128x128
@@ -134,7 +137,8 @@ def test_promptcir_ensemble_matches_upstream(promptcir_ref, promptcir_nets):
     with torch.no_grad():
         x = torch.from_numpy(ref["ensemble_input"].astype(np.float32) / 255.0)
         pass0 = m._one_pass(m._nets[0], x.permute(2, 0, 1)[None].contiguous())
-    assert np.abs(pass0[0].numpy() - ref["pass0"].astype(np.float32)).max() < 2e-3  # fp16
+    # stored as float16 (half a step at |values| < 1: 2.4e-4, measured 2.4e-4)
+    assert np.abs(pass0[0].numpy() - ref["pass0"].astype(np.float32)).max() < 7e-4
     out = m.restore(Sample("x", ref["ensemble_input"], None, "jpeg-q10", {"qf": 10}))
     _has_variance(ref["ensemble_u8"], 5)
     diff = np.abs(out.astype(int) - ref["ensemble_u8"].astype(int))
@@ -156,7 +160,8 @@ def test_promptcir_tile_overlap_matches_upstream(promptcir_ref, promptcir_nets):
     x = torch.from_numpy(ref["tiles_input"].astype(np.float32) / 255.0)
     with torch.no_grad():
         y = m._one_pass(promptcir_nets[0], x.permute(2, 0, 1)[None].contiguous())
-    assert np.abs(y[0].numpy() - ref["tiles_pass0"].astype(np.float32)).max() < 2e-3
+    # stored as float16: measured 2.4e-4 (half a step at |values| < 1)
+    assert np.abs(y[0].numpy() - ref["tiles_pass0"].astype(np.float32)).max() < 7e-4
 
 
 # ------------------------------------------------------- JDEC (WooKyoungHan/JDEC@e9fe835)
@@ -189,14 +194,14 @@ def test_jdec_matches_upstream(tmp_path):
     _has_variance(ref["out"], 1e-2)
     with torch.no_grad():
         out = net(y, cbcr, qmap)[0] + 0.5
-    assert np.abs(out.numpy() - ref["out"]).max() < 1e-5
+    assert np.abs(out.numpy() - ref["out"]).max() < 5e-7  # fp32: measured 1.8e-7
     m._net = net
     u8 = m.restore(Sample("x", None, path, "jpeg-q30", {"qf": 30}))
     diff = np.abs(u8.astype(int) - ref["out_u8"].astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float32 noise at a .5 boundary
     # "hf" stand-in (amplitude/frequency heads scaled): the positions inside a sub-block matter
-    # (a 0.1% change of them moves this output by ~4e-5; measured agreement 5e-7)
+    # (a 0.1% change of them moves this output by ~4e-5; fp32, measured agreement 4.8e-7)
     scale_heads(net)
     with torch.no_grad():
         out_hf = net(y, cbcr, qmap)[0] + 0.5
-    assert np.abs(out_hf.numpy() - ref["out_hf"]).max() < 5e-6
+    assert np.abs(out_hf.numpy() - ref["out_hf"]).max() < 1.4e-6

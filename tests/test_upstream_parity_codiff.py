@@ -209,8 +209,9 @@ def test_codiff_stages_match_upstream(stages, rec, case):
 def test_codiff_steps_on_recorded_inputs_are_exact(parts, rec, case):
     """The steps between networks, fed upstream's recorded inputs instead of carbench's own,
     so no CPU difference reaches them: the tile blending (tiled case; carbench before this test
-    cast the blend back to fp16: 587 of 768 x0 values differ), the one-step x0 update (1e-6
-    only for the variance term of upstream's DDPMScheduler.step, 1e-10 x noise) and the
+    cast the blend back to fp16: 587 of 768 x0 values differ), the one-step x0 update (3.5e-10
+    only for the variance term of upstream's DDPMScheduler.step, 1e-10 x noise; measured 0.0)
+    and the
     decoder output -> uint8 -> AdaIN colour fix (the [0,1] map in float32 before ToPILImage,
     carbench before: 725 uint8 values)."""
     m = build_codiff(parts)
@@ -223,7 +224,7 @@ def test_codiff_steps_on_recorded_inputs_are_exact(parts, rec, case):
         np.testing.assert_array_equal(eps[0].numpy(), rec["tiled_eps"])
     eps = torch.from_numpy(rec[f"{case}_eps"])[None]
     x0 = sd_model.one_step_x0(eps, latent.float(), m.timestep)
-    assert np.abs(x0[0].numpy() - rec[f"{case}_x0"]).max() <= 1e-6
+    assert np.abs(x0[0].numpy() - rec[f"{case}_x0"]).max() <= 3.5e-10
     lq = rec[f"{case}_lq"]
     h, w = lq.shape[:2]
     x = torch.from_numpy(lq.astype(np.float32) / 255.0).permute(2, 0, 1)[None]

@@ -203,7 +203,8 @@ def test_scunet_stage1_matches_upstream(ref):
     and is far below a changed constant (a 0.2% attention-scale change fails)."""
     with torch.no_grad():
         out = _scunet(ref)(_lq(ref).contiguous())[0].numpy()
-    _close(out, ref["scunet_out"], 1e-5)
+    # fp32, recorded on another CPU: measured 3.6e-7 there vs a re-run, 2.1e-7 here
+    _close(out, ref["scunet_out"], 1e-6)
 
 
 def test_swinir_stage1_matches_upstream(ref):
@@ -213,7 +214,8 @@ def test_swinir_stage1_matches_upstream(ref):
     by ~3e-4."""
     with torch.no_grad():
         out = _swinir(ref)(_lq(ref).contiguous())[0].numpy()
-    _close(out, ref["swinir_out"], 1e-5)
+    # fp32 attention, recorded on another CPU: measured 8.3e-7 there vs a re-run, 6.6e-7 here
+    _close(out, ref["swinir_out"], 2.4e-6)
 
 
 def test_ircontrolnet_residuals_match_upstream(ref):
@@ -227,7 +229,7 @@ def test_ircontrolnet_residuals_match_upstream(ref):
         outs = net(_t(ref["latent"]), _t(ref["hint"]), torch.tensor([TIMESTEP]), _t(ref["context"]))
     assert len(outs) == len(want)
     for got, w in zip(outs, want, strict=True):
-        _close(got[0].numpy(), w, 1e-5)
+        _close(got[0].numpy(), w, 4.5e-6)  # fp32 ControlNet on another CPU: measured 1.6e-6
 
 
 def test_guidance_combination_matches_upstream(ref):
@@ -239,7 +241,7 @@ def test_guidance_combination_matches_upstream(ref):
     m = DiffBIR(version="v2", cfg=str(CFG))
     m._model = lambda x, t, c_txt, c_img: c_txt  # stand-in UNet: returns the given output
     out = m._guided(_t(ref["latent"]), TIMESTEP, _t(ref["cfg_cond"]), _t(ref["cfg_uncond"]), None)
-    _close(out.numpy(), ref["cfg_out"], 1e-5)
+    _close(out.numpy(), ref["cfg_out"], 1e-6)  # one fp32 formula on stored inputs: measured 0.0
 
 
 @pytest.mark.slow  # ~20 s on a loaded 2-core machine, most of it importing diffusers
@@ -261,7 +263,9 @@ def test_guided_denoiser_call_matches_upstream(ref):
     with torch.no_grad():
         eps = m._model(x, TIMESTEP, c_txt, c_img)
         guided = m._guided(x, TIMESTEP, c_txt, u_txt, c_img)
-    _close(eps.numpy(), ref["eps_cond"], rtol=1e-5)
+    # fp32 UNet on another CPU: measured 1.3e-6 (eps_cond) and 5.9e-6 here, 6.2e-6 there
+    # (eps_guided, the cfg 4 combination amplifies); the guided bound is 1e-5 x max = 1.6e-5
+    _close(eps.numpy(), ref["eps_cond"], 4e-6)
     _close(guided.numpy(), ref["eps_guided"], rtol=1e-5)
 
 
@@ -289,7 +293,8 @@ def test_sampler_loop_matches_upstream(loop, version):
     args = [_t(loop[f"toy_{k}"]) for k in ("c_txt", "u_txt", "c_img")]
     with torch.no_grad():
         z = m._sample(*args, g)
-    _close(z.numpy(), loop[f"toy_{version.replace('.', '')}_z"], rtol=1e-5)
+    # fp32 loops, same steps: measured 8.3e-7 (values to 30)
+    _close(z.numpy(), loop[f"toy_{version.replace('.', '')}_z"], 2.5e-6)
 
 
 @pytest.mark.slow  # ~17 s: importing transformers, diffusers' converters and open_clip
@@ -309,7 +314,7 @@ def test_text_condition_matches_upstream(loop):
     m.text_encoder, m.tokenizer = _text_encoder(loop), OpenClipTokenizer()
     with torch.no_grad():
         got = np.concatenate([m._text(p).numpy() for p in prompts])
-    _close(got, loop["text_out"], 1e-5)
+    _close(got, loop["text_out"], 4e-6)  # fp32 text tower, other attention kernel: 1.3e-6
 
 
 @pytest.mark.slow  # 8-25 s (idle / loaded machine): diffusers import, a 512x576 VAE, 16 UNet calls
@@ -344,10 +349,14 @@ def test_pipeline_matches_upstream(ref, loop, version):
     run = version.replace(".", "")
     shapes = [tuple(seen[k].shape) for k in ("cond_img", "c_img", "z")]
     assert shapes == [tuple(s) for s in loop[f"{run}_shapes"]]
-    _close(seen["cond_img"][0][PATCH].numpy(), loop[f"{run}_cond_img"], 1e-5)
+    # measured (v2 / v2.1; here, and on the recording CPU where the README says): stage 1
+    # 1.6e-7 / 1.4e-6; condition latent 3.5e-6 / 7.4e-6 (diffusers' VAE vs upstream's LDM VAE,
+    # fp32); final latent 1.2e-4 (of max 65) / 2.0e-5 (of 3.7), 4 sampler steps amplifying
+    # them; decoded 3.6e-6 / 6.8e-6. Each bound is about 3x the larger.
+    _close(seen["cond_img"][0][PATCH].numpy(), loop[f"{run}_cond_img"], 4e-6)
     _close(seen["c_img"][0][LATENT_ROWS].numpy(), loop[f"{run}_c_img"], 2e-5)
-    _close(seen["z"][0][LATENT_ROWS].numpy(), loop[f"{run}_z"], rtol=1e-4)
-    _close(seen["decoded"][0][PATCH].numpy(), loop[f"{run}_decoded"], 5e-5)
+    _close(seen["z"][0][LATENT_ROWS].numpy(), loop[f"{run}_z"], {"v2": 3.5e-4, "v21": 6e-5}[run])
+    _close(seen["decoded"][0][PATCH].numpy(), loop[f"{run}_decoded"], 2e-5)
     want = loop[f"{run}_out"]
     assert out.shape == want.shape and float(np.std(want)) > 5
     assert np.abs(out.astype(int) - want).max() <= 1

@@ -57,7 +57,8 @@ def test_vaehook_encoder_matches_upstream(hook_ref, small_vae):
     """Upstream's VAEHook (CODiff @86e2f04) vs ``sd_tiling.vaehook_tiled`` on the encoder. The same
     convolutions on the same tiles; the group norm is computed differently (upstream:
     var_mean + batch_norm, carbench: var_mean + explicit formula), so float32 rounding noise
-    (measured below 2e-5) is allowed; a changed padding or statistic moves values by > 0.05."""
+    (measured 3.2e-6 on the recording CPU, 3.9e-6 here) is allowed (1.1e-5); a changed padding
+    or statistic moves values by > 0.05."""
     enc = small_vae.encoder
     x = _x(hook_ref["image"])
     m = methods.get("codiff")
@@ -66,14 +67,15 @@ def test_vaehook_encoder_matches_upstream(hook_ref, small_vae):
         pooled = sd_tiling.tiled_vae(enc, x, vh.ENC_TILE, 1 / 8, 32, module=enc)[0].numpy()
     ref = hook_ref["enc_tiled"]
     assert float(ref.std()) > 0.1
-    assert np.abs(got - ref).max() < 1e-4
+    assert np.abs(got - ref).max() < 1.1e-5
     assert np.abs(pooled - ref).max() > 0.05  # carbench's pooled scheme is another scheme
 
 
 @pytest.mark.slow  # ~3 s: six decoder tiles to a 240 x 288 image
 def test_vaehook_decoder_matches_upstream(hook_ref, small_vae):
     """Decoder side (padding 11, no blending). The reference is stored as float16 (size), so
-    the tolerance is float16's rounding of values of magnitude ~1-4 (<= 2e-3) plus noise."""
+    the tolerance is float16's rounding of values of magnitude ~1-4 (half a step: <= 2e-3;
+    measured 9.8e-4) plus fp32 noise."""
     dec = small_vae.decoder
     z = torch.from_numpy(hook_ref["latent"])
     m = methods.get("osediff:tagger=none")
@@ -81,7 +83,7 @@ def test_vaehook_decoder_matches_upstream(hook_ref, small_vae):
         got = m._vae_part(dec, z, vh.DEC_TILE, m.vae_decoder_tile[1], 8)[0].numpy()
     ref = hook_ref["dec_tiled"].astype(np.float32)
     assert float(ref.std()) > 0.1
-    assert np.abs(got - ref).max() < 4e-3
+    assert np.abs(got - ref).max() < 2.5e-3
 
 
 @pytest.mark.slow  # builds the small VAE (diffusers import: ~20 s on a loaded machine)

@@ -154,12 +154,12 @@ def test_osediff_stages_match_upstream(stages, rec):
 
 @pytest.mark.slow  # the fixture above (~20 s)
 def test_osediff_steps_on_recorded_inputs_are_exact(osediff, rec):
-    """The one-step x0 at t = 999 from the recorded eps and latent (1e-6: upstream's 1e-10 x
-    noise variance term) and decoder output -> ToPILImage -> AdaIN from the recorded decoder
-    output: exact, no CPU difference reaches them."""
+    """The one-step x0 at t = 999 from the recorded eps and latent (3.5e-10: upstream's
+    1e-10 x noise variance term, which carbench leaves out) and decoder output -> ToPILImage
+    -> AdaIN from the recorded decoder output: exact, no CPU difference reaches them."""
     eps, latent = torch.from_numpy(rec["eps"])[None], torch.from_numpy(rec["latent"])[None]
     x0 = sd_model.one_step_x0(eps, latent, osediff.timestep)[0].numpy()
-    assert np.abs(x0 - rec["x0"]).max() <= 1e-6  # measured 1.2e-10 (of values up to 27)
+    assert np.abs(x0 - rec["x0"]).max() <= 3.5e-10  # measured 1.2e-10 (of values up to 27)
     y = torch.from_numpy(rec["decoded"]).half()[None] * 0.5 + 0.5
     with torch.no_grad():
         final = osediff.finish(y, _x01(rec["lq"]))
