@@ -56,3 +56,11 @@ def test_adapter_uint8_output_matches(case, ref, dncnn3_weights, monkeypatch, on
     m = _adapter(dncnn3_weights, monkeypatch)
     sample = Sample("crop", ref[f"{case}_input"], None, "jpeg")
     np.testing.assert_array_equal(m.restore(sample), ref[f"{case}_u8"])
+
+
+def test_adapter_colour_path_matches(ref, dncnn3_weights, monkeypatch, one_torch_thread):
+    """Colour input (``colour="luma"``): MATLAB ``rgb2ycbcr``'s Y, rounded, deblocked, Cb/Cr
+    kept, back through ``ycbcr2rgb`` - the reference's own formulas from the BT.601 matrix."""
+    m = _adapter(dncnn3_weights, monkeypatch)
+    out = m.restore_sample(Sample("crop", ref["bikes_rgb"], None, "jpeg"))
+    np.testing.assert_array_equal(out, ref["bikes_rgb_out"])
