@@ -123,10 +123,12 @@ def _line_plot(
     title: str,
     colours: dict[str, str],
     styles: dict[str, str],
+    ylabel: str | None = None,
 ) -> dict:
     """One line per method (per method and codec when ``df`` has a ``codec`` column, so several
     codecs share one chart) of ``df[x]`` against the set mean, as inline SVG; a method keeps its
-    colour from ``colours``, a codec its line style from ``styles``."""
+    colour from ``colours``, a codec its line style from ``styles``; the y axis is labelled
+    ``ylabel`` (default: the metric's label)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
@@ -137,7 +139,7 @@ def _line_plot(
         style = styles.get(k[1], "-") if len(keys) == 2 else "-"
         ax.plot(mg[x], mg["mean"], marker="o", label=label, color=colours[k[0]], linestyle=style)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(metric_label(metric))
+    ax.set_ylabel(ylabel or metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     svg = _svg(fig)

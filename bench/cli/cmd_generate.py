@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -20,7 +21,30 @@ from bench.cli.options import (
     plan,
     workspace,
 )
-from bench.core.errors import PARTIAL_FAILURE_EXIT
+from bench.core.errors import PARTIAL_FAILURE_EXIT, BenchError
+
+SweepOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        help="str, default none: rate sweep of these codecs at their documented ladders "
+        "(comma-separated or repeatable: jpeg, webp, avif, jxl, jp2k, bpg, hevc, heif; "
+        "degradations.sweeps.LADDERS), added to --degradation",
+    ),
+]
+
+
+def with_sweep(sweep: list[str] | None, degradation: list[str] | None) -> list[str] | None:
+    """``--degradation`` specs plus the ladders of the ``--sweep`` codecs (checked names)."""
+    if not sweep:
+        return degradation
+    from degradations.sweeps import parse_sweep
+
+    try:
+        specs = parse_sweep(sweep)
+    except ValueError as e:
+        raise BenchError(str(e)) from None
+    return [*(degradation or []), *specs]
 
 
 def generate_cmd(
@@ -28,6 +52,7 @@ def generate_cmd(
     protocol: ProtocolOpt = None,
     suite: SuiteOpt = None,
     degradation: DegradationOpt = None,
+    sweep: SweepOpt = None,
     jobs: JobsOpt = 1,
     backend: BackendOpt = "threading",
     shard: ShardOpt = None,
@@ -65,7 +90,7 @@ def generate_cmd(
         return
     ws = workspace(workspace_dir)
     ws.ensure_writable()
-    names, proto_name, degs = plan(dataset, protocol, suite, degradation)
+    names, proto_name, degs = plan(dataset, protocol, suite, with_sweep(sweep, degradation))
     proto = get_protocol(proto_name)
     part = parse_shard(shard)
     failures = 0

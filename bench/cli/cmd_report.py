@@ -11,9 +11,21 @@ from bench.cli.options import WorkspaceOpt, workspace
 from bench.core.errors import BenchError
 from reports.presets import CI_STYLES, FORMATS, PRESETS
 
+#: rate-distortion formats (reports.rd): curves, and BD deltas against --anchor
+RD_FORMATS = ("rd", "bd")
+
 
 def report_cmd(
-    fmt: Annotated[str, typer.Option("--format", "-f", help=" | ".join(FORMATS))] = "csv",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help=" | ".join((*FORMATS, *RD_FORMATS)) + "; rd: RD curves (--out .csv/.json "
+            "CompressAI layout/.html page with plots), bd: BD-rate table (--out .csv/.md/.tex/"
+            ".html)",
+        ),
+    ] = "csv",
     table: Annotated[str, typer.Option("--table", "-t", help=" | ".join(PRESETS))] = "auto",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file [stdout]")] = None,
     dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d")] = None,
@@ -24,6 +36,25 @@ def report_cmd(
     ci_style: Annotated[
         str, typer.Option("--ci-style", help=f"--ci intervals: {' | '.join(CI_STYLES)}")
     ] = "brackets",
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="str, default none: rd/bd: the anchor curve, CODEC (the codec alone, e.g. "
+            "jpeg) or CODEC+METHOD (jpeg+dncnn3); bd needs it",
+        ),
+    ] = None,
+    interp: Annotated[
+        str,
+        typer.Option(
+            "--interp",
+            help="choice cubic | pchip | akima, default pchip: BD "
+            "interpolation (cubic = VCEG-M33 polynomial, pchip = JVET CTC)",
+        ),
+    ] = "pchip",
+    per_image: Annotated[
+        bool, typer.Option("--per-image", help="bool, default off: bd: also one row per image")
+    ] = False,
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
@@ -32,14 +63,23 @@ def report_cmd(
     from reports.build import render_report, write_report
     from reports.ci import check_style
 
-    if fmt not in FORMATS:
-        raise BenchError(f"unknown report format {fmt!r}; available: {', '.join(FORMATS)}")
+    if fmt not in (*FORMATS, *RD_FORMATS):
+        raise BenchError(
+            f"unknown report format {fmt!r}; available: {', '.join((*FORMATS, *RD_FORMATS))}"
+        )
     check_style(ci_style)
     ws = workspace(workspace_dir)
     rows = ResultStore(ws.root / "results").load(dataset=dataset, method=method)
     if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")
-    text = render_report(rows, fmt, table, ws, standalone, ci, seed, ci_style)
+    if fmt in RD_FORMATS:
+        from reports.rd import render_rd
+
+        text = render_rd(rows, fmt, out, anchor, interp, ci, seed, ci_style, per_image)
+        if text is None:  # CompressAI JSON: written as one file per curve
+            return
+    else:
+        text = render_report(rows, fmt, table, ws, standalone, ci, seed, ci_style)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from bench.cli.cmd_generate import SweepOpt, with_sweep
 from bench.cli.options import (
     BackendOpt,
     DataRootOpt,
@@ -42,6 +43,7 @@ def run_cmd(
     protocol: ProtocolOpt = None,
     suite: SuiteOpt = None,
     degradation: DegradationOpt = None,
+    sweep: SweepOpt = None,
     metrics: Annotated[
         str,
         typer.Option(
@@ -91,7 +93,7 @@ def run_cmd(
 
     ws = workspace(workspace_dir)
     ws.ensure_writable()
-    names, proto_name, degs = plan(dataset, protocol, suite, degradation)
+    names, proto_name, degs = plan(dataset, protocol, suite, with_sweep(sweep, degradation))
     proto = get_protocol(proto_name)
     if dtype not in DTYPE_CHOICES:
         raise BenchError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")
