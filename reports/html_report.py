@@ -236,15 +236,18 @@ def page(
     plots: list[dict] | None = None,
     crops: list[dict] | None = None,
     drilldown: list[dict] | None = None,
+    sections: list[dict] | None = None,
 ) -> str:
     """The report page (style, sorting script) around ``model``'s table and its footnote, with
-    whichever of plots, crops and per-image tables are given."""
+    whichever of plots, crops and per-image tables are given; ``sections`` ({title, html}:
+    html already escaped, e.g. another ``table_html``) follow the table."""
     return _env.get_template("report.html.j2").render(
         title=html.escape(model.title),
         table=table_html(model, table_id),
         plots=plots or [],
         crops=crops or [],
         drilldown=drilldown or [],
+        sections=sections or [],
     )
 
 

@@ -16,7 +16,20 @@ app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, repo
 @app.command("create")
 def create_cmd(
     folder: Annotated[Path, typer.Argument(help="New study folder")],
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated method ids")],
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            "--methods", help="Comma-separated method ids [str; required unless --preset]"
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="A published design: methods, degradations, mode, scale and raters from it "
+            "(codiff-table4: CODiff supplementary Table 4) [str; default: none]",
+        ),
+    ] = None,
     mode: Annotated[str, typer.Option("--mode", help="rating | pairwise")] = "rating",
     dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d")] = None,
     degradation: Annotated[list[str] | None, typer.Option("--degradation", "-g")] = None,
@@ -25,7 +38,9 @@ def create_cmd(
     crop: Annotated[int | None, typer.Option(help="Seeded random crops of this size")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     repeats: Annotated[int, typer.Option(help="Items repeated per rater")] = 2,
-    raters: Annotated[int, typer.Option(help="Rater links to create")] = 20,
+    raters: Annotated[
+        int | None, typer.Option(help="Rater links to create [int; default 20, or the preset's]")
+    ] = None,
     scale_min: Annotated[int, typer.Option()] = 1,
     scale_max: Annotated[int, typer.Option()] = 10,
     db: Annotated[
@@ -36,14 +51,28 @@ def create_cmd(
     """Build a study folder from outputs already in the workspace; print a summary, then the
     admin link and one link per rater (paths under the server's address, also saved in
     FOLDER/links.txt)."""
+    from bench.core.errors import BenchError
     from bench.study.create import create_study
     from bench.study.db import StudyDB
 
+    wanted = [m for m in (methods or "").split(",") if m]
+    scale = (scale_min, scale_max)
+    if preset:
+        from bench.study.presets import get_preset
+
+        design = get_preset(preset)
+        preset_methods, preset_degs = design.design()
+        wanted = wanted or preset_methods
+        degradation = degradation or preset_degs
+        mode, scale = design.mode, design.scale
+        raters = design.raters if raters is None else raters
+    elif not wanted:
+        raise BenchError("give --methods (comma-separated method ids) or --preset")
     study = create_study(
         workspace(workspace_dir),
         folder,
         mode,
-        [m for m in methods.split(",") if m],
+        wanted,
         dataset,
         degradation,
         [a for a in anchors.split(",") if a],
@@ -51,10 +80,12 @@ def create_cmd(
         crop,
         seed,
         repeats,
-        (scale_min, scale_max),
+        scale,
         name=folder.name,
         db_url=db,
+        preset=preset or "",
     )
+    raters = 20 if raters is None else raters
     db = StudyDB.open(study)
     links = db.add_raters(study, raters)
     db.close()
@@ -94,6 +125,40 @@ def serve_cmd(
     uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
 
 
+def _help(name: str) -> str:
+    """A declared report option's help with its type and default (``REPORT_OPTIONS``)."""
+    from bench.study.model import REPORT_OPTIONS
+
+    opt = next(o for o in REPORT_OPTIONS if o.name == name)
+    return f"{opt.help} [{opt.describe()}; default {opt.text(opt.default)}]"
+
+
+def _agreement(study, df, model: str, metrics_ws: Path | None, n_boot: int, seed: int, style):
+    """(title, TableModel, comparisons text) of the metric-human agreement section."""
+    from bench.core.errors import BenchError
+    from bench.store import ResultStore
+    from bench.study.agreement import study_agreement
+    from bench.study.report import agreement_model, agreement_note, comparisons_text
+
+    root = Path(metrics_ws or study.config.workspace or "")
+    if not str(root) or not (root / "results").is_dir():
+        raise BenchError(
+            f"--agreement needs the workspace whose store has the metrics: {root or '(none)'} "
+            "has no results/; give --metrics-from WS"
+        )
+    cfg = study.config
+    sets = df.drop_duplicates(["dataset", "degradation"])
+    rows = ResultStore(root / "results").load(
+        dataset=sorted(set(sets.dataset)), degradation=sorted(set(sets.degradation))
+    )
+    long, comps = study_agreement(df, cfg.mode, rows, model, n_boot, seed)
+    if long.empty:
+        raise BenchError(f"{root}: no metric in the store scores this study's outputs")
+    title = f"Metric-human agreement, study {cfg.name}"
+    note = agreement_note(cfg.mode, df.rater.nunique(), n_boot, seed, style)
+    return title, agreement_model(long, comps, title, note, style), comparisons_text(comps)
+
+
 @app.command("report")
 def report_cmd(
     folder: Annotated[Path, typer.Argument(help="Study folder")],
@@ -116,33 +181,76 @@ def report_cmd(
     store: Annotated[
         Path | None, typer.Option("--store", help="Workspace whose result store gets the rows")
     ] = None,
+    agreement: Annotated[
+        bool,
+        typer.Option(
+            "--agreement",
+            help="Also: how well each metric in the store agrees with the raters (SRCC, KRCC, "
+            "PLCC, logistic PLCC, 2AFC for pairs), pooled and per degradation",
+        ),
+    ] = False,
+    metrics_ws: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-from",
+            help="Workspace whose store has the metrics [path; default: the study's workspace]",
+        ),
+    ] = None,
+    agreement_resamples: Annotated[
+        str | None, typer.Option(help=_help("agreement_resamples"))
+    ] = None,
+    screening: Annotated[str | None, typer.Option(help=_help("screening"))] = None,
+    mos_ci_width: Annotated[str | None, typer.Option(help=_help("mos_ci_width"))] = None,
 ) -> None:
     """MOS (rating) or Bradley-Terry/Thurstone scores (pairwise) with 95% intervals in the
     paper layout, rater consistency and outlier flags; optionally into the result store."""
     from bench.core.errors import BenchError
-    from bench.study.model import Study
+    from bench.core.options import resolve
+    from bench.study.model import REPORT_OPTIONS, Study
     from bench.study.report import render_study, study_model, study_note
-    from bench.study.stats import answers_frame, consistency, mos, pairwise_scores, store_rows
+    from bench.study.stats import answers_frame, mos, pairwise_scores, screen_raters, store_rows
     from reports.build import write_report
     from reports.ci import check_style
 
     check_style(ci_style)
+    given = {
+        k: v
+        for k, v in {
+            "agreement_resamples": agreement_resamples,
+            "screening": screening,
+            "mos_ci_width": mos_ci_width,
+        }.items()
+        if v is not None
+    }
+    opts = resolve("bench study report", REPORT_OPTIONS, given)
 
     study = Study.load(folder)
+    cfg = study.config
     df = answers_frame(study)
     if df.empty:
         raise BenchError(f"{folder}: no answers yet")
-    flags = consistency(df, min_corr)
+    if opts["screening"] != "corr" and cfg.mode == "pairwise":
+        raise BenchError("--screening bt500/either needs ratings: BT.500 screens rating studies")
+    flags = screen_raters(df, min_corr)
     typer.echo(flags.to_string(index=False), err=True)
-    dropped = sorted(flags.rater[flags.outlier]) if exclude_outliers else []
+    rule = {
+        "corr": flags.outlier,
+        "bt500": flags.get("bt500", flags.outlier & False),
+        "either": flags.outlier | flags.get("bt500", flags.outlier & False),
+    }[opts["screening"]]
+    dropped = sorted(flags.rater[rule]) if exclude_outliers else []
     df = df[~df.rater.isin(dropped)]
+    why = {
+        "corr": f"correlation with the other raters below --min-corr {min_corr}",
+        "bt500": "rejected by the ITU-R BT.500-14 Annex 1 2.3.1 screening",
+        "either": f"correlation below --min-corr {min_corr} or rejected by BT.500 screening",
+    }[opts["screening"]]
     if df.empty:
+        hint = "or with a lower --min-corr" if opts["screening"] == "corr" else "or another rule"
         raise BenchError(
-            f"every rater ({', '.join(dropped)}) is flagged as an outlier (correlation with the "
-            f"other raters below --min-corr {min_corr}); nothing left to report: rerun without "
-            "--exclude-outliers or with a lower --min-corr"
+            f"every rater ({', '.join(dropped)}) is flagged as an outlier ({why}); nothing left "
+            f"to report: rerun without --exclude-outliers {hint}"
         )
-    cfg = study.config
     raters = df.rater.nunique()
     if cfg.mode == "pairwise":
         if model not in ("bt", "thurstone"):
@@ -156,7 +264,31 @@ def report_cmd(
         title = f"User study {cfg.name}: MOS ({cfg.scale_min}-{cfg.scale_max})"
         score = "mos"
     note = study_note(cfg.mode, raters, resamples, seed, ci_style, dropped)
-    text = render_study(table, fmt, study_model(table, score, title, note, ci_style))
+    if dropped:
+        note += f" Screening rule: {why}."
+    if cfg.mode == "rating":
+        from bench.study.reliability import reliability_note, reliability_summary
+        from bench.study.stats import condition_grid
+
+        width = opts["mos_ci_width"]
+        summary = reliability_summary(condition_grid(df).to_numpy(float), width)
+        note += " " + reliability_note(summary, width)
+        if summary["too_few"]:
+            typer.echo(reliability_note(summary, width).split(" Warning: ")[1], err=True)
+    order = None
+    if cfg.preset:
+        from bench.study.presets import get_preset
+
+        design = get_preset(cfg.preset)
+        order = design.design()[0]
+        note += f" Design: {design.where} ({design.table})."
+    model_ = study_model(table, score, title, note, ci_style, methods=order)
+    sections: list[tuple[str, object, str]] = []
+    if agreement:
+        sections.append(
+            _agreement(study, df, model, metrics_ws, opts["agreement_resamples"], seed, ci_style)
+        )
+    text = render_study(table, fmt, model_, sections)
     if out is not None:
         write_report(out, text)
         typer.echo(f"wrote {out}", err=True)

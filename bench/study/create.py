@@ -73,6 +73,7 @@ def create_study(
     scale: tuple[int, int] = (1, 10),
     name: str = "study",
     db_url: str = "",
+    preset: str = "",
 ) -> Study:
     """Copy (and optionally crop, same seeded window for every method) the chosen images into
     ``root/images`` under opaque names and write the study's config, stimuli and items."""
@@ -95,7 +96,18 @@ def create_study(
         pick = set(rng.sample(names, min(n_images, len(names))))
         keys = [k for k in keys if k[3] in pick]
     token = secrets.token_urlsafe(16)
-    config = StudyConfig(name, mode, seed, token, scale[0], scale[1], repeats, db_url=db_url)
+    config = StudyConfig(
+        name,
+        mode,
+        seed,
+        token,
+        scale[0],
+        scale[1],
+        repeats,
+        db_url=db_url,
+        workspace=str(Path(ws.root).resolve()),
+        preset=preset,
+    )
     study = Study(root, config)
     from bench.study.db import StudyDB
 

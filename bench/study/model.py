@@ -30,6 +30,33 @@ STUDY_OPTIONS = (
     Option("scale_max", "int", 10, min=1, max=100, help="highest rating (rating studies)"),
     Option("repeats", "int", 2, min=0, max=1000, help="items shown again per rater"),
 )
+#: what ``bench study report`` declares beyond the table's format (checked by ``resolve``)
+REPORT_OPTIONS = (
+    Option(
+        "screening",
+        "choice",
+        "corr",
+        choices=("corr", "bt500", "either"),
+        help="which flag --exclude-outliers acts on: corr (correlation with the other raters "
+        "below --min-corr), bt500 (ITU-R BT.500-14 Annex 1 2.3.1 beta-2 screening), either",
+    ),
+    Option(
+        "agreement_resamples",
+        "int",
+        200,
+        min=10,
+        max=100000,
+        help="bootstrap resamples of the metric-human agreement (each refits the logistic)",
+    ),
+    Option(
+        "mos_ci_width",
+        "float",
+        1.0,
+        min=0.001,
+        max=100.0,
+        help="the widest BT.500 95% MOS interval wanted; wider ones warn 'too few raters'",
+    ),
+)
 CONFIG, STIMULI, ITEMS, DB = "study.json", "stimuli.json", "items.json", "answers.sqlite"
 
 
@@ -46,6 +73,8 @@ class StudyConfig:
     repeats: int = 2  # items shown twice per rater (consistency)
     question: str = ""
     db_url: str = ""  # postgresql://... ; empty: answers.sqlite in the folder
+    workspace: str = ""  # the workspace the outputs came from (its store has their metrics)
+    preset: str = ""  # the published design it follows (``bench study create --preset``)
 
     def __post_init__(self) -> None:
         given = {o.name: getattr(self, o.name) for o in STUDY_OPTIONS}

@@ -11,6 +11,8 @@ from bench.study.db import StudyDB
 from bench.study.model import Study
 
 SET = ["dataset", "protocol", "degradation"]
+#: one shown condition: a method's output of one image of one set (what a metric scores)
+CONDITION = [*SET, "method", "image"]
 
 
 def answers_frame(study: Study) -> pd.DataFrame:
@@ -25,6 +27,15 @@ def answers_frame(study: Study) -> pd.DataFrame:
     if study.config.mode == "pairwise":
         df["method_b"] = [study.stimuli[study.items[i].stimuli[1]].method for i in df.item]
     return df
+
+
+def condition_grid(df: pd.DataFrame) -> pd.DataFrame:
+    """Ratings as a conditions x raters table (first answers only; NaN = not rated), indexed by
+    ``CONDITION``: the one matrix behind agreement, screening and reliability."""
+    first = df[df.is_repeat == 0]
+    if first.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=CONDITION))
+    return first.pivot_table(index=CONDITION, columns="rater", values="value", aggfunc="mean")
 
 
 def two_way_bootstrap(grid: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
@@ -207,3 +218,21 @@ def store_rows(df: pd.DataFrame, mode: str, implementation: str) -> list[dict]:
         }
         for k, g in long.groupby(key)
     ]
+
+
+def screen_raters(df: pd.DataFrame, min_corr: float = 0.3) -> pd.DataFrame:
+    """:func:`consistency` per rater, and for rating studies the ITU-R BT.500-14 Annex 1
+    §2.3.1 screening beside it (columns ``bt500_P``, ``bt500_Q``, ``bt500``: rejected)."""
+    from bench.study.reliability import bt500_screen
+
+    flags = consistency(df, min_corr)
+    if "method_b" in df or flags.empty:
+        return flags
+    grid = condition_grid(df)
+    screen = bt500_screen(grid.to_numpy(float)).set_index(grid.columns)
+    out = flags.assign(
+        bt500_P=flags.rater.map(screen.P).fillna(0).astype(int),
+        bt500_Q=flags.rater.map(screen.Q).fillna(0).astype(int),
+        bt500=flags.rater.map(screen.rejected).fillna(False).astype(bool),
+    )
+    return out[[c for c in out if c != "outlier"] + ["outlier"]]  # the corr flag stays last
