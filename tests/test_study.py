@@ -847,3 +847,120 @@ def test_create_prints_the_links_its_help_promises(workspace, tmp_path, capsys):
         f"address), also in {folder / 'links.txt'}:"
     )
     assert out[1:] == saved
+
+
+def _standin_outputs(ws: Path, methods: list[str]) -> None:
+    """Outputs of methods that cannot run here (diffusion models on CPU): for every jpeg row
+    in the store, the decoded input smoothed by a per-method box filter, written as PNGs under
+    the workspace with result-store rows pointing at them (``output_path``), as ``bench run``
+    writes them. The study only shows these files: what they look like is not what is tested."""
+    import numpy as np
+
+    from bench.core.imageio import write_png_atomic
+    from bench.core.workspace import Workspace
+    from bench.generate import decoded_input, read_manifest
+    from bench.store import ResultStore
+
+    w = Workspace(ws)
+    store = ResultStore(ws / "results")
+    jpeg = store.load(method="jpeg", metric="psnr")
+    rows = []
+    for k, m in enumerate(methods):
+        for r in jpeg.itertuples():
+            rec = read_manifest(w, r.dataset, r.protocol, r.degradation).set_index("image")
+            pixels = decoded_input(w, rec.loc[r.image].to_dict(), r.degradation).astype(float)
+            smooth = (pixels + np.roll(pixels, k + 1, 0) + np.roll(pixels, k + 1, 1)) / 3
+            rel = f"outputs/standin/{m.replace(':', '_')}/{r.degradation}/{r.image}.png"
+            write_png_atomic(w.resolve(rel), smooth.round().astype(np.uint8))
+            rows.append(
+                {
+                    **{
+                        c: getattr(r, c)
+                        for c in (
+                            "dataset",
+                            "protocol",
+                            "degradation",
+                            "image",
+                            "metric",
+                            "variant",
+                            "higher_better",
+                            "kind",
+                        )
+                    },
+                    "method": m,
+                    "value": float(r.value) - k,
+                    "output_path": rel,
+                    "created": time.time(),
+                }
+            )
+    store.append(rows)
+
+
+def test_codiff_table4_preset_two_raters_in_chromium_and_the_papers_table(tmp_path, server, capsys):
+    """``bench study create --preset codiff-table4`` builds the CODiff supplementary Table 4
+    design from the store (DiffBIR, OSEDiff, CODiff at QF 1/5/10/20/80/90/100, 1-10, 20 rater
+    links); two raters answer in Chromium, each rating every image with the paper's value for
+    its method and QF rounded down (rater001) or up (rater002); ``bench study report`` prints
+    the table in the paper's layout (its rows, its columns) with each MOS the mean of the two."""
+    import math
+
+    from playwright.sync_api import sync_playwright
+
+    from bench.study.presets import get_preset
+
+    ws = tmp_path / "ws"
+    assert run_cli("study", "create", tmp_path / "x", "-w", ws, "--preset", "codiff-tabel4") == 1
+    assert "unknown study preset 'codiff-tabel4'; did you mean `codiff-table4`?" in (
+        capsys.readouterr().err
+    )
+    assert run_cli("study", "create", tmp_path / "x", "-w", ws) == 1
+    assert "give --methods (comma-separated method ids) or --preset" in capsys.readouterr().err
+    args = ("-w", ws, "-p", "fbcnn", "-g", "jpeg:q=1,5,10,20,80,90,100", "--no-progress")
+    assert run_cli("generate", *args) == 0
+    assert run_cli("run", *args, "--methods", "jpeg", "--metrics", "psnr") == 0
+    preset = get_preset("codiff-table4")
+    methods, degradations = preset.design()
+    _standin_outputs(ws, methods)
+    folder = tmp_path / "t4"
+    create = ("study", "create", folder, "-w", ws, "--preset", "codiff-table4")
+    assert run_cli(*create, "--images", "1", "--crop", "48", "--repeats", "0") == 0
+    study = Study.load(folder)
+    assert study.config.mode == "rating" and study.config.preset == "codiff-table4"
+    assert (study.config.scale_min, study.config.scale_max) == (1, 10)
+    links = _links(folder)
+    assert len(links) == 21  # admin + the paper's 20 raters
+    assert {s.method for s in study.stimuli.values()} == set(methods)
+    assert {s.degradation for s in study.stimuli.values()} == set(degradations)
+    paper = preset.published()
+    by_file = {s.file: s for s in study.stimuli.values()}
+    base = server.start(folder).base
+    with sync_playwright() as p:
+        browser = _browser(p)
+        for rater, rnd in (("rater001", math.floor), ("rater002", math.ceil)):
+            page = browser.new_page(viewport={"width": 800, "height": 600})
+            page.goto(base + links[rater])
+            for pos in range(len(study.items)):
+                page.wait_for_function(f"document.body.dataset.ready === '{pos}'")
+                s = by_file[_shown(page)[0]]
+                value = min(10, max(1, rnd(float(paper[s.method, s.degradation]))))
+                page.keyboard.press(str(value % 10))
+            page.wait_for_function("document.body.dataset.ready === 'done'")
+            page.close()
+        browser.close()
+    out = tmp_path / "t4.md"
+    assert run_cli("study", "report", folder, "--resamples", "20", "--out", out) == 0
+    text = out.read_text()
+    lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    head = ["QF=1", "QF=5", "QF=10", "QF=20", "QF=80", "QF=90", "QF=100"]
+    cells = [[c.strip() for c in ln.split("|")[1:-1]] for ln in lines]
+    assert [c.split(" MOS")[0] for c in cells[0][2:]] == head
+    rows = cells[1:]  # after the header (the alignment row starts "|-")
+    from reports.labels import method_label
+
+    assert [r[1] for r in rows] == [method_label(m) for m in methods]  # the paper's row order
+    for m, r in zip(methods, rows, strict=True):
+        for d, cell in zip(degradations, r[2:], strict=True):
+            v = float(paper[m, d])
+            want = (min(10, max(1, math.floor(v))) + min(10, max(1, math.ceil(v)))) / 2
+            assert cell.strip("*_").startswith(f"{want:.2f} ["), (m, d, cell)
+    assert "CODiff ICCV 2025 supplementary, section 5 and Table 4" in text
