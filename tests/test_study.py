@@ -964,3 +964,37 @@ def test_codiff_table4_preset_two_raters_in_chromium_and_the_papers_table(tmp_pa
             want = (min(10, max(1, math.floor(v))) + min(10, max(1, math.ceil(v)))) / 2
             assert cell.strip("*_").startswith(f"{want:.2f} ["), (m, d, cell)
     assert "CODiff ICCV 2025 supplementary, section 5 and Table 4" in text
+
+
+def _load_driver():
+    """``benchmarks/study_load.py`` (the load benchmark), whose driver this test runs."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "study_load.py"
+    spec = importlib.util.spec_from_file_location("study_load", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study_load"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fifty_raters_under_load_survive_sigkill(tmp_path):
+    """50 raters answer 6 items each at once (one thread per rater); the server is SIGKILLed
+    after 100 acknowledged answers and restarted; every rater resumes from /next. Every
+    acknowledged answer is stored with the value sent, each (rater, position) once, all 300
+    stored; bounded by a 90 s deadline. Latencies (p99) come back for the benchmark's report."""
+    load = _load_driver()
+    folder = tmp_path / "s"
+    tokens = load.make_study(folder, 50, 6)
+    server = load.Server(folder).start()
+    try:
+        res = load.run_load(server, tokens, kill_after=100, deadline_s=90)
+    finally:
+        server.stop()
+    check = load.check_stored(folder, res["acked"], 50, 6)
+    assert res["restarts"] == 1 and len(res["acked"]) >= 100
+    assert check["lost"] == [] and check["wrong"] == []
+    assert check["rows"] == check["unique"] == 300 and check["complete"]
+    assert len(res["acked"]) + res["replays"] <= 300
+    p = load.percentiles(res["latencies"])
+    assert 0 < p["p50"] <= p["p99"] <= p["max"]
