@@ -46,10 +46,20 @@ def bad_values(opt: Option) -> list[tuple[str, str]]:
     return out
 
 
+def valid_value(opt: Option) -> str:
+    """A value the declaration accepts (for the required options around the one tested)."""
+    if opt.type == "choice":
+        return opt.choices[0]
+    if opt.type in ("int", "float"):
+        lo = opt.min if opt.min is not None else 1
+        return opt.text(max(lo, min(10, opt.max if opt.max is not None else 10)))
+    return "1" if opt.type == "bool" else "x"
+
+
 def _method_cases():
     for name in sorted(methods.registry()):
         cls = methods.get_class(name)
-        required = {o.name: "x" for o in cls.declared_options if o.required}
+        required = {o.name: valid_value(o) for o in cls.declared_options if o.required}
         for opt in cls.declared_options:
             for value, why in bad_values(opt):
                 yield pytest.param(name, required, opt.name, value, id=f"{name}-{opt.name}-{why}")
@@ -64,14 +74,14 @@ def test_every_method_option_refuses_bad_values(name, required, key, value):
 @pytest.mark.parametrize("name", sorted(methods.registry()))
 def test_every_method_refuses_unknown_keys(name):
     cls = methods.get_class(name)
-    required = {o.name: "x" for o in cls.declared_options if o.required}
+    required = {o.name: valid_value(o) for o in cls.declared_options if o.required}
     with pytest.raises(OptionError, match=f"unknown option `nonsense` for {name} \\(known: "):
         cls(**required, nonsense="1")
 
 
 def _kind_cases():
     for kind, cls in KINDS.items():
-        base = {o.name: "10" for o in cls.spec_options if o.required}
+        base = {o.name: valid_value(o) for o in cls.spec_options if o.required}
         for opt in cls.spec_options:
             for value, why in bad_values(opt):
                 if opt.type in ("str", "path") and kind != "chain":
