@@ -22,6 +22,7 @@ from degradations.hevc import Bpg, Hevc, bpgenc_available
 from degradations.jpeg import Jpeg
 from degradations.jpeg2000 import Jpeg2000
 from degradations.jpegxl import JpegXl
+from degradations.learned import CompressAI
 from degradations.webp import Webp
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ KIND_CLASSES: tuple[type[Degradation], ...] = (
     JpegXl,
     Heif,
     Chain,
+    CompressAI,
 )
 
 

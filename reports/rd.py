@@ -50,13 +50,15 @@ BD_COLUMNS = [
 
 
 def codec_of(deg: str) -> str:
-    """The codec (degradation kind) of a degradation id; ids no kind parses are themselves."""
+    """The codec (degradation kind, or the kind's ``codec`` where it has one) of a
+    degradation id; ids no kind parses are themselves."""
     from degradations import from_id
 
     try:
-        return from_id(deg).kind
+        d = from_id(deg)
     except ValueError:
         return deg
+    return getattr(d, "codec", d.kind)  # a learned codec: one curve per model
 
 
 def rd_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -263,11 +265,16 @@ def _delta(anchor: Curve, test: Curve, hb: bool, interp: str) -> dict:
     }
 
 
+def codec_name(codec: str) -> str:
+    """``webp`` -> ``WebP`` (the reports' codec names); a learned codec keeps its model name."""
+    from reports.html_report import CODEC_NAMES
+
+    return CODEC_NAMES.get(codec, codec.removeprefix("compressai-"))
+
+
 def pair_label(codec: str, method: str) -> str:
     """``WebP`` (codec alone), ``WebP + DnCNN-3``."""
-    from reports.html_report import codec_family
-
-    name = codec_family(f"{codec}-")
+    name = codec_name(codec)
     return name if curve_name(codec, method) == codec else f"{name} + {method_label(method)}"
 
 
@@ -343,17 +350,17 @@ def rd_plots(points: pd.DataFrame) -> list[dict]:
     (codec, method), as inline SVG (the report's colours and line styles)."""
     import matplotlib
 
-    from reports.html_report import LINESTYLES, _line_plot, codec_family, method_colours
+    from reports.html_report import LINESTYLES, _line_plot, method_colours
 
     matplotlib.use("Agg")
     out = []
     colours = method_colours(points.method.unique())
-    codecs = sorted({codec_family(f"{c}-") for c in points.codec.unique()}, key=natural_key)
+    codecs = sorted({codec_name(c) for c in points.codec.unique()}, key=natural_key)
     styles = {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(codecs)}
     for (ds, proto), g in points.groupby(["dataset", "protocol"], sort=False):
         for v in variants(points):
             sub = g.dropna(subset=[v]).assign(
-                mean=lambda d, v=v: d[v], codec=lambda d: d.codec.map(lambda c: codec_family(c))
+                mean=lambda d, v=v: d[v], codec=lambda d: d.codec.map(codec_name)
             )
             if sub.empty:
                 continue

@@ -63,6 +63,11 @@ def list_cmd() -> None:
         for variant, wf in _method_files(name):
             state = "present" if locate(name, wf) else "missing"
             typer.echo(_row(f"method {name}:{variant}", wf, _dest(name, wf), state))
+    from degradations.learned import all_weight_files
+
+    for key, wf in all_weight_files():  # learned codecs (degradation kind compressai)
+        state = "present" if present(wf, cache_root()) else "missing"
+        typer.echo(_row(f"codec {key}", wf, cache_root() / wf.relpath, state))
 
 
 @app.command("fetch")
@@ -79,7 +84,9 @@ def fetch_cmd(
 
     mirror = mirror or os.environ.get("BENCH_WEIGHTS_MIRROR")
     for name in names or _all_names():
-        if name in MW.metric_weights():
+        if name == "compressai" or name.startswith("compressai:"):
+            paths = _fetch_codec(name, mirror)
+        elif name in MW.metric_weights():
             paths = [(p, "") for p in MW.fetch(name, mirror=mirror)]
         else:
             method, _, variant = name.partition(":")
@@ -89,6 +96,19 @@ def fetch_cmd(
         typer.echo(f"{name}: {len(paths)} file(s) ready")
         for p, src in paths:
             typer.echo(f"  {p}" + (f"  <- {src}" if src else ""))
+
+
+def _fetch_codec(name: str, mirror: str | None) -> list[tuple[Path, str]]:
+    """``compressai`` (every zoo file) or ``compressai:MODEL[:METRIC[:Q]]``: the learned
+    codecs' official files into the cache."""
+    from bench.core.weights import cache_root, fetch_with_source
+    from degradations.learned import all_weight_files
+
+    want = name.partition(":")[2]
+    files = [wf for key, wf in all_weight_files() if not want or f"{key}:".startswith(want + ":")]
+    if not files:
+        raise BenchError(f"{name}: no such CompressAI model (see bench weights list)")
+    return [fetch_with_source(wf, cache_root(), mirror) for wf in files]
 
 
 @app.command("verify")
