@@ -43,6 +43,14 @@ LADDERS: tuple[Ladder, ...] = (
     Ladder("bpg", "bpg:qp=42,38,34,30,26,22", "BPG file header; HEVC-intra without bpgenc"),
     Ladder("hevc", "hevc:qp=42,38,34,30,26,22", "raw Annex-B HEVC stream (VPS/SPS/PPS)"),
     Ladder("heif", "heif:qp=42,38,34,30,26,22", "HEIF/ISOBMFF container (~0.4 KB)"),
+    *(
+        Ladder(
+            f"compressai-{model}",
+            f"compressai:model={model},q={','.join(map(str, range(1, n + 1)))}",
+            "21-byte carbench header (size, latent shape, string lengths) + entropy strings",
+        )
+        for model, n in (("bmshj2018-hyperprior", 8), ("mbt2018-mean", 8), ("cheng2020-anchor", 6))
+    ),
 )
 
 #: the sweeps as declared options: name = codec, default = its ladder (a degradation spec)

@@ -28,8 +28,8 @@ SweepOpt = Annotated[
     typer.Option(
         "--sweep",
         help="str, default none: rate sweep of these codecs at their documented ladders "
-        "(comma-separated or repeatable: jpeg, webp, avif, jxl, jp2k, bpg, hevc, heif; "
-        "degradations.sweeps.LADDERS), added to --degradation",
+        "(comma-separated or repeatable: jpeg, webp, avif, jxl, jp2k, bpg, hevc, heif, "
+        "compressai-MODEL; degradations.sweeps.LADDERS), added to --degradation",
     ),
 ]
 
