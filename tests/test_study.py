@@ -998,3 +998,64 @@ def test_fifty_raters_under_load_survive_sigkill(tmp_path):
     assert len(res["acked"]) + res["replays"] <= 300
     p = load.percentiles(res["latencies"])
     assert 0 < p["p50"] <= p["p99"] <= p["max"]
+
+
+def test_adaptive_pairwise_study_plans_each_pair_when_asked(tmp_path, server):
+    """A pairwise study with ``adaptive`` 5: two images of four outputs (six pairs each). A
+    rater gets five items, each planned when asked for and kept across a SIGKILL, five
+    different pairs spread over both images (after an answer, that image's pairs are expected
+    to tell less); the second rater's first item is a pair nobody was shown yet."""
+    import numpy as np
+
+    from bench.core.imageio import write_png_atomic
+    from bench.study.db import StudyDB
+    from bench.study.model import Item, Stimulus, StudyConfig
+
+    folder = tmp_path / "a"
+    cfg = StudyConfig("adaptive", "pairwise", 0, "admintoken-adaptive", repeats=0, adaptive=5)
+    study = Study(folder, cfg)
+    study.images_dir.mkdir(parents=True)
+    k = 0
+    for image in ("im0", "im1"):
+        group = []
+        for m in "abcd":
+            sid = f"{k:016x}"
+            path = study.images_dir / f"{sid}.png"
+            write_png_atomic(path, np.full((8, 8, 3), 20 * k, np.uint8))
+            study.stimuli[sid] = Stimulus(
+                sid, "d", "p", "g", m, image, path.name, file_sha256(path)
+            )
+            group.append(sid)
+            k += 1
+        for a in range(4):
+            for b in range(a + 1, 4):
+                iid = f"i{len(study.items):05d}"
+                study.items[iid] = Item(iid, (group[a], group[b]))
+    study.save()
+    db = StudyDB.open(study)
+    tokens = [tok for _, tok in db.add_raters(study, 2)]
+    db.close()
+    assert _rows(folder, "SELECT COUNT(*) FROM plan") == [(0,)]  # nothing planned yet
+    base = server.start(folder).base
+    first = []
+    status, nxt = _call(f"{base}/api/{tokens[0]}/next")
+    assert status == 200 and nxt["total"] == 5 and nxt["pos"] == 0
+    for pos in range(5):
+        if pos == 2:
+            server.kill()  # the planned item survives
+            server.start(folder)
+            assert _call(f"{base}/api/{tokens[0]}/next")[1]["images"] == nxt["images"]
+        item = _rows(folder, f"SELECT item FROM plan WHERE pos={pos} AND rater=1")[0][0]
+        first.append(item)
+        status, nxt = _call(f"{base}/api/{tokens[0]}/answer", {"pos": pos, "value": 0})
+        assert status == 200
+    assert nxt["finished"] is True and nxt["done"] == 5
+    assert len(set(first)) == 5  # never the same pair twice while unseen ones remain
+    seen_images = {study.stimuli[study.items[i].stimuli[0]].image for i in first}
+    status, nxt2 = _call(f"{base}/api/{tokens[1]}/next")
+    item2 = _rows(folder, "SELECT item FROM plan WHERE rater=2")[0][0]
+    image2 = study.stimuli[study.items[item2].stimuli[0]].image
+    assert seen_images == {"im0", "im1"}  # an answered image's pairs gain less: it alternates
+    assert item2 not in first and image2 in seen_images  # a pair nobody compared yet
+    rows = _rows(folder, "SELECT rater, pos FROM answers ORDER BY pos")
+    assert rows == [(1, p) for p in range(5)]

@@ -61,3 +61,21 @@ def test_comparisons_to_reach_counts_from_the_last_dip():
     assert comparisons_to_reach(np.array([0.5, 0.95, 0.8, 0.92, 0.97]), 0.9) == 4
     assert comparisons_to_reach(np.array([0.95, 0.96]), 0.9) == 1
     assert comparisons_to_reach(np.array([0.5, 0.6]), 0.9) is None
+
+
+def test_choose_item_asks_where_the_answers_say_least():
+    """Two images with the same three outputs: image A's three pairs were each answered ten
+    times, image B's never; the next item is one of B's. Once this rater saw all of B's, an
+    A item (not yet seen by it) comes next."""
+    from bench.study.adaptive import choose_item
+
+    pairs = {}
+    for g in "AB":
+        for k, (x, y) in enumerate(((0, 1), (0, 2), (1, 2))):
+            pairs[f"{g}{k}"] = (g, f"{g}s{x}", f"{g}s{y}")
+    answers = [(f"A{k}", r % 2) for k in range(3) for r in range(10)]
+    rng = np.random.default_rng(0)
+    assert choose_item(pairs, answers, set(), rng).startswith("B")
+    assert choose_item(pairs, answers, {"B0", "B1", "B2"}, rng).startswith("A")
+    everything = set(pairs)  # all seen: any item may come again
+    assert choose_item(pairs, answers, everything, rng) in pairs

@@ -13,6 +13,14 @@ from reports.presets import CI_STYLES
 app = typer.Typer(no_args_is_help=True, help="Human studies: create, serve, report.")
 
 
+def _create_help(name: str) -> str:
+    """A declared study option's help with its type and default (``STUDY_OPTIONS``)."""
+    from bench.study.model import STUDY_OPTIONS
+
+    opt = next(o for o in STUDY_OPTIONS if o.name == name)
+    return f"{opt.help} [{opt.describe()}; default {opt.text(opt.default)}]"
+
+
 @app.command("create")
 def create_cmd(
     folder: Annotated[Path, typer.Argument(help="New study folder")],
@@ -41,6 +49,7 @@ def create_cmd(
     raters: Annotated[
         int | None, typer.Option(help="Rater links to create [int; default 20, or the preset's]")
     ] = None,
+    adaptive: Annotated[str | None, typer.Option(help=_create_help("adaptive"))] = None,
     scale_min: Annotated[int, typer.Option()] = 1,
     scale_max: Annotated[int, typer.Option()] = 10,
     db: Annotated[
@@ -52,9 +61,13 @@ def create_cmd(
     admin link and one link per rater (paths under the server's address, also saved in
     FOLDER/links.txt)."""
     from bench.core.errors import BenchError
+    from bench.core.options import resolve
     from bench.study.create import create_study
     from bench.study.db import StudyDB
+    from bench.study.model import STUDY_OPTIONS
 
+    given = {"adaptive": adaptive} if adaptive is not None else {}
+    n_adaptive = resolve("bench study create", STUDY_OPTIONS, given)["adaptive"]
     wanted = [m for m in (methods or "").split(",") if m]
     scale = (scale_min, scale_max)
     if preset:
@@ -84,6 +97,7 @@ def create_cmd(
         name=folder.name,
         db_url=db,
         preset=preset or "",
+        adaptive=n_adaptive,
     )
     raters = 20 if raters is None else raters
     db = StudyDB.open(study)

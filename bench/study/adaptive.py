@@ -114,3 +114,43 @@ def comparisons_to_reach(curve: np.ndarray, target: float) -> int | None:
     below = np.flatnonzero(curve < target)
     k = 0 if not len(below) else int(below[-1]) + 1
     return k + 1 if k < len(curve) else None
+
+
+def choose_item(
+    pairs: dict[str, tuple[str, str, str]],
+    answers: Sequence[tuple[str, int]],
+    seen: set[str],
+    rng: np.random.Generator,
+    alpha: float = 0.1,
+) -> str:
+    """The study item to show next: ``pairs`` maps item id -> (group, stimulus a, stimulus b)
+    (a group is one image of one set: only its outputs are compared), ``answers`` are
+    (item id, value: 0 = a preferred) of every rater so far, ``seen`` the items this rater was
+    already shown (left out while others remain). Each group gets its own posterior; the item
+    of largest expected gain wins, ties at random."""
+    members: dict[str, list[str]] = {}
+    for group, a, b in pairs.values():
+        members.setdefault(group, [])
+        for s in (a, b):
+            if s not in members[group]:
+                members[group].append(s)
+    wins: dict[str, list[tuple[int, int]]] = {g: [] for g in members}
+    for item, value in answers:
+        if item not in pairs:
+            continue
+        group, a, b = pairs[item]
+        ia, ib = members[group].index(a), members[group].index(b)
+        wins[group].append((ia, ib) if value == 0 else (ib, ia))
+    gains = {}
+    for g, names in members.items():
+        mean, cov = laplace_bt(len(names), wins[g], alpha)
+        gains[g] = expected_gain(mean, cov)
+    candidates = [i for i in sorted(pairs) if i not in seen] or sorted(pairs)
+    score = []
+    for i in candidates:
+        group, a, b = pairs[i]
+        ia, ib = sorted((members[group].index(a), members[group].index(b)))
+        score.append(gains[group][ia, ib])
+    score = np.array(score)
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    return candidates[int(rng.choice(best))]

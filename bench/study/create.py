@@ -74,6 +74,7 @@ def create_study(
     name: str = "study",
     db_url: str = "",
     preset: str = "",
+    adaptive: int = 0,
 ) -> Study:
     """Copy (and optionally crop, same seeded window for every method) the chosen images into
     ``root/images`` under opaque names and write the study's config, stimuli and items."""
@@ -105,6 +106,7 @@ def create_study(
         scale[1],
         repeats,
         db_url=db_url,
+        adaptive=adaptive,
         workspace=str(Path(ws.root).resolve()),
         preset=preset,
     )

@@ -119,9 +119,10 @@ class StudyDB:
                     "INSERT INTO raters(token, name, seed, created) VALUES (?,?,?,?) RETURNING id",
                     (token, name, seed, time.time()),
                 ).fetchone()[0]
-                rows = [
+                rows = [  # adaptive studies plan each item when it is asked for
                     (rid, pos, item, int(rep), int(swapped(seed, pos)))
                     for pos, (item, rep) in enumerate(study.plan(seed))
+                    if not study.config.adaptive
                 ]
                 sql = "INSERT INTO plan VALUES (?,?,?,?,?)"
                 self.conn.cursor().executemany(sql.replace("?", "%s") if self.pg else sql, rows)
@@ -144,6 +145,38 @@ class StudyDB:
                 (rater,),
             ).fetchone()
         return None if row is None else (*row, total)
+
+    def extend_plan(self, rater: int, seed: int, item: str) -> bool:
+        """Append ``item`` as the rater's next position (adaptive studies), with its seeded
+        left/right swap, unless an unanswered position is already planned (a concurrent
+        request extended it first); True when a row was added."""
+        with self._lock:
+            self._x("BEGIN IMMEDIATE")
+            try:
+                if self.pg:
+                    self._x("SELECT id FROM raters WHERE id=? FOR UPDATE", (rater,))
+                open_pos = self._x(
+                    "SELECT COUNT(*) FROM plan p LEFT JOIN answers a ON a.rater=p.rater "
+                    "AND a.pos=p.pos WHERE p.rater=? AND a.pos IS NULL",
+                    (rater,),
+                ).fetchone()[0]
+                if open_pos:
+                    return False
+                pos = self._x("SELECT COUNT(*) FROM plan WHERE rater=?", (rater,)).fetchone()[0]
+                self._x(
+                    "INSERT INTO plan VALUES (?,?,?,?,?)",
+                    (rater, pos, item, 0, int(swapped(seed, pos))),
+                )
+                self._x("COMMIT")
+                return True
+            finally:
+                self._rollback()
+
+    def plan_items(self, rater: int) -> list[str]:
+        """The items planned for a rater so far, in order."""
+        with self._lock:
+            rows = self._x("SELECT item FROM plan WHERE rater=? ORDER BY pos", (rater,)).fetchall()
+        return [r[0] for r in rows]
 
     def progress(self, rater: int) -> tuple[int, int]:
         with self._lock:

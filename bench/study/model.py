@@ -29,6 +29,15 @@ STUDY_OPTIONS = (
     Option("scale_min", "int", 1, min=0, max=100, help="lowest rating (rating studies)"),
     Option("scale_max", "int", 10, min=1, max=100, help="highest rating (rating studies)"),
     Option("repeats", "int", 2, min=0, max=1000, help="items shown again per rater"),
+    Option(
+        "adaptive",
+        "int",
+        0,
+        min=0,
+        max=100000,
+        help="pairwise: comparisons per rater, each chosen when asked for by expected "
+        "information gain over everyone's answers so far (0: every pair, in a seeded order)",
+    ),
 )
 #: what ``bench study report`` declares beyond the table's format (checked by ``resolve``)
 REPORT_OPTIONS = (
@@ -73,6 +82,7 @@ class StudyConfig:
     repeats: int = 2  # items shown twice per rater (consistency)
     question: str = ""
     db_url: str = ""  # postgresql://... ; empty: answers.sqlite in the folder
+    adaptive: int = 0  # pairwise: comparisons per rater chosen live (bench.study.adaptive)
     workspace: str = ""  # the workspace the outputs came from (its store has their metrics)
     preset: str = ""  # the published design it follows (``bench study create --preset``)
 
@@ -81,6 +91,8 @@ class StudyConfig:
         resolve("bench study create", STUDY_OPTIONS, given)
         if self.scale_min >= self.scale_max:
             raise BenchError(f"rating scale {self.scale_min}..{self.scale_max} is empty")
+        if self.adaptive and self.mode != "pairwise":
+            raise BenchError("adaptive pair selection needs --mode pairwise")
 
 
 @dataclass(frozen=True)

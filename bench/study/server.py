@@ -33,6 +33,7 @@ log = logging.getLogger("bench.study.server")
 TEMPLATES = Path(__file__).parent / "templates"
 _IMAGE_NAME = re.compile(r"[0-9a-f]{16}\.png")
 _STATUS = {"replay": 409, "order": 409, "unknown": 404}
+GROUP = ("dataset", "protocol", "degradation", "image")  # a pair compares outputs of one image
 MAX_BODY = 64 * 1024  # bytes; an answer is about 40
 MAX_POS = 2**31 - 1  # positions beyond this are refused before they reach the database
 MAX_MS = 7 * 24 * 3600 * 1000  # one week: a longer time on one item is not a timing
@@ -168,11 +169,37 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
     def rater_of(request: Request) -> tuple[int, str, int] | None:
         return db.rater(request.path_params["token"])
 
+    pairs = {  # adaptive studies: item -> (image of a set, stimulus a, stimulus b)
+        i: ("/".join(getattr(study.stimuli[it.stimuli[0]], f) for f in GROUP), *it.stimuli)
+        for i, it in study.items.items()
+        if len(it.stimuli) == 2
+    }
+
+    def upcoming(rater: tuple[int, str, int]):
+        """The rater's next planned item; in an adaptive study, when none is planned and the
+        rater has comparisons left, the one of largest expected information gain given every
+        answer so far is planned first (``bench.study.adaptive.choose_item``)."""
+        nxt = db.next_item(rater[0])
+        if nxt is not None or not cfg.adaptive:
+            return nxt
+        seen = db.plan_items(rater[0])
+        if len(seen) >= cfg.adaptive:
+            return None
+        import numpy as np
+
+        from bench.study.adaptive import choose_item
+
+        answers = [(item, value) for _, _, item, value, _, _ in db.answers()]
+        rng = np.random.default_rng([rater[2], len(seen)])
+        db.extend_plan(rater[0], rater[2], choose_item(pairs, answers, set(seen), rng))
+        return db.next_item(rater[0])
+
     def item_json(rater, nxt) -> dict:
         if nxt is None:
             done, total = db.progress(rater[0])
-            return {"finished": True, "done": done, "total": total}
+            return {"finished": True, "done": done, "total": cfg.adaptive or total}
         pos, item_id, swap, total = nxt
+        total = cfg.adaptive or total
         stim = list(study.items[item_id].stimuli)
         if swap:
             stim.reverse()
@@ -205,7 +232,7 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
         rater = rater_of(request)
         if rater is None:
             return refuse(request, 403, "unknown rater token")
-        return JSONResponse(item_json(rater, db.next_item(rater[0])))
+        return JSONResponse(item_json(rater, upcoming(rater)))
 
     async def answer(request: Request) -> Response:
         rater = rater_of(request)
@@ -245,7 +272,7 @@ def create_app(study: Study, db_url: str | None = None) -> Starlette:
                 "unknown": f"no item at position {pos}",
             }
             return refuse(request, _STATUS[status], reasons[status])
-        return JSONResponse(item_json(rater, db.next_item(rater[0])))
+        return JSONResponse(item_json(rater, upcoming(rater)))
 
     async def image(request: Request) -> Response:
         if rater_of(request) is None:
