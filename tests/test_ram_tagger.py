@@ -182,7 +182,8 @@ def test_full_swin_l_matches_upstream(live1):
     want = torch.tensor(ref["fp32"]["logits_every_stride"])
     # fp32, a 24-block Swin on another CPU's kernels: measured 2.0e-6 (2.3e-6 re-recorded here)
     assert torch.allclose(logits[:: ref["stride"]], want, atol=6e-6, rtol=0)
-    assert logits.double().sum().item() == pytest.approx(ref["fp32"]["logit_sum"], abs=1e-2)
+    # the sum of 4585 fp32 logits, each ~1e-6 off: measured 5.8e-4 (4.7e-4 re-recorded here)
+    assert logits.double().sum().item() == pytest.approx(ref["fp32"]["logit_sum"], abs=1.7e-3)
 
 
 # ----------------------------------------------------------------------------- OSEDiff wiring
