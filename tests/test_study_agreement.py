@@ -211,6 +211,12 @@ def test_report_agreement_from_a_real_store(tmp_path, capsys):
     assert run_cli(*rep, "--resamples", "20", "--format", "html", "--out", html) == 0
     page = html.read_text()
     assert "<h2>Metric-human agreement, study s</h2>" in page and 'id="section-0"' in page
+    bt = tmp_path / "bt.md"  # the BT.500 interval in the cells, by hand for QF=5
+    assert run_cli("study", "report", folder, "--interval", "bt500", "--out", bt) == 0
+    q5 = [v for (d, _), vs in mos.items() if d == "jpeg-q5" for v in vs]
+    m, half = np.mean(q5), 1.96 * np.std(q5, ddof=1) / np.sqrt(len(q5))
+    assert f"{m:.2f} [{m - half:.2f}, {m + half:.2f}]" in bt.read_text()
+    assert "confidence interval of ITU-R BT.500-14" in bt.read_text()
     assert run_cli(*rep, "--agreement-resamples", "3") == 1
     assert "option `agreement_resamples` of bench study report takes int 10-100000, got '3'" in (
         capsys.readouterr().err

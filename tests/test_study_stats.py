@@ -41,6 +41,10 @@ def test_mos_recovers_the_known_order_and_flags_a_reversed_rater():
     table = mos(df, n_boot=300).set_index("method")
     assert list(table.sort_values("mos").index) == ["a", "b", "c"]
     assert (table.lo < table.mos).all() and (table.mos < table.hi).all()
+    a = df[df.method == "a"].value  # one rating per rater and image: BT.500 by hand
+    half = 1.96 * a.std(ddof=1) / np.sqrt(len(a))
+    assert table.bt500_hi["a"] - table.mos["a"] == pytest.approx(half, rel=1e-3)
+    assert table.mos["a"] - table.bt500_lo["a"] == pytest.approx(half, rel=1e-3)
     flags = consistency(df).set_index("rater")
     assert flags.outlier["r3"] and not flags.outlier.drop("r3").any()
 
@@ -161,7 +165,8 @@ def test_empty_answers_give_empty_tables_with_their_columns():
     cols = ["rater", "item", "value", "is_repeat", "method", "method_b", "image"]
     empty = pd.DataFrame(columns=cols).assign(dataset="d", protocol="p", degradation="g")
     keys = ["dataset", "protocol", "degradation", "method"]
-    assert list(mos(empty).columns) == [*keys, "mos", "lo", "hi", "n"] and mos(empty).empty
+    cols = [*keys, "mos", "lo", "hi", "n", "bt500_lo", "bt500_hi"]
+    assert list(mos(empty).columns) == cols and mos(empty).empty
     for model in ("bt", "thurstone"):
         table = pairwise_scores(empty, model, n_boot=5)
         assert list(table.columns) == [*keys, "score", "lo", "hi", "n"] and table.empty

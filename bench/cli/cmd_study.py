@@ -215,6 +215,7 @@ def report_cmd(
     ] = None,
     screening: Annotated[str | None, typer.Option(help=_help("screening"))] = None,
     mos_ci_width: Annotated[str | None, typer.Option(help=_help("mos_ci_width"))] = None,
+    interval: Annotated[str | None, typer.Option(help=_help("interval"))] = None,
 ) -> None:
     """MOS (rating) or Bradley-Terry/Thurstone scores (pairwise) with 95% intervals in the
     paper layout, rater consistency and outlier flags; optionally into the result store."""
@@ -233,6 +234,7 @@ def report_cmd(
             "agreement_resamples": agreement_resamples,
             "screening": screening,
             "mos_ci_width": mos_ci_width,
+            "interval": interval,
         }.items()
         if v is not None
     }
@@ -245,6 +247,8 @@ def report_cmd(
         raise BenchError(f"{folder}: no answers yet")
     if opts["screening"] != "corr" and cfg.mode == "pairwise":
         raise BenchError("--screening bt500/either needs ratings: BT.500 screens rating studies")
+    if opts["interval"] == "bt500" and cfg.mode == "pairwise":
+        raise BenchError("--interval bt500 is the MOS interval of rating studies")
     flags = screen_raters(df, min_corr)
     typer.echo(flags.to_string(index=False), err=True)
     rule = {
@@ -275,9 +279,11 @@ def report_cmd(
         score = model
     else:
         table = mos(df, resamples, seed).rename(columns={"mos": "mean"})
+        if opts["interval"] == "bt500":
+            table = table.assign(lo=table.bt500_lo, hi=table.bt500_hi)
         title = f"User study {cfg.name}: MOS ({cfg.scale_min}-{cfg.scale_max})"
         score = "mos"
-    note = study_note(cfg.mode, raters, resamples, seed, ci_style, dropped)
+    note = study_note(cfg.mode, raters, resamples, seed, ci_style, dropped, opts["interval"])
     if dropped:
         note += f" Screening rule: {why}."
     if cfg.mode == "rating":

@@ -50,6 +50,14 @@ REPORT_OPTIONS = (
         "below --min-corr), bt500 (ITU-R BT.500-14 Annex 1 2.3.1 beta-2 screening), either",
     ),
     Option(
+        "interval",
+        "choice",
+        "bootstrap",
+        choices=("bootstrap", "bt500"),
+        help="the MOS cells' interval: bootstrap (raters and images, --resamples) or bt500 "
+        "(ITU-R BT.500: MOS +- 1.96 S/sqrt(N) over the condition's ratings; rating studies)",
+    ),
+    Option(
         "agreement_resamples",
         "int",
         200,

@@ -23,13 +23,21 @@ def study_note(
     seed: int,
     style: str = "brackets",
     excluded: list[str] | None = None,
+    interval: str = "bootstrap",
 ) -> str:
     """The study table's footnote: raters, the bootstrap behind the intervals (unit, resamples,
-    seed, percentile), what is ranked, excluded outlier raters."""
+    seed, percentile) or, ``interval`` bt500, the BT.500 interval; what is ranked, excluded
+    outlier raters."""
     what, unit = BOOTSTRAPS[mode]
     dropped = f" Excluded outlier raters: {', '.join(excluded)}." if excluded else ""
+    how = (
+        "[lo, hi]: the 95% confidence interval of ITU-R BT.500-14 (Annex 1, 2.2.1), MOS +- 1.96 "
+        "S / sqrt(N) over the N ratings of the cell"
+        if interval == "bt500"
+        else interval_note(style, what, unit, n_resamples, seed)
+    )
     return (
-        f"{raters} raters; {interval_note(style, what, unit, n_resamples, seed)}; best in red, "
+        f"{raters} raters; {how}; best in red, "
         f"second in blue (JPEG input and ground truth not ranked).{dropped}"
     )
 

@@ -52,13 +52,17 @@ def two_way_bootstrap(grid: np.ndarray, n_boot: int, seed: int, level: float = 0
 
 
 def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """MOS per (set, method) with 95% intervals over raters and images (first answers only);
-    no answers: an empty table with the same columns."""
+    """MOS per (set, method) with 95% intervals over raters and images (first answers only),
+    and the ITU-R BT.500 interval MOS +- 1.96 S / sqrt(N) of the same ratings (``bt500_lo``,
+    ``bt500_hi``); no answers: an empty table with the same columns."""
+    from bench.study.reliability import mos_intervals
+
     df = df[df.is_repeat == 0]
     out = []
     for key, g in df.groupby([*SET, "method"], sort=True):
         grid = g.pivot_table(index="rater", columns="image", values="value").to_numpy(float)
         m, lo, hi = two_way_bootstrap(grid, n_boot, seed)
+        delta = float(mos_intervals(grid.reshape(1, -1)).delta[0])
         out.append(
             {
                 **dict(zip([*SET, "method"], key, strict=True)),
@@ -66,9 +70,12 @@ def mos(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                 "lo": lo,
                 "hi": hi,
                 "n": int(np.isfinite(grid).sum()),
+                "bt500_lo": m - delta,
+                "bt500_hi": m + delta,
             }
         )
-    return pd.DataFrame(out, columns=[*SET, "method", "mos", "lo", "hi", "n"])
+    cols = [*SET, "method", "mos", "lo", "hi", "n", "bt500_lo", "bt500_hi"]
+    return pd.DataFrame(out, columns=cols)
 
 
 def _wins(methods: list[str], g: pd.DataFrame) -> list[tuple[int, int]]:
