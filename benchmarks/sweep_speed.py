@@ -3,8 +3,9 @@ library directly.
 
 Baseline ("direct"): decode each ground truth once with OpenCV, then for every rung encode it
 with the codec's own library call (OpenCV ``imencode`` for JPEG, Pillow for WebP/AVIF,
-imagecodecs for JPEG XL), decode the bitstream back where carbench stores the decoded PNG
-(WebP, AVIF, JPEG XL: what a method reads), and write the file(s). ``bench generate`` does the
+imagecodecs for JPEG XL; one thread each, as carbench runs them), decode the bitstream back
+where carbench stores the decoded PNG (WebP, AVIF, JPEG XL: what a method reads) and write the
+file(s), the PNG as carbench writes it (Pillow, zlib level 3). ``bench generate`` does the
 same through :func:`bench.generate.generate` (one decode per image for all rungs) plus
 validation, hashes, the journal and the manifest. Prints seconds per rung (all images) and the
 ratio direct / bench (above 1: bench is faster).
@@ -35,7 +36,8 @@ from degradations.sweeps import ladder
 
 
 def _png(path: Path, rgb: np.ndarray) -> None:
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    """The decoded PNG as carbench stores it (Pillow, zlib level 3: the same bytes)."""
+    Image.fromarray(rgb).save(path, "PNG", compress_level=3)
 
 
 def direct(codec: str, rungs: list, images: list[Path], out: Path) -> None:
@@ -56,7 +58,7 @@ def direct(codec: str, rungs: list, images: list[Path], out: Path) -> None:
                 data = imagecodecs.jpegxl_encode(
                     rgb, distance=d.value, effort=d.effort, usecontainer=False, numthreads=1
                 )
-                dec = imagecodecs.jpegxl_decode(data)
+                dec = imagecodecs.jpegxl_decode(data, numthreads=1)
             else:
                 buf = io.BytesIO()
                 kw = {"quality": d.q}

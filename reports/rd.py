@@ -323,7 +323,9 @@ def which_pair_wins(bdt: pd.DataFrame, ci_style: str = "brackets") -> TableModel
     note = (
         f"BD-rate (%) against {anchor}: the mean log-rate difference at equal metric, "
         f"interpolation {interp} (bjontegaard package); negative = fewer bits than the anchor. "
-        "Rate = stored bitstream bits per pixel, mean over images. Best in red, second in blue."
+        "Rate = stored bitstream bits per pixel, mean over images; each BD-rate compares the "
+        "two curves on the images both have at every setting (n_images in the CSV). Best in "
+        "red, second in blue."
     )
     refused = sets[sets.refused != ""]
     if len(refused):
