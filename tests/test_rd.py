@@ -13,8 +13,10 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from bench.core.errors import BenchError
 from bench.core.options import OptionError
 from reports.bd import Curve, CurveError, bd
 
@@ -241,3 +243,46 @@ def _check_rd_page(page, webp_psnr_bd: float) -> None:
         labels = table.locator("th.m").all_inner_texts()
         assert labels == ["JPEG", "WebP"]
         browser.close()
+
+
+def _store_rows() -> pd.DataFrame:
+    """Store-like rows: JPEG and WebP sets, 3 images x 4 settings, PSNR; image k3's WebP curve
+    dips at its third setting."""
+    rows = []
+    for codec, ids, gain in (("jpeg", (10, 30, 50, 90), 0.0), ("webp", (10, 30, 50, 85), 1.5)):
+        for k, img in enumerate(("k1", "k2", "k3")):
+            for j, q in enumerate(ids):
+                bpp = (0.3 + 0.4 * j) * (1 + 0.1 * k)
+                psnr = 27 + 3 * j + gain + k
+                if codec == "webp" and img == "k3" and j == 2:
+                    psnr -= 4.0
+                rows.append(
+                    ("Kodak24", "codiff", f"{codec}-q{q}", "jpeg", img, "psnr:rgb", psnr, bpp)
+                )
+    cols = ["dataset", "protocol", "degradation", "method", "image", "variant", "value", "bpp"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_bd_table_per_set_per_image_and_intervals():
+    from reports.rd import bd_table
+
+    rows = _store_rows()
+    t = bd_table(rows, "jpeg", "pchip", ci=200, seed=1, per_image=True)
+    s = t[(t.image == "") & (t.codec == "webp")].iloc[0]
+    a = rows[rows.degradation.str.startswith("jpeg")].groupby("degradation")[["bpp", "value"]]
+    w = rows[rows.degradation.str.startswith("webp")].groupby("degradation")[["bpp", "value"]]
+    a, w = a.mean().sort_values("bpp"), w.mean().sort_values("bpp")
+    want = independent(a.bpp, a.value, w.bpp, w.value, "pchip")
+    assert s.bd_rate_pct == pytest.approx(want[0], rel=1e-6)
+    assert s.bd_metric == pytest.approx(want[1], rel=1e-6)
+    assert s.n_images == 3 and s.refused == "" and s.interp == "pchip"
+    assert s.bd_rate_lo <= s.bd_rate_pct <= s.bd_rate_hi
+    per = t[(t.codec == "webp") & (t.image != "")].set_index("image")
+    assert per.loc["k3", "refused"].startswith("curve webp (k3) is not monotonic")
+    assert math.isnan(per.loc["k3", "bd_rate_pct"])
+    k1 = rows[rows.image == "k1"]
+    ja, jw = (k1[k1.degradation.str.startswith(c)].sort_values("bpp") for c in ("jpeg", "webp"))
+    want1 = independent(ja.bpp, ja.value, jw.bpp, jw.value, "pchip")
+    assert per.loc["k1", "bd_rate_pct"] == pytest.approx(want1[0], rel=1e-6)
+    with pytest.raises(BenchError, match=r"anchor 'avif': no such curve.*curves: jpeg, webp"):
+        bd_table(rows, "avif")
