@@ -26,6 +26,8 @@ from reports.model import Block, Cell, Row, TableModel, rank_cells
 from reports.tables import natural_key
 
 KEYS = ["dataset", "protocol", "codec", "method"]
+#: how RD plots name the curves of a codec alone (the decoded input, a baseline method)
+ALONE = "codec alone"
 BD_COLUMNS = [
     "dataset",
     "protocol",
@@ -69,7 +71,21 @@ def rd_rows(rows: pd.DataFrame) -> pd.DataFrame:
     r = rows[rows.bpp.notna() & np.isfinite(rows.value.astype(float))]
     codecs = {d: codec_of(d) for d in r.degradation.unique()}
     r = r.assign(codec=r.degradation.map(codecs))
-    return r[r.codec != "chain"]
+    return common_images(r[r.codec != "chain"])
+
+
+def common_images(r: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, protocol), only the images that every (codec, method, setting, metric)
+    of it has, so that every curve and every BD number is over the same images (a method run
+    on a shard of a set shrinks them all to that shard); unchanged where no image has all."""
+    keys = ["codec", "method", "degradation", "variant"]
+    parts = []
+    for _, g in r.groupby(["dataset", "protocol"], sort=False):
+        want = len(g.drop_duplicates(keys))
+        have = g.drop_duplicates([*keys, "image"]).groupby("image").size()
+        full = set(have[have == want].index)
+        parts.append(g[g.image.isin(full)] if full else g)
+    return pd.concat(parts) if parts else r
 
 
 def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
@@ -291,7 +307,12 @@ def which_pair_wins(bdt: pd.DataFrame, ci_style: str = "brackets") -> TableModel
         look = {(r.codec, r.method, r.metric): r for r in g.itertuples()}
         pairs = sorted(
             {(r.codec, r.method) for r in g.itertuples()},
-            key=lambda p: (curve_name(*p) != p[0], natural_key(p[0]), natural_key(p[1])),
+            key=lambda p: (
+                p != (g.anchor_codec.iloc[0], g.anchor_method.iloc[0]),
+                curve_name(*p) != p[0],
+                natural_key(p[0]),
+                natural_key(p[1]),
+            ),
         )
         rows = []
         for codec, method in pairs:
@@ -319,13 +340,13 @@ def which_pair_wins(bdt: pd.DataFrame, ci_style: str = "brackets") -> TableModel
         blocks.append(Block(ds, proto, rows))
     anchor = pair_label(sets.anchor_codec.iloc[0], sets.anchor_method.iloc[0]) if len(sets) else ""
     interp = ", ".join(sorted(sets.interp.unique()))
+    images = "/".join(str(n) for n in sorted(set(sets.n_images)))
     headers = [f"{metric_label(v.partition(':')[0])} ({v})" for v in metrics]
     note = (
         f"BD-rate (%) against {anchor}: the mean log-rate difference at equal metric, "
         f"interpolation {interp} (bjontegaard package); negative = fewer bits than the anchor. "
-        "Rate = stored bitstream bits per pixel, mean over images; each BD-rate compares the "
-        "two curves on the images both have at every setting (n_images in the CSV). Best in "
-        "red, second in blue."
+        f"Rate = stored bitstream bits per pixel, mean over the {images} images every curve "
+        "has at every setting. Best in red, second in blue."
     )
     refused = sets[sets.refused != ""]
     if len(refused):
@@ -356,13 +377,16 @@ def rd_plots(points: pd.DataFrame) -> list[dict]:
 
     matplotlib.use("Agg")
     out = []
-    colours = method_colours(points.method.unique())
+    shown = {ALONE if curve_name("", m) == "" else m for m in points.method.unique()}
+    colours = method_colours(shown)
     codecs = sorted({codec_name(c) for c in points.codec.unique()}, key=natural_key)
     styles = {c: LINESTYLES[i % len(LINESTYLES)] for i, c in enumerate(codecs)}
     for (ds, proto), g in points.groupby(["dataset", "protocol"], sort=False):
         for v in variants(points):
             sub = g.dropna(subset=[v]).assign(
-                mean=lambda d, v=v: d[v], codec=lambda d: d.codec.map(codec_name)
+                mean=lambda d, v=v: d[v],
+                codec=lambda d: d.codec.map(codec_name),
+                method=lambda d: d.method.map(lambda m: ALONE if curve_name("", m) == "" else m),
             )
             if sub.empty:
                 continue

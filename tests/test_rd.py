@@ -286,3 +286,20 @@ def test_bd_table_per_set_per_image_and_intervals():
     assert per.loc["k1", "bd_rate_pct"] == pytest.approx(want1[0], rel=1e-6)
     with pytest.raises(BenchError, match=r"anchor 'avif': no such curve.*curves: jpeg, webp"):
         bd_table(rows, "avif")
+
+
+def test_curves_use_the_images_every_curve_has():
+    """A restorer run on two of the three images (a shard): every curve, the codec alone's
+    too, is then over those two images."""
+    from reports.rd import bd_table, curve_points
+
+    rows = _store_rows()
+    restored = rows[rows.image != "k2"].assign(method="dncnn3", value=lambda d: d.value + 0.5)
+    both = pd.concat([rows, restored])
+    pts = curve_points(both)
+    assert set(pts.n_images) == {2}
+    jq10 = pts[(pts.setting == "jpeg-q10") & (pts.method == "jpeg")].iloc[0]
+    two = rows[(rows.degradation == "jpeg-q10") & (rows.image != "k2")]
+    assert jq10.bpp == pytest.approx(two.bpp.mean()) and jq10["psnr:rgb"] == two.value.mean()
+    t = bd_table(both, "jpeg")
+    assert set(t.n_images) == {2}
