@@ -127,6 +127,17 @@ def test_missing_weights_are_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "sha256 does not start with e54a039d" in learned.weights_problem(
         "mbt2018-mean", "mse", 2
     )
+    capsys.readouterr()
+    assert run_cli("weights", "verify", "compressai:mbt2018-mean") != 0
+    assert f"{bad}: sha256 does not start with e54a039d" in capsys.readouterr().err
+    assert run_cli("weights", "list") == 0
+    listing = capsys.readouterr().out
+    assert "codec cheng2020-anchor:mse:6 missing  cheng2020-anchor-6-4c052b1a.pth.tar" in listing
+    assert (
+        "from official https://compressai.s3.amazonaws.com/models/v1/"
+        "cheng2020-anchor-6-4c052b1a.pth.tar" in listing
+    )
+    assert listing.count("\ncodec ") == 6 * 2 * 8 - 2 * 2 * 2  # cheng2020: qualities 1-6
 
 
 @pytest.mark.slow

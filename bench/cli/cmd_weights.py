@@ -111,6 +111,22 @@ def _fetch_codec(name: str, mirror: str | None) -> list[tuple[Path, str]]:
     return [fetch_with_source(wf, cache_root(), mirror) for wf in files]
 
 
+def _verify_codec(name: str) -> list[str]:
+    """Problems of the learned codecs' files that are present (absent ones are not asked)."""
+    from bench.core.weights import cache_root, file_problem, present
+    from degradations.learned import all_weight_files
+
+    want = name.partition(":")[2]
+    problems = []
+    for key, wf in all_weight_files():
+        path = present(wf, cache_root())
+        if path is not None and (not want or f"{key}:".startswith(want + ":")):
+            problem = file_problem(wf, path)
+            if problem:
+                problems.append(f"{path}: {problem}")
+    return problems
+
+
 @app.command("verify")
 def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
     """Check presence and sha256 (or content, for small files without one) of each file."""
@@ -120,7 +136,9 @@ def verify_cmd(names: list[str] = typer.Argument(None)) -> None:
 
     bad = 0
     for name in names or _all_names():
-        if name in MW.metric_weights():
+        if name == "compressai" or name.startswith("compressai:"):
+            problems = _verify_codec(name)
+        elif name in MW.metric_weights():
             problems = MW.verify(name)
         else:
             problems, seen, missing = [], set(), set()
