@@ -69,6 +69,7 @@ def test_generating_metric_ranks_first_and_its_interval_covers_the_value():
     assert abs(pooled.value["none:v"]) < 0.2
     comp = comps[comps.group == "pooled"].set_index("other")
     assert (comp.best == "good:v").all() and comp.significant.all()
+    assert (comp.williams_p < 0.05).all()  # Williams' test on the ranks says so too
     assert set(long.group) == {"pooled", "jpeg-q5", "jpeg-q10"}
     assert set(long.stat) == {"srcc", "krcc", "plcc", "plcc_l"}
 
@@ -221,3 +222,25 @@ def test_report_agreement_from_a_real_store(tmp_path, capsys):
     assert "option `agreement_resamples` of bench study report takes int 10-100000, got '3'" in (
         capsys.readouterr().err
     )
+
+
+def test_williams_test_by_hand_and_calibrated_under_the_null():
+    """r12 = .5, r13 = .3, r23 = .4, n = 50: |R| = 1 - .25 - .09 - .16 + 2(.5)(.3)(.4) = .62,
+    r̄ = .4, denominator 2 (49/47) .62 + .16 (.6)^3 = 1.32733, t = .2 sqrt(49 x 1.4 / 1.32733)
+    = 1.4378. Under H0 (two predictors equally correlated with the target) about 5% of
+    simulated samples reject at 0.05; swapping the two negates t."""
+    from bench.study.agreement import williams_test
+
+    t, p = williams_test(0.5, 0.3, 0.4, 50)
+    assert t == pytest.approx(1.4378, abs=5e-4) and 0.1 < p < 0.2
+    assert williams_test(0.3, 0.5, 0.4, 50)[0] == pytest.approx(-t)
+    rng = np.random.default_rng(0)
+    rejects, sims, n = 0, 600, 60
+    for _ in range(sims):
+        z = rng.normal(size=(n, 3))
+        a = z[:, 0]
+        b = 0.6 * a + 0.8 * z[:, 1]
+        c = 0.6 * a + 0.8 * z[:, 2]
+        r = np.corrcoef([a, b, c])
+        rejects += williams_test(r[0, 1], r[0, 2], r[1, 2], n)[1] < 0.05
+    assert 0.03 <= rejects / sims <= 0.08, rejects / sims

@@ -117,6 +117,21 @@ def two_afc(x: np.ndarray, a: np.ndarray, b: np.ndarray, won_a: np.ndarray) -> n
     return np.where(np.isfinite(d), out, np.nan)
 
 
+def williams_test(r12: float, r13: float, r23: float, n: int) -> tuple[float, float]:
+    """Williams' t for two dependent correlations sharing variable 1 (Williams 1959; Steiger,
+    Psychol. Bull. 87, 1980, eq. 7): H0 r12 = r13, given r23 and n cases; (t, two-sided p) with
+    n - 3 degrees of freedom."""
+    from scipy.stats import t as student
+
+    det = 1 - r12**2 - r13**2 - r23**2 + 2 * r12 * r13 * r23
+    rbar = (r12 + r13) / 2
+    den = 2 * (n - 1) / (n - 3) * det + rbar**2 * (1 - r23) ** 3
+    if n <= 3 or den <= 0:
+        return np.nan, np.nan
+    tval = (r12 - r13) * np.sqrt((n - 1) * (1 + r23) / den)
+    return float(tval), float(2 * student.sf(abs(tval), n - 3))
+
+
 @dataclass
 class Human:
     """A study's judgements in the form each bootstrap resample recomputes them from."""
@@ -211,6 +226,18 @@ def _stats_of(x: np.ndarray, human: np.ndarray, idx: np.ndarray, p0=None) -> dic
     return correlations(x[idx], human[idx], p0)
 
 
+def _williams_srcc(xa: np.ndarray, xb: np.ndarray, human: np.ndarray, mask: np.ndarray) -> float:
+    """Williams' test p of SRCC(a, human) = SRCC(b, human) on the conditions both metrics
+    score (Pearson on ranks, the usual approximation for rank correlations)."""
+    from scipy.stats import rankdata
+
+    ok = mask & np.isfinite(xa) & np.isfinite(xb) & np.isfinite(human)
+    if ok.sum() < 5:
+        return np.nan
+    ra, rb, rh = (rankdata(v[ok]) for v in (xa, xb, human))
+    return williams_test(_pearson(rh, ra), _pearson(rh, rb), _pearson(ra, rb), int(ok.sum()))[1]
+
+
 def agreement(
     human: Human,
     variants: list[str],
@@ -222,7 +249,7 @@ def agreement(
     """Agreement of each variant with the human scores, per group (``pooled`` and each
     degradation): a long table (group, variant, stat, value, lo, hi, n) and the paired
     comparisons of each group's best SRCC with every other variant (group, best, other, diff,
-    lo, hi, p)."""
+    lo, hi, p: paired bootstrap; williams_p: Williams' test on the ranks)."""
     groups = _groups(human.conditions)
     full = human.score(np.arange(human.n_raters))
     stats = STATS + (PAIR_STATS if human.pairs is not None else ())
@@ -310,10 +337,16 @@ def agreement(
                     "hi": float(hi),
                     "p": float(p),
                     "significant": bool(lo > 0 or hi < 0),
+                    "williams_p": _williams_srcc(
+                        values[variants.index(ranked[0])],
+                        values[variants.index(other)],
+                        full,
+                        groups[g],
+                    ),
                 }
             )
     long = pd.DataFrame(rows, columns=["group", "variant", "stat", "value", "lo", "hi", "n"])
-    comp_cols = ["group", "best", "other", "diff", "lo", "hi", "p", "significant"]
+    comp_cols = ["group", "best", "other", "diff", "lo", "hi", "p", "significant", "williams_p"]
     return long, pd.DataFrame(comps, columns=comp_cols)
 
 

@@ -215,7 +215,7 @@ def comparisons_text(comps: pd.DataFrame) -> str:
         g = "Pooled" if r.group == POOLED else degradation_label(r.group)
         lines.append(
             f"{g}: {r.best} - {r.other}: SRCC difference {r.diff:+.3f} "
-            f"[{r.lo:+.3f}, {r.hi:+.3f}], p = {r.p:.3f}"
-            + (" (significant)" if r.significant else "")
+            f"[{r.lo:+.3f}, {r.hi:+.3f}], p = {r.p:.3f} (paired bootstrap), "
+            f"{r.williams_p:.3f} (Williams' test)" + (" (significant)" if r.significant else "")
         )
     return "\n".join(lines)
