@@ -359,6 +359,9 @@ def compare(new: Path, old: Path) -> list[str]:
             elif x.dtype.kind in "fc":
                 d = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0))
                 out.append(f"{k}: max |diff| {d:.3g}")
+            elif x.dtype.kind in "iu" and not np.array_equal(x, y):
+                d = np.abs(x.astype(np.int64) - y.astype(np.int64))
+                out.append(f"{k}: max |diff| {d.max()}, {int((d > 0).sum())} of {d.size} differ")
             else:
                 out.append(f"{k}: {'equal' if np.array_equal(x, y) else 'DIFFERENT'}")
         return out
