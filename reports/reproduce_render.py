@@ -208,3 +208,22 @@ def render(tables: list[Table], outcomes: list[Outcome], suffix: str) -> str:
 def sort_key(o: Outcome) -> tuple:
     c = o.cell
     return (natural_key(c.dataset or ""), natural_key(c.degradation or ""))
+
+
+#: ``bench report --format F --reproduce REF``: the renderer of each report format
+REPORT_SUFFIX = {"html": ".html", "markdown": ".md", "latex": ".tex"}
+
+
+def from_store(ref: str, ws_root, fmt: str, data_root=None, tables_dir=None) -> str:
+    """A reproduction from what the store already holds (nothing is run): the tables of
+    ``ref`` with our means beside the published values, in a report format."""
+    from reports import reproduce as rp
+
+    if fmt not in REPORT_SUFFIX:
+        raise ValueError(f"--reproduce renders {', '.join(REPORT_SUFFIX)}, not {fmt}")
+    tables = rp.select(ref, tables_dir)
+    plans = rp.plan_cells([c for t in tables for c in t.cells], ws_root, data_root)
+    ours, reasons = rp.ours_from_store(ws_root, [p.cell for p in plans if p.job], data_root)
+    reasons = {**{p.cell.key: p.reason for p in plans if not p.job}, **reasons}
+    outcomes = rp.compare([p.cell for p in plans], ours, reasons)
+    return render(tables, outcomes, REPORT_SUFFIX[fmt])

@@ -377,3 +377,24 @@ def test_shard_leaves_cells_incomplete_then_resumes(tmp_path, capsys):
     assert run_cli(*args, "--json") == 1
     (cell,) = json.loads(capsys.readouterr().out)["cells"]
     assert cell["status"] == "off" and cell["ours"] > 30
+
+
+@pytest.mark.slow
+def test_bench_report_renders_a_reproduction_from_the_store(tmp_path, data_root, capsys):
+    """``bench report --format html|markdown --reproduce REF`` draws the paper's table from
+    what the store holds (nothing runs): after ``bench reproduce fbcnn:color-jpeg`` ran the
+    JPEG row on LIVE1, each cell shows ours with the published value and its agreement."""
+    ws = tmp_path / "ws"
+    base = ("-w", str(ws), "--data-root", str(data_root))
+    assert run_cli("reproduce", "fbcnn:color-jpeg", *base) == 0
+    capsys.readouterr()
+    cell = next(c for c in published("fbcnn:color-jpeg") if c.metric == "psnr:rgb")
+    page = tmp_path / "r.html"
+    assert run_cli("report", "-w", str(ws), "--format", "html", "--reproduce",
+                   "fbcnn:color-jpeg", "--out", str(page)) == 0
+    html_text = page.read_text()
+    assert cell.printed in html_text and "#c8e6c9" in html_text  # published value, ok colour
+    assert run_cli("report", "-w", str(ws), "--format", "markdown", "--reproduce",
+                   "fbcnn:color-jpeg") == 0
+    assert "✓" in capsys.readouterr().out
+    assert run_cli("report", "-w", str(ws), "--format", "csv", "--reproduce", "fbcnn:x") == 1

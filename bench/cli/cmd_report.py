@@ -55,6 +55,15 @@ def report_cmd(
     per_image: Annotated[
         bool, typer.Option("--per-image", help="bool, default off: bd: also one row per image")
     ] = False,
+    reproduce: Annotated[
+        str | None,
+        typer.Option(
+            "--reproduce",
+            help="PAPER[:TABLE], default none: html/markdown/latex: that published table with "
+            "the store's values beside the paper's, cells coloured by agreement (nothing runs; "
+            "bench reproduce runs what is missing)",
+        ),
+    ] = None,
     workspace_dir: WorkspaceOpt = None,
 ) -> None:
     """Tables from the result store. CSV: one row per (dataset, protocol, degradation, method,
@@ -69,6 +78,19 @@ def report_cmd(
         )
     check_style(ci_style)
     ws = workspace(workspace_dir)
+    if reproduce is not None:
+        from reports.reproduce_render import from_store
+
+        try:
+            text = from_store(reproduce, ws.root, fmt)
+        except ValueError as e:
+            raise BenchError(str(e)) from None
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            write_report(out, text)
+            typer.echo(f"wrote {out}")
+        return
     rows = ResultStore(ws.root / "results").load(dataset=dataset, method=method)
     if rows.empty:
         raise BenchError("the result store is empty; run `bench run` first")
