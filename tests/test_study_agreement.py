@@ -57,9 +57,11 @@ def test_generating_metric_ranks_first_and_its_interval_covers_the_value():
     srcc = long[long.stat == "srcc"].set_index(["group", "variant"])
     pooled = srcc.loc["pooled"].sort_values("value", ascending=False)
     assert list(pooled.index) == ["good:v", "weak:v", "none:v"]
-    # the value generating the ratings: SRCC(good, q) of the model, attenuated by the MOS noise
-    # of 25 raters (rater noise 0.8 and bias 0.3 on a 1.5 q scale): rho = corr(good, MOS)
-    s_mos = np.sqrt(0.8**2 / 25 + 0.3**2 / 25) / 1.5
+    # the value generating the ratings: the population SRCC of good and the MOS. Every rater
+    # rates every condition, so a rater's bias shifts all MOS alike and drops out; the MOS
+    # noise is the mean of 25 raters' noise (0.8) and rounding (variance 1/12), on a 1.5 q
+    # scale: rho = corr(good, MOS) = corr(good, q) / sqrt(1 + s_mos^2)
+    s_mos = np.sqrt((0.8**2 + 1 / 12) / 25) / 1.5
     rho = 1 / np.sqrt(1 + 0.5**2) / np.sqrt(1 + s_mos**2)
     want = _population_srcc(rho)
     lo, hi = pooled.lo["good:v"], pooled.hi["good:v"]
