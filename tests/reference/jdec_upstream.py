@@ -37,6 +37,7 @@ QF = 30  # test.py's loop value
 GAIN = 0.5
 SEED = 21
 CROP = ((200, 312), (300, 412))  # LIVE1/bikes.png, 112x112
+NATIVE_CROP = ((150, 374), (250, 474))  # 224x224: 56x56 sub-block tokens, the stored mask's grid
 # second stand-in ("hf"): the last convs of the amplitude and frequency heads scaled, so that the
 # cosine basis varies across a sub-block (with plain stand-ins the frequencies are ~0.2 and the
 # output hardly depends on the pixel positions inside a sub-block)
@@ -82,7 +83,7 @@ def read_coefficients(path: str):
     return None, torch.from_numpy(quant), y, cbcr
 
 
-def main(upstream: str, out: str) -> None:
+def main(upstream: str, out: str, crop=CROP, hf: bool = True) -> None:
     import cv2
     from PIL import Image
 
@@ -116,7 +117,7 @@ def main(upstream: str, out: str) -> None:
     model = models.make(spec).eval()
     fill_standin(model, SEED, GAIN)
     img = Image.open(Path(os.environ["BENCH_DATA_ROOT"]) / "LIVE1/bikes.png").convert("RGB")
-    (r0, r1), (c0, c1) = CROP
+    (r0, r1), (c0, c1) = crop
     gt = np.asarray(img)[r0:r1, c0:c1].copy()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "temp_.jpg")
@@ -133,14 +134,19 @@ def main(upstream: str, out: str) -> None:
     with torch.no_grad():
         pred = model(inp.unsqueeze(0), inp_cbcr.unsqueeze(0), qmap.unsqueeze(0))
         pred = pred.squeeze(0) + 0.5
-        scale_heads(model)
-        pred_hf = model(inp.unsqueeze(0), inp_cbcr.unsqueeze(0), qmap.unsqueeze(0))[0] + 0.5
+        if hf:
+            scale_heads(model)
+            pred_hf = model(inp.unsqueeze(0), inp_cbcr.unsqueeze(0), qmap.unsqueeze(0))[0] + 0.5
     pred = pred[:, : gt.shape[0], : gt.shape[1]]
     pred_u8 = (pred * 255).round().clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
     print("pred std", pred.std().item(), "range", pred.min().item(), pred.max().item())
-    print("hf std", pred_hf.std().item())
+    extra = {}
+    if hf:
+        print("hf std", pred_hf.std().item())
+        extra["out_hf"] = pred_hf.numpy().astype(np.float32)
     np.savez_compressed(
         out,
+        **extra,
         gt=gt,
         jpeg=jpeg,
         y_coef=y_q.numpy(),
@@ -150,11 +156,16 @@ def main(upstream: str, out: str) -> None:
         net_qmap=qmap.numpy().astype(np.float32),
         out=pred.numpy().astype(np.float32),
         out_u8=pred_u8,
-        out_hf=pred_hf.numpy().astype(np.float32),
         layout=np.array(layout_digest(model)),
     )
 
 
 if __name__ == "__main__":
-    default = str(ROOT / "tests/data/upstream/jdec.npz")
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else default)
+    if "--native" in sys.argv:  # jdec_native.npz: a 224x224 crop, the token grid upstream's
+        # stored attention mask is built for (TRAIN_RES 56), without the "hf" variant
+        args = [a for a in sys.argv[1:] if a != "--native"]
+        default = str(ROOT / "tests/data/upstream/jdec_native.npz")
+        main(args[0], args[1] if len(args) > 1 else default, crop=NATIVE_CROP, hf=False)
+    else:
+        default = str(ROOT / "tests/data/upstream/jdec.npz")
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else default)

@@ -164,6 +164,15 @@ REFERENCES = (
         "cnn",
         recorded_with=BASE + ", jpeglib 1.0.2",
     ),
+    Reference(
+        ("upstream/jdec_native.npz",),
+        "jdec_upstream.py",
+        ("JDEC",),
+        "cnn",
+        ("{up0}", "{out}", "--native"),
+        recorded_with=BASE + ", jpeglib 1.0.2",
+        note="a 224x224 crop: the token grid of upstream's stored attention mask",
+    ),
     Reference(("upstream/diffbir.npz",), "diffbir_upstream.py", ("DiffBIR",), "cnn"),
     Reference(("upstream/diffbir_loop.npz",), "diffbir_loop_upstream.py", ("DiffBIR",), "cnn"),
     Reference(
