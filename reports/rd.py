@@ -194,7 +194,7 @@ def parse_anchor(text: str, rows: pd.DataFrame) -> Anchor:
     return Anchor(codec, method)
 
 
-def _per_image(r: pd.DataFrame, variant: str) -> tuple[list[str], dict]:
+def _per_image(r: pd.DataFrame, variant: str) -> tuple[list[tuple[str, str]], dict]:
     """Per (codec, method): settings in increasing mean bpp, and images x settings arrays of
     bpp and metric over the images every setting has."""
     rv = r[r.variant == variant]
