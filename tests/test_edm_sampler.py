@@ -76,6 +76,7 @@ def test_ode_limit_converges_to_the_exact_flow():
     assert errors == sorted(errors, reverse=True)
 
 
+@pytest.mark.slow  # ~5 s idle, 15 s on a loaded 2-core machine (a 200,000-point Brownian tree)
 def test_sde_noise_keeps_the_exact_marginals():
     """With data at one point x0 (D = x0) the 3M SDE step maps x0 + sigma N to exactly
     x0 + sigma_next N: check the spread at the last non-zero sigma, Brownian-tree noise."""
