@@ -87,7 +87,7 @@ def test_qf_without_model_is_refused_unless_named(tmp_path, monkeypatch):
     assert auto.model_for(Sample("a", img, tmp_path / "a.jpg", "jpeg-q20", {"qf": 20.0})) == (
         "gray-q20"
     )
-    with pytest.raises(BenchError, match="must be one of"):
+    with pytest.raises(BenchError, match="`model` of swinir takes one of: q10, q20, q30, q40"):
         SwinIRCar(model="q50")
 
 
