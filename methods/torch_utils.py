@@ -32,7 +32,8 @@ def to_tensor(img: np.ndarray, device, dtype):
 
 def to_uint8(t) -> np.ndarray:
     """1xCxHxW float in [0,1] -> uint8 HxW[xC], clamped and rounded (KAIR single2uint)."""
-    a = t.detach().float().clamp_(0, 1).mul_(255.0).round_().to("cpu").numpy()[0]
+    # out of place: ``.float()`` of a float32 tensor is the caller's own tensor
+    a = t.detach().float().clamp(0, 1).mul(255.0).round().to("cpu").numpy()[0]
     return a[0].astype(np.uint8) if a.shape[0] == 1 else a.transpose(1, 2, 0).astype(np.uint8)
 
 

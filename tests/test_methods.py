@@ -243,3 +243,14 @@ def test_run_stops_before_work_without_weights(ws, capsys):
     assert run_cli("run", "-w", ws, "--methods", "jpeg,fbcnn", "--no-progress") == 1
     assert "method fbcnn cannot run, weight file(s) missing" in capsys.readouterr().err
     assert not (ws / "sets").exists()
+
+
+def test_to_uint8_rounds_and_leaves_its_input_alone():
+    """Clamp, x255, round (half to even, as torch.round), by hand; the caller's float32 tensor
+    is not changed in place (it was: ``.float()`` of float32 is the same tensor)."""
+    from methods.torch_utils import to_uint8
+
+    x = torch.tensor([[[[0.5, 1.7], [-0.2, 0.25]]]])
+    before = x.clone()
+    assert to_uint8(x).tolist() == [[128, 255], [0, 64]]
+    assert torch.equal(x, before)
