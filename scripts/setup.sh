@@ -61,7 +61,15 @@ echo "setup: installing Python packages into .venv (pip log: $LOG)"
 pip_install --upgrade pip
 # pyiqa needs torchvision; on x86_64 the matching pair is torch 2.14.1 + torchvision 0.29.1.
 pip_install 'torch==2.14.1' 'torchvision==0.29.1'
-if ((DEV)); then pip_install -e '.[dev]'; else pip_install -e .; fi
+if ((DEV)); then
+  pip_install -e '.[dev]'
+  # the learned codecs' extra (tests/test_learned_codec.py): compressai 1.2.8 pins numpy<2 but
+  # runs with numpy 2, so it goes in without its own requirements
+  pip_install 'pytorch-msssim==1.0.0' 'einops==0.8.2' 'torch_geometric==2.8.1'
+  pip_install --no-deps 'compressai==1.2.8'
+else
+  pip_install -e .
+fi
 # openai-clip (CLIP-IQA) imports pkg_resources, removed in setuptools 81.
 pip_install 'setuptools<81'
 echo "setup: done ($(.venv/bin/bench --version))"
