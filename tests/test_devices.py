@@ -155,7 +155,7 @@ def test_killed_run_leaves_no_workers_and_resumes_to_the_serial_result(tmp_path,
 def test_missing_weights_stop_before_any_work(tmp_path, small_set, capsys):
     assert _run(tmp_path / "ws", small_set, "dncnn3", "--devices", "cpu,cpu") == 1
     err = capsys.readouterr().err
-    assert "error: method dncnn3 (mat) cannot run, weight file(s) missing" in err
+    assert "error: method dncnn3 cannot run, weight file(s) missing" in err
     assert not (tmp_path / "ws" / "sets").exists()
 
 
