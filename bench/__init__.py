@@ -1,3 +1,2 @@
-"""carbench: benchmark and dataset generation for compression-artifact removal."""
-
-__version__ = "0.1.0"
+"""The pipeline: datasets, protocols, suites, generate, run, the result store, check; and
+the metric table (``carbench.bench.metrics``)."""

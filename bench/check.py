@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.errors import BenchError
-from bench.metrics.registry import canonical_variant_id, higher_is_better, tolerance
+from carbench.bench.metrics.registry import canonical_variant_id, higher_is_better, tolerance
+from carbench.core.errors import BenchError
 
 KEY = ["dataset", "protocol", "degradation", "method", "metric"]
 

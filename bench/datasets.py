@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.download import download
-from bench.core.errors import BenchError, ImageError
-from bench.core.imageio import encode_png, list_images, read_image, write_bytes_atomic
-from bench.core.options import unknown_name
-from bench.core.registry_file import load_registry_file
+from carbench.core.download import download
+from carbench.core.errors import BenchError, ImageError
+from carbench.core.imageio import encode_png, list_images, read_image, write_bytes_atomic
+from carbench.core.options import unknown_name
+from carbench.core.registry_file import load_registry_file
 
 log = logging.getLogger(__name__)
 CHECKSUM_DIR = Path(__file__).parent / "checksums"

@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.core.errors import BenchError, ImageError
-from bench.core.imageio import read_image, write_bytes_atomic, write_png_atomic
-from bench.core.journal import JournalWriter, read_journal
-from bench.core.locks import exclusive
-from bench.core.parallel import run_tasks
-from bench.core.provenance import carbench_version
-from bench.core.shard import ALL, Shard
-from bench.core.workspace import Workspace
-from bench.datasets import Dataset
-from bench.protocols import Protocol
-from degradations import Degradation, from_id
-from degradations.base import as_array, image_shape
+from carbench.bench.datasets import Dataset
+from carbench.bench.protocols import Protocol
+from carbench.core.errors import BenchError, ImageError
+from carbench.core.imageio import read_image, write_bytes_atomic, write_png_atomic
+from carbench.core.journal import JournalWriter, read_journal
+from carbench.core.locks import exclusive
+from carbench.core.parallel import run_tasks
+from carbench.core.provenance import carbench_version
+from carbench.core.shard import ALL, Shard
+from carbench.core.workspace import Workspace
+from carbench.degradations import Degradation, from_id
+from carbench.degradations.base import as_array, image_shape
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bench.core.options import unknown_name
-from degradations.base import ImageLike, as_array, as_pil, image_shape
-from degradations.color import rgb_to_y_uint8
+from carbench.core.options import unknown_name
+from carbench.degradations.base import ImageLike, as_array, as_pil, image_shape
+from carbench.degradations.color import rgb_to_y_uint8
 
 
 @dataclass(frozen=True)

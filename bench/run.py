@@ -25,21 +25,21 @@ from typing import TypeVar
 
 import numpy as np
 
-from bench.core.device_pool import DevicePool, Worker
-from bench.core.errors import BenchError, ImageError, WeightsMissingError
-from bench.core.imageio import read_image, write_png_atomic
-from bench.core.locks import exclusive
-from bench.core.parallel import run_tasks
-from bench.core.provenance import carbench_version, git_sha
-from bench.core.shard import ALL, Shard
-from bench.core.workspace import Workspace
-from bench.datasets import Dataset, pixel_sha256
-from bench.generate import decoded_input, generate, read_manifest
-from bench.metrics.runner import MetricRunner
-from bench.protocols import Protocol
-from bench.store import ResultStore
-from degradations import Degradation
-from methods.base import Method, Sample
+from carbench.bench.datasets import Dataset, pixel_sha256
+from carbench.bench.generate import decoded_input, generate, read_manifest
+from carbench.bench.metrics.runner import MetricRunner
+from carbench.bench.protocols import Protocol
+from carbench.bench.store import ResultStore
+from carbench.core.device_pool import DevicePool, Worker
+from carbench.core.errors import BenchError, ImageError, WeightsMissingError
+from carbench.core.imageio import read_image, write_png_atomic
+from carbench.core.locks import exclusive
+from carbench.core.parallel import run_tasks
+from carbench.core.provenance import carbench_version, git_sha
+from carbench.core.shard import ALL, Shard
+from carbench.core.workspace import Workspace
+from carbench.degradations import Degradation
+from carbench.methods.base import Method, Sample
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

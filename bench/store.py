@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.errors import BenchError
-from bench.core.imageio import write_bytes_atomic
-from bench.metrics.registry import canonical_variant_id
+from carbench.bench.metrics.registry import canonical_variant_id
+from carbench.core.errors import BenchError
+from carbench.core.imageio import write_bytes_atomic
 
 KEY = ["dataset", "protocol", "degradation", "method", "image", "variant"]
 
@@ -39,7 +39,7 @@ def _canonical_methods(path: Path, ids) -> dict[str, str]:
     """Each stored method id -> today's canonical id (rows written before an option's default
     was dropped from the id load as one method); an id today's declarations refuse stops the
     load, naming the part file."""
-    import methods
+    from carbench import methods
 
     out = {}
     for mid in ids:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.core.errors import BenchError
-from bench.core.options import parse_spec, unknown_name
-from bench.core.registry_file import load_registry_file
+from carbench.core.errors import BenchError
+from carbench.core.options import parse_spec, unknown_name
+from carbench.core.registry_file import load_registry_file
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def plan(
     else:
         names, proto = list(datasets or [None]), protocol or "codiff"
         specs = specs or DEFAULT_DEGRADATIONS
-    from degradations import expand_all, with_bpg_fallback
+    from carbench.degradations import expand_all, with_bpg_fallback
 
     try:
         asked = expand_all(specs)

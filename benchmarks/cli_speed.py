@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.data_root is None:
         sys.exit("give --data-root (the folder holding LIVE1/ and Urban100/)")
-    py, bench = sys.executable, [sys.executable, "-m", "bench.cli"]
+    py, bench = sys.executable, [sys.executable, "-m", "carbench.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 

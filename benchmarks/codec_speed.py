@@ -23,12 +23,12 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from degradations.avif import Avif
-from degradations.base import Degradation
-from degradations.heif import Heif
-from degradations.jpeg2000 import Jpeg2000
-from degradations.jpegxl import JpegXl
-from degradations.webp import Webp
+from carbench.degradations.avif import Avif
+from carbench.degradations.base import Degradation
+from carbench.degradations.heif import Heif
+from carbench.degradations.jpeg2000 import Jpeg2000
+from carbench.degradations.jpegxl import JpegXl
+from carbench.degradations.webp import Webp
 
 #: (degradation, tool name, encode argv, decode argv); {i} input PNG, {b} bitstream, {o} output
 CASES: list[tuple[Degradation, str, list[str], list[str]]] = [

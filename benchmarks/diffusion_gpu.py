@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from methods.codiff import CODiff, build_cave
-from methods.diffbir import DiffBIR
-from methods.nets.ircontrolnet import build_ircontrolnet
-from methods.osediff import OSEDiff
-from methods.sd import model as sd_model
-from methods.torch_utils import torch_dtype
+from carbench.methods.codiff import CODiff, build_cave
+from carbench.methods.diffbir import DiffBIR
+from carbench.methods.nets.ircontrolnet import build_ircontrolnet
+from carbench.methods.osediff import OSEDiff
+from carbench.methods.sd import model as sd_model
+from carbench.methods.torch_utils import torch_dtype
 
 
 def _sync(dev: str) -> None:
@@ -99,9 +99,9 @@ def main() -> None:
 
 def supir_rows(dev: str, dt, repeat: int, cfg=None, vae_config=None, size: int = 1024):
     """SUPIR timings and peak memory on a ``size`` x ``size`` image (default: full size)."""
-    from methods.nets.supir_net import SDXL, GLVControl, SupirUNet
-    from methods.sd.supir_sampler import SamplerOptions
-    from methods.supir import SDXL_VAE_CONFIG, Supir
+    from carbench.methods.nets.supir_net import SDXL, GLVControl, SupirUNet
+    from carbench.methods.sd.supir_sampler import SamplerOptions
+    from carbench.methods.supir import SDXL_VAE_CONFIG, Supir
 
     cfg, vae_config = cfg or SDXL, vae_config or SDXL_VAE_CONFIG
     m = Supir()

@@ -20,13 +20,13 @@ from pathlib import Path
 import PIL
 from PIL import Image, features
 
-from bench.core.provenance import carbench_version
-from bench.core.workspace import Workspace
-from bench.datasets import resolve
-from bench.generate import generate
-from bench.protocols import get_protocol
-from degradations import expand
-from degradations.jpeg import libjpeg_version
+from carbench.bench.datasets import resolve
+from carbench.bench.generate import generate
+from carbench.bench.protocols import get_protocol
+from carbench.core.provenance import carbench_version
+from carbench.core.workspace import Workspace
+from carbench.degradations import expand
+from carbench.degradations.jpeg import libjpeg_version
 
 QFS = (5, 10, 20)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import methods
-from bench.core.imageio import read_image
-from degradations import Jpeg, decode_jpeg
-from methods.base import Sample
+from carbench import methods
+from carbench.core.imageio import read_image
+from carbench.degradations import Jpeg, decode_jpeg
+from carbench.methods.base import Sample
 
 
 def _reset_peak(device: str) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from bench.core.imageio import read_image
-from bench.datasets import resolve
-from bench.metrics import fullref
-from degradations import Jpeg
+from carbench.bench.datasets import resolve
+from carbench.bench.metrics import fullref
+from carbench.core.imageio import read_image
+from carbench.degradations import Jpeg
 
 
 def per_image_ms(fn, pairs, repeat: int = 3) -> float:
@@ -97,7 +97,7 @@ def main() -> None:
     import pyiqa
     import skimage
 
-    from bench.core.provenance import carbench_version
+    from carbench.core.provenance import carbench_version
 
     print(
         f"versions: carbench {carbench_version()}, numpy {np.__version__}, OpenCV "

@@ -1,5 +1,5 @@
 """Adaptive vs random pair selection for pairwise studies, on simulated observers with a known
-ranking (``bench.study.adaptive``).
+ranking (``carbench.study.adaptive``).
 
 For N conditions with evenly spaced true Bradley-Terry scores (-2..2), each run simulates
 ``--budget`` comparisons by a Bradley-Terry observer, refitting the scores after each answer,
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.study.adaptive import comparisons_to_reach, simulate
+from carbench.study.adaptive import comparisons_to_reach, simulate
 
 TARGETS = (0.8, 0.9, 0.95)
 

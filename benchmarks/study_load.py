@@ -37,9 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_study(folder: Path, raters: int, items: int) -> list[str]:
     """A rating study of ``items`` 8x8 images (no workspace), ``raters`` tokens."""
-    from bench.core.imageio import write_png_atomic
-    from bench.study.db import StudyDB
-    from bench.study.model import Item, Stimulus, Study, StudyConfig, file_sha256
+    from carbench.core.imageio import write_png_atomic
+    from carbench.study.db import StudyDB
+    from carbench.study.model import Item, Stimulus, Study, StudyConfig, file_sha256
 
     study = Study(folder, StudyConfig("load", "rating", 0, "admintoken-load", repeats=0))
     study.images_dir.mkdir(parents=True)
@@ -59,7 +59,7 @@ def make_study(folder: Path, raters: int, items: int) -> list[str]:
 
 
 class Server:
-    """``python -m bench.cli study serve`` on a free 127.0.0.1 port; restartable, SIGKILL-able."""
+    """``python -m carbench study serve`` on a free 127.0.0.1 port; restartable, SIGKILL-able."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -71,7 +71,7 @@ class Server:
 
     def start(self) -> Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, "-m", "bench.cli", "study", "serve", str(self.folder)]
+        cmd = [sys.executable, "-m", "carbench.cli", "study", "serve", str(self.folder)]
         self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], env=env)
         for _ in range(400):
             try:

@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.core.workspace import Workspace
-from bench.datasets import resolve
-from bench.generate import generate
-from bench.protocols import get_protocol
-from degradations import expand
-from degradations.sweeps import ladder
+from carbench.bench.datasets import resolve
+from carbench.bench.generate import generate
+from carbench.bench.protocols import get_protocol
+from carbench.core.workspace import Workspace
+from carbench.degradations import expand
+from carbench.degradations.sweeps import ladder
 
 
 def _png(path: Path, rgb: np.ndarray) -> None:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from degradations.training import PairDataset, list_images
+from carbench.degradations.training import PairDataset, list_images
 
 RECIPE = "generic:jpeg:q=uniform(5,95),crop=128"
 

@@ -7,9 +7,16 @@ on first use.
 
 from __future__ import annotations
 
+from pathlib import Path as _Path
 from typing import TYPE_CHECKING
 
-from bench import __version__
+# In a checkout the packages (core/, bench/, methods/, ...) sit beside this folder, and
+# carbench.<name> finds them there; installed, setuptools puts them inside it.
+_ROOT = _Path(__file__).resolve().parent.parent
+if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "core" / "__init__.py").is_file():
+    __path__.append(str(_ROOT))
+
+from carbench.core import __version__  # noqa: E402
 
 if TYPE_CHECKING:
     from carbench.api import RunResult, generate, report, results, run

@@ -2,6 +2,6 @@
 
 import sys
 
-from bench.cli.app import main
+from carbench.cli.app import main
 
 sys.exit(main())

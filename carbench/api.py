@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.core.errors import BenchError
+from carbench.core.errors import BenchError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.generate import GenerateSummary
-    from bench.run import RunSummary
+    from carbench.bench.generate import GenerateSummary
+    from carbench.bench.run import RunSummary
 
 Echo = Callable[[str, bool], None]  # (message, is_error)
 
@@ -35,7 +35,7 @@ def _quiet(_msg: str, _err: bool) -> None:
 
 
 def _workspace(path: str | Path | None):
-    from bench.core.workspace import Workspace, default_workspace
+    from carbench.core.workspace import Workspace, default_workspace
 
     return Workspace(Path(path) if path else default_workspace())
 
@@ -62,11 +62,11 @@ def generate(
     echo: Echo = _quiet,
 ) -> list[GenerateSummary]:
     """Degraded test sets (``bench generate``): one summary per dataset."""
-    from bench.core.shard import parse_shard
-    from bench.datasets import resolve
-    from bench.generate import generate as generate_set
-    from bench.protocols import get_protocol
-    from bench.suites import plan
+    from carbench.bench.datasets import resolve
+    from carbench.bench.generate import generate as generate_set
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.suites import plan
+    from carbench.core.shard import parse_shard
 
     ws = _workspace(workspace)
     ws.ensure_writable()
@@ -124,10 +124,10 @@ class RunResult:
 def _adapters(methods: Any, suite: str | None, name: str | None, echo: Echo) -> list:
     """Method ids (``"codiff,fbcnn:qf=10"``, a list of them), adapters, callables or modules ->
     adapters; a suite's paper options applied to ids the user left them off."""
-    import methods as registry
-    from bench.suites import get_suite
-    from methods.base import Method
-    from methods.callable import CallableMethod
+    import carbench.methods as registry
+    from carbench.bench.suites import get_suite
+    from carbench.methods.base import Method
+    from carbench.methods.callable import CallableMethod
 
     if isinstance(methods, str) or not isinstance(methods, Sequence):
         items = split_methods(methods) if isinstance(methods, str) else [methods]
@@ -185,18 +185,18 @@ def run(
     """Generate what is missing, restore with each method, score, append to the store
     (``bench run``). ``methods``: ids, or a Python callable on uint8 images / a
     ``torch.nn.Module`` on [0, 1] tensors (named ``name``, else its ``__name__``/class)."""
-    from bench.core.device_pool import parse_devices
-    from bench.core.shard import parse_shard
-    from bench.datasets import resolve
-    from bench.metrics.registry import parse_metrics
-    from bench.metrics.runner import MetricRunner
-    from bench.metrics.scorers import pick_device
-    from bench.metrics.weight_files import missing_files
-    from bench.protocols import get_protocol
-    from bench.run import finished
-    from bench.run import run as run_sets
-    from bench.suites import plan
-    from methods.torch_utils import DTYPE_CHOICES
+    from carbench.bench.datasets import resolve
+    from carbench.bench.metrics.registry import parse_metrics
+    from carbench.bench.metrics.runner import MetricRunner
+    from carbench.bench.metrics.scorers import pick_device
+    from carbench.bench.metrics.weight_files import missing_files
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.run import finished
+    from carbench.bench.run import run as run_sets
+    from carbench.bench.suites import plan
+    from carbench.core.device_pool import parse_devices
+    from carbench.core.shard import parse_shard
+    from carbench.methods.torch_utils import DTYPE_CHOICES
 
     ws = _workspace(workspace)
     ws.ensure_writable()
@@ -221,7 +221,7 @@ def run(
     wanted = {s.id for s in specs if not (lenient and missing_files(s.name))}
     done = finished(ws, sets, proto, degs, adapters, wanted, part)
     if done is not None:
-        from bench.run import RunSummary
+        from carbench.bench.run import RunSummary
 
         out.metrics, out.finished = sorted(wanted), True
         out.summaries = [(label, RunSummary()) for label in done]
@@ -265,7 +265,7 @@ def run(
 def results(workspace: str | Path | None = None, **filters: str | Sequence[str]) -> pd.DataFrame:
     """The result store as a pandas DataFrame, one row per (dataset, protocol, degradation,
     method, image, metric variant), latest per key; ``filters`` select column values."""
-    from bench.store import ResultStore
+    from carbench.bench.store import ResultStore
 
     root = Path(workspace) if workspace else _workspace(None).root
     return ResultStore(root / "results").load(**filters)
@@ -284,9 +284,9 @@ def report(
     ci_style: str = "brackets",
 ) -> str:
     """The store as a paper table (``bench report``): csv, latex, markdown or html text."""
-    from reports.build import render_report
-    from reports.ci import check_style
-    from reports.presets import FORMATS
+    from carbench.reports.build import render_report
+    from carbench.reports.ci import check_style
+    from carbench.reports.presets import FORMATS
 
     if format not in FORMATS:
         raise BenchError(f"unknown report format {format!r}; available: {', '.join(FORMATS)}")

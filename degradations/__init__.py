@@ -1,10 +1,16 @@
 """Degradations: pure codecs and their specs (JPEG, double JPEG, BPG, HEVC-intra)."""
 
-from degradations.base import Degradation, DegradedImage
-from degradations.double_jpeg import DoubleJpeg
-from degradations.hevc import Bpg, CodecNotFoundError, Hevc, bpgenc_available
-from degradations.jpeg import Jpeg, decode_jpeg, encode_jpeg, ijg_quant_tables, read_quant_tables
-from degradations.registry import KINDS, expand, expand_all, from_id, with_bpg_fallback
+from carbench.degradations.base import Degradation, DegradedImage
+from carbench.degradations.double_jpeg import DoubleJpeg
+from carbench.degradations.hevc import Bpg, CodecNotFoundError, Hevc, bpgenc_available
+from carbench.degradations.jpeg import (
+    Jpeg,
+    decode_jpeg,
+    encode_jpeg,
+    ijg_quant_tables,
+    read_quant_tables,
+)
+from carbench.degradations.registry import KINDS, expand, expand_all, from_id, with_bpg_fallback
 
 __all__ = [
     "KINDS",

@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
+from carbench.core.options import Option
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 CHROMAS = ("420", "444")
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from bench.core.options import Option, resolve_lists
+from carbench.core.options import Option, resolve_lists
 
 #: A uint8 image: numpy HxWx3 RGB / HxW gray, or a Pillow image in mode RGB / L.
 ImageLike = np.ndarray | Image.Image

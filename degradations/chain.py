@@ -36,8 +36,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from bench.core.options import Option, check_known
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, from_id
+from carbench.core.options import Option, check_known
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, from_id
 
 FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,

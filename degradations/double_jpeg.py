@@ -15,9 +15,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, image_shape, ints
-from degradations.jpeg import (
+from carbench.core.options import Option
+from carbench.degradations.base import (
+    Degradation,
+    DegradedImage,
+    ImageLike,
+    as_array,
+    image_shape,
+    ints,
+)
+from carbench.degradations.jpeg import (
     _CV_SAMPLING,
     check_quality,
     decode_jpeg,

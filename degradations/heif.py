@@ -21,9 +21,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
-from degradations.hevc import _check_qp
+from carbench.core.options import Option
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
+from carbench.degradations.hevc import _check_qp
 
 CHROMAS = ("420", "444")
 PRESET, TUNE = "veryslow", "ssim"

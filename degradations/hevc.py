@@ -24,8 +24,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
+from carbench.core.options import Option
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
 
 BPG_CHROMA = ("420", "422", "444")
 BPG_COLOR_SPACES = ("ycbcr", "rgb", "ycgco", "ycbcr_bt709", "ycbcr_bt2020")

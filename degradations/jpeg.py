@@ -21,9 +21,9 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
-from degradations.color import rgb_to_y_uint8
+from carbench.core.options import Option
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints, need
+from carbench.degradations.color import rgb_to_y_uint8
 
 CHROMA_MODES = ("420", "422", "444", "gray")
 #: OpenCV's IMWRITE_JPEG_SAMPLING_FACTOR values (h/v factors of Y, Cb, Cr)

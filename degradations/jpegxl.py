@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.core.options import Option
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
+from carbench.core.options import Option
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array, ints
 
 
 def jxl_distance_from_quality(q: float) -> float:

@@ -28,9 +28,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.core.options import Option
-from bench.core.weights import WeightFile, cache_root, file_problem, present
-from degradations.base import Degradation, DegradedImage, ImageLike, as_array
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile, cache_root, file_problem, present
+from carbench.degradations.base import Degradation, DegradedImage, ImageLike, as_array
 
 ROOT_URL = "https://compressai.s3.amazonaws.com/models/v1"
 LICENCE = "BSD-3-Clause-Clear (CompressAI, InterDigital)"

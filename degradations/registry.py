@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from bench.core.options import unknown_name
-from degradations.avif import Avif
-from degradations.base import KINDS, Degradation, from_id
-from degradations.chain import Chain
-from degradations.double_jpeg import DoubleJpeg
-from degradations.heif import Heif
-from degradations.hevc import Bpg, Hevc, bpgenc_available
-from degradations.jpeg import Jpeg
-from degradations.jpeg2000 import Jpeg2000
-from degradations.jpegxl import JpegXl
-from degradations.learned import CompressAI
-from degradations.webp import Webp
+from carbench.core.options import unknown_name
+from carbench.degradations.avif import Avif
+from carbench.degradations.base import KINDS, Degradation, from_id
+from carbench.degradations.chain import Chain
+from carbench.degradations.double_jpeg import DoubleJpeg
+from carbench.degradations.heif import Heif
+from carbench.degradations.hevc import Bpg, Hevc, bpgenc_available
+from carbench.degradations.jpeg import Jpeg
+from carbench.degradations.jpeg2000 import Jpeg2000
+from carbench.degradations.jpegxl import JpegXl
+from carbench.degradations.learned import CompressAI
+from carbench.degradations.webp import Webp
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bench.core.options import Option, check_known
+from carbench.core.options import Option, check_known
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.options import Option, parse_spec, resolve, unknown_name
-from degradations.base import Degradation
+from carbench.core.options import Option, parse_spec, resolve, unknown_name
+from carbench.degradations.base import Degradation
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 BLOCK_TAG = 0x62617463  # third seed word of the once-per-batch draws ("batc")
@@ -86,7 +86,7 @@ def _crop(img: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
-    from degradations.jpeg import Jpeg
+    from carbench.degradations.jpeg import Jpeg
 
     return np.asarray(Jpeg(q).apply(img).decoded)
 
@@ -162,7 +162,7 @@ class FbcnnRecipe:
             img[p["crop_y"] : p["crop_y"] + first, p["crop_x"] : p["crop_x"] + first], p["mode"]
         )
         if p["channels"] == "y":
-            from degradations.color import rgb_to_y_uint8
+            from carbench.degradations.color import rgb_to_y_uint8
 
             gt = rgb_to_y_uint8(gt)
         elif p["channels"] == "gray":
@@ -233,7 +233,7 @@ class GenericRecipe:
     template: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        from degradations.registry import expand
+        from carbench.degradations.registry import expand
 
         spec = self.spec
         m = re.search(r",crop=(\d+)$", spec)
@@ -283,7 +283,7 @@ class GenericRecipe:
 @functools.lru_cache(maxsize=4096)
 def _expand(spec: str) -> tuple[Degradation, ...]:
     """``registry.expand``, cached: a drawn spec repeats, and degradations are frozen."""
-    from degradations.registry import expand
+    from carbench.degradations.registry import expand
 
     return tuple(expand(spec))
 

@@ -3,7 +3,7 @@
 
 import mkdocs_gen_files
 
-from bench.cli.docgen import PAGES, reference_page
+from carbench.cli.docgen import PAGES, reference_page
 
 for name in PAGES:
     with mkdocs_gen_files.open(f"reference/{name}", "w") as f:

@@ -9,21 +9,21 @@ from __future__ import annotations
 import functools
 from importlib.metadata import entry_points
 
-from bench.core.options import parse_spec, unknown_name
-from methods.base import Capabilities, Method, Sample
+from carbench.core.options import parse_spec, unknown_name
+from carbench.methods.base import Capabilities, Method, Sample
 
 BUILTIN = {
-    "jpeg": "methods.jpeg:DecodedInput",
-    "external": "methods.external:External",
-    "fbcnn": "methods.fbcnn:Fbcnn",
-    "dncnn3": "methods.dncnn:DnCNN3",
-    "jdec": "methods.jdec:JDEC",
-    "promptcir": "methods.promptcir:PromptCIR",
-    "codiff": "methods.codiff:CODiff",
-    "osediff": "methods.osediff:OSEDiff",
-    "diffbir": "methods.diffbir:DiffBIR",
-    "swinir": "methods.swinir:SwinIRCar",
-    "supir": "methods.supir:Supir",
+    "jpeg": "carbench.methods.jpeg:DecodedInput",
+    "external": "carbench.methods.external:External",
+    "fbcnn": "carbench.methods.fbcnn:Fbcnn",
+    "dncnn3": "carbench.methods.dncnn:DnCNN3",
+    "jdec": "carbench.methods.jdec:JDEC",
+    "promptcir": "carbench.methods.promptcir:PromptCIR",
+    "codiff": "carbench.methods.codiff:CODiff",
+    "osediff": "carbench.methods.osediff:OSEDiff",
+    "diffbir": "carbench.methods.diffbir:DiffBIR",
+    "swinir": "carbench.methods.swinir:SwinIRCar",
+    "supir": "carbench.methods.supir:Supir",
 }
 
 

@@ -16,10 +16,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.options import Option, OptionError, canonical_id, resolve
-from bench.core.weights import WeightFile, cache_root, file_problem, sources
-from degradations.color import rgb_to_ycbcr, ycbcr_to_rgb
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.options import Option, OptionError, canonical_id, resolve
+from carbench.core.weights import WeightFile, cache_root, file_problem, sources
+from carbench.degradations.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @dataclass

@@ -14,8 +14,8 @@ import hashlib
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from methods.base import Method, Sample
+from carbench.core.errors import BenchError
+from carbench.methods.base import Method, Sample
 
 
 def state_dict_sha256(module) -> str:
@@ -39,7 +39,7 @@ class CallableMethod(Method):
 
     def __init__(self, fn, name: str | None = None) -> None:
         super().__init__()
-        import methods
+        from carbench import methods
 
         if not callable(fn):
             raise BenchError(f"carbench.run: {fn!r} is neither a method id nor callable")
@@ -67,7 +67,7 @@ class CallableMethod(Method):
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb", "gray")) -> None:
         super().load(device, dtype)
         if self.is_module:
-            from methods.torch_utils import torch_dtype
+            from carbench.methods.torch_utils import torch_dtype
 
             self.fn.eval().to(device, torch_dtype(dtype))
             self._weights_sha = state_dict_sha256(self.fn)
@@ -83,7 +83,7 @@ class CallableMethod(Method):
             return out
         import torch
 
-        from methods.torch_utils import to_tensor, to_uint8, torch_dtype
+        from carbench.methods.torch_utils import to_tensor, to_uint8, torch_dtype
 
         x = to_tensor(sample.decoded, self.device, torch_dtype(self.dtype))
         with torch.no_grad():

@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.weights import WeightFile
-from methods.base import Sample
-from methods.nets.fbcnn_net import build_fbcnn_unet
-from methods.sd import lora as sd_lora
-from methods.sd import model as sd_model
-from methods.sd.model import sd21_files
-from methods.sd.one_step import OneStepSD
-from methods.torch_utils import load_state_dict_file, loaded, sha256_of, strict_load, torch_dtype
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Sample
+from carbench.methods.nets.fbcnn_net import build_fbcnn_unet
+from carbench.methods.sd import lora as sd_lora
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd.model import sd21_files
+from carbench.methods.sd.one_step import OneStepSD
+from carbench.methods.torch_utils import (
+    load_state_dict_file,
+    loaded,
+    sha256_of,
+    strict_load,
+    torch_dtype,
+)
 
 CAVE_GDRIVE = "1SZo5UMSMEcYy4Wr-OIQgTk8hUXiFMIbK"
 CODIFF_GDRIVE = "1SHZQs8fu3K419jlENoY8qdTKbjAOL0i7"

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample, how_to_get
-from methods.sd.model import SD21_MIRRORS
-from methods.torch_utils import load_state_dict_file, loaded, sha256_of, torch_dtype
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample, how_to_get
+from carbench.methods.sd.model import SD21_MIRRORS
+from carbench.methods.torch_utils import load_state_dict_file, loaded, sha256_of, torch_dtype
 
 HF = "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/"
 SD21_FILE = "v2-1_512-ema-pruned.ckpt"
@@ -194,9 +194,9 @@ class DiffBIR(Method):
         return [self.version]
 
     def build_network(self, variant: str | None = None):
-        from methods.nets.ircontrolnet import build_ircontrolnet
-        from methods.nets.scunet import build_scunet
-        from methods.nets.swinir_net import build_swinir
+        from carbench.methods.nets.ircontrolnet import build_ircontrolnet
+        from carbench.methods.nets.scunet import build_scunet
+        from carbench.methods.nets.swinir_net import build_swinir
 
         builders = {
             "ircontrolnet": build_ircontrolnet,
@@ -210,7 +210,7 @@ class DiffBIR(Method):
     def _stable_diffusion_paths(self) -> None:
         """Raise naming the Stable Diffusion files when neither form of them is present."""
         if self.version == "v2":
-            from methods.sd import model as sd_model
+            from carbench.methods.sd import model as sd_model
 
             try:
                 self.weight_paths("sd21")
@@ -225,8 +225,8 @@ class DiffBIR(Method):
     def _stable_diffusion(self) -> tuple[dict, list]:
         """UNet, VAE, text encoder, tokenizer: the version's single-file checkpoint; for v2
         the diffusers SD-2.1-base folder when that file is absent."""
-        from methods.sd import model as sd_model
-        from methods.sd import single_file as sd_single_file
+        from carbench.methods.sd import model as sd_model
+        from carbench.methods.sd import single_file as sd_single_file
 
         parts = ("unet", "vae", "text_encoder", "tokenizer")
         if self.version == "v2.1":
@@ -288,8 +288,8 @@ class DiffBIR(Method):
         self.cleaner, self.text_encoder, self.tokenizer = cleaner, text_encoder, tokenizer
 
     def _text(self, prompt: str):
-        from methods.sd.model import token_ids
-        from methods.sd.single_file import OpenClipTokenizer
+        from carbench.methods.sd.model import token_ids
+        from carbench.methods.sd.single_file import OpenClipTokenizer
 
         if isinstance(self.tokenizer, OpenClipTokenizer):
             ids = self.tokenizer([prompt])
@@ -335,7 +335,7 @@ class DiffBIR(Method):
     def _sample(self, c_txt, u_txt, c_img, g):
         import torch
 
-        from methods.sd import edm as edm_sampler
+        from carbench.methods.sd import edm as edm_sampler
 
         x = torch.randn(c_img.shape, generator=g, device=c_img.device, dtype=torch.float32)
         if self.spec.sampler == "spaced":
@@ -369,8 +369,8 @@ class DiffBIR(Method):
         import torch
         import torch.nn.functional as F
 
-        from methods.sd import color as sd_color
-        from methods.sd import model as sd_model
+        from carbench.methods.sd import color as sd_color
+        from carbench.methods.sd import model as sd_model
 
         h, w = lq.shape[-2:]
         cond = self.clean(lq)
@@ -388,7 +388,7 @@ class DiffBIR(Method):
     def restore(self, sample: Sample) -> np.ndarray:
         import torch
 
-        from methods.sd import color as sd_color
+        from carbench.methods.sd import color as sd_color
 
         img = sample.decoded
         x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None].to(self.device)

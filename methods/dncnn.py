@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample, locate
-from methods.tiling import tiled
-from methods.torch_utils import (
+from carbench.core.errors import BenchError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample, locate
+from carbench.methods.tiling import tiled
+from carbench.methods.torch_utils import (
     load_state_dict_file,
     loaded,
     sha256_of,

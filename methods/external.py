@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError, ImageError
-from bench.core.imageio import IMAGE_EXTENSIONS, read_image
-from bench.core.options import Option
-from methods.base import Method, Sample
+from carbench.core.errors import BenchError, ImageError
+from carbench.core.imageio import IMAGE_EXTENSIONS, read_image
+from carbench.core.options import Option
+from carbench.methods.base import Method, Sample
 
 
 class External(Method):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Method, Sample
-from methods.nets.fbcnn_net import build_fbcnn_unet
-from methods.tiling import tiled
-from methods.torch_utils import (
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Method, Sample
+from carbench.methods.nets.fbcnn_net import build_fbcnn_unet
+from carbench.methods.tiling import tiled
+from carbench.methods.torch_utils import (
     load_state_dict_file,
     loaded,
     sha256_of,

@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError, ImageError
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
-from methods.torch_utils import (
+from carbench.core.errors import BenchError, ImageError
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample
+from carbench.methods.torch_utils import (
     load_state_dict_file,
     loaded,
     sha256_of,
@@ -216,7 +216,7 @@ class JDEC(Method):
 
     def build_network(self, variant: str | None = None):
         """JDEC with random weights (configs/train_JDEC.yaml); works on the meta device."""
-        from methods.nets.jdec_net import JDECNet
+        from carbench.methods.nets.jdec_net import JDECNet
 
         enc = CONSTRUCTOR_ARGS["encoder_spec"]["args"]
         dec = CONSTRUCTOR_ARGS["decoder_spec"]["args"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from methods.base import Method, Sample
+from carbench.methods.base import Method, Sample
 
 
 class DecodedInput(Method):

@@ -20,13 +20,13 @@ the tagger).
 
 from __future__ import annotations
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import locate
-from methods.sd.model import sd21_files, token_ids
-from methods.sd.one_step import OneStepSD
-from methods.torch_utils import sha256_of, torch_dtype
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import locate
+from carbench.methods.sd.model import sd21_files, token_ids
+from carbench.methods.sd.one_step import OneStepSD
+from carbench.methods.torch_utils import sha256_of, torch_dtype
 
 DAPE_GDRIVE = "1KIV6VewwO2eDC9g4Gcvgm-a0LDI7Lmwm"
 #: the Hugging Face space the OSEDiff README links (file view: .../blob/main/...)
@@ -142,14 +142,14 @@ class OSEDiff(OneStepSD):
 
     def build_network(self, variant: str | None = None):
         if variant == "tagger":
-            from methods.nets.ram_tagger import RamTaggingNet
+            from carbench.methods.nets.ram_tagger import RamTaggingNet
 
             return RamTaggingNet()
         return super().build_network(variant)
 
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
-        from methods.sd import lora as sd_lora
-        from methods.sd import model as sd_model
+        from carbench.methods.sd import lora as sd_lora
+        from carbench.methods.sd import model as sd_model
 
         super(OneStepSD, self).load(device, dtype)
         try:  # its own files, SD-2.1-base's and (tagger=dape) DAPE's, named in one message
@@ -171,7 +171,7 @@ class OSEDiff(OneStepSD):
         self.tokenizer = sd["tokenizer"]
         self.set_components(sd["unet"].eval().to(device, dt), sd["vae"].eval().to(device, dt), None)
         if tagger_files:
-            from methods.nets.ram_tagger import RamTagger
+            from carbench.methods.nets.ram_tagger import RamTagger
 
             ram, dape, tag_list, thresholds = tagger_files
             self.tagger = RamTagger.from_files(ram, dape, tag_list, thresholds, device, dt)

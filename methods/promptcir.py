@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
-from methods.tiling import tiled
-from methods.torch_utils import (
+from carbench.core.errors import BenchError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample
+from carbench.methods.tiling import tiled
+from carbench.methods.torch_utils import (
     load_state_dict_file,
     loaded,
     sha256_of,
@@ -100,7 +100,7 @@ class PromptCIR(Method):
     def build_network(self, variant: str | None = None):
         if variant not in (None, "ensemble"):
             raise BenchError(f"promptcir has no variant {variant!r}; known: ensemble")
-        from methods.nets.promptcir_net import build_promptcir
+        from carbench.methods.nets.promptcir_net import build_promptcir
 
         return build_promptcir()
 

@@ -44,12 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
-from methods.sd.supir_sampler import SamplerOptions
-from methods.torch_utils import sha256_of, strict_load, torch_dtype
+from carbench.core.errors import BenchError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample
+from carbench.methods.sd.supir_sampler import SamplerOptions
+from carbench.methods.torch_utils import sha256_of, strict_load, torch_dtype
 
 SCALE_FACTOR = 0.13025
 SDXL_FILE = "sd_xl_base_1.0_0.9vae.safetensors"
@@ -226,7 +226,7 @@ class Supir(Method):
 
     def build_network(self, variant: str | None = None):
         """``glvcontrol`` or ``unet`` (SDXL size, random weights)."""
-        from methods.nets.supir_net import GLVControl, SupirUNet
+        from carbench.methods.nets.supir_net import GLVControl, SupirUNet
 
         builders = {"glvcontrol": GLVControl, "unet": SupirUNet}
         if variant not in builders:
@@ -238,7 +238,7 @@ class Supir(Method):
     def load(self, device: str = "cpu", dtype: str = "fp32", kinds=("rgb",)) -> None:
         super().load(device, dtype)
         supir_path, sdxl_path = self.weight_paths()
-        from methods.sd.single_file import read_checkpoint
+        from carbench.methods.sd.single_file import read_checkpoint
 
         sdxl, supir = read_checkpoint(sdxl_path), read_checkpoint(supir_path)
         parts = load_parts(sdxl, supir, f"{sdxl_path} + {supir_path}")
@@ -307,7 +307,7 @@ class Supir(Method):
 
     @staticmethod
     def _tiled(fn, x, tile: int, scale: float, module):
-        from methods.sd import tiling as sd_tiling
+        from carbench.methods.sd import tiling as sd_tiling
 
         if tile <= 0 or max(x.shape[-2:]) <= tile:
             return fn(x)
@@ -331,8 +331,8 @@ class Supir(Method):
         """1x3xHxW in [-1, 1] (already at the sampling size) -> 1x3xHxW in [-1, 1]."""
         import torch
 
-        from methods.sd import color as sd_color
-        from methods.sd import supir_sampler
+        from carbench.methods.sd import color as sd_color
+        from carbench.methods.sd import supir_sampler
 
         dev = x.device
         g_cpu = torch.Generator().manual_seed(self.seed)
@@ -386,7 +386,7 @@ class SdxlText:
     "crossattn": (1, 77, 768 + 1280), "vector": (1, 1280 + 3 * 512)}``."""
 
     def __init__(self, clip_l, clip_g, size_dim: int = 256) -> None:
-        from methods.sd.single_file import OpenClipTokenizer
+        from carbench.methods.sd.single_file import OpenClipTokenizer
 
         self.clip_l, self.clip_g = clip_l.eval(), clip_g.eval()
         self.tokenizer = OpenClipTokenizer()
@@ -399,7 +399,7 @@ class SdxlText:
     def __call__(self, text: str) -> dict:
         import torch
 
-        from methods.nets.ircontrolnet import timestep_features
+        from carbench.methods.nets.ircontrolnet import timestep_features
 
         ids = self.tokenizer([text])
         dev = next(self.clip_l.parameters()).device
@@ -445,9 +445,9 @@ def load_parts(
     a SUPIR key no network has is an error). ``text_configs="none"``: no text encoders."""
     import torch  # noqa: F401
 
-    from methods.nets.supir_net import SDXL, GLVControl, SupirUNet
-    from methods.sd import model as sd_model
-    from methods.sd.single_file import convert_vae
+    from carbench.methods.nets.supir_net import SDXL, GLVControl, SupirUNet
+    from carbench.methods.sd import model as sd_model
+    from carbench.methods.sd.single_file import convert_vae
 
     cfg = unet_cfg or SDXL
     known = (UNET_PREFIX, CONTROL_PREFIX, DENOISE_PREFIX)
@@ -484,7 +484,7 @@ def load_parts(
 
 def load_text(sd: dict, source: str, configs=None, size_dim: int = 256) -> SdxlText:
     """Both text encoders, strictly loaded from the SDXL file's ``conditioner.*`` keys."""
-    from methods.sd.single_file import _match_text_prefix
+    from carbench.methods.sd.single_file import _match_text_prefix
 
     cl, cg = build_text(*(configs or (None, None)))
     weights_l = _match_text_prefix(_strip(sd, CLIP_L_PREFIX), cl)
@@ -500,7 +500,7 @@ def convert_clip_g(sd: dict, net) -> dict:
     """``conditioner.embedders.1.model.*`` (OpenCLIP) -> CLIPTextModelWithProjection keys."""
     from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
 
-    from methods.sd.single_file import _match_text_prefix
+    from carbench.methods.sd.single_file import _match_text_prefix
 
     part = {k: v for k, v in sd.items() if k.startswith(CLIP_G_PREFIX)}
     part.pop(CLIP_G_PREFIX + "logit_scale", None)

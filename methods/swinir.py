@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from bench.core.options import Option
-from bench.core.weights import WeightFile
-from methods.base import Capabilities, Method, Sample
-from methods.tiling import tiled
-from methods.torch_utils import (
+from carbench.core.errors import BenchError
+from carbench.core.options import Option
+from carbench.core.weights import WeightFile
+from carbench.methods.base import Capabilities, Method, Sample
+from carbench.methods.tiling import tiled
+from carbench.methods.torch_utils import (
     load_state_dict_file,
     loaded,
     sha256_of,
@@ -77,7 +77,7 @@ def _weight(kind: str, qf: int) -> WeightFile:
 
 def build_swinir_car(in_chans: int):
     """SwinIR-M for JPEG CAR with ``in_chans`` 1 (gray) or 3 (colour), random weights."""
-    from methods.nets.swinir_net import SwinIR
+    from carbench.methods.nets.swinir_net import SwinIR
 
     return SwinIR(in_chans=in_chans, **CAR_CONFIG)
 

@@ -50,7 +50,7 @@ def load_state_dict_file(path: Path):
 
 def strict_load(net, state_dict, source: str) -> None:
     """load_state_dict(strict=True) with a readable message on mismatch."""
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     own = net.state_dict()
     missing = [k for k in own if k not in state_dict]

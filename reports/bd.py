@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.core.errors import BenchError
-from bench.core.options import Option
+from carbench.core.errors import BenchError
+from carbench.core.options import Option
 
 INTERPS = ("cubic", "pchip", "akima")
 #: the points each interpolation needs (cubic fits 4 coefficients)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.errors import BenchError
-from bench.core.imageio import write_bytes_atomic
-from bench.core.provenance import carbench_version
-from bench.core.workspace import Workspace
-from reports.model import build_classic, build_table
-from reports.presets import get_preset
-from reports.render import to_latex, to_markdown
-from reports.tables import summarize
+from carbench.core.errors import BenchError
+from carbench.core.imageio import write_bytes_atomic
+from carbench.core.provenance import carbench_version
+from carbench.core.workspace import Workspace
+from carbench.reports.model import build_classic, build_table
+from carbench.reports.presets import get_preset
+from carbench.reports.render import to_latex, to_markdown
+from carbench.reports.tables import summarize
 
 
 def provenance_note(rows: pd.DataFrame) -> str:
@@ -38,7 +38,7 @@ def provenance_note(rows: pd.DataFrame) -> str:
 def _licence_notes(rows: pd.DataFrame) -> str:
     """`` Licences: ...`` from the ``licence_note`` of each method class in ``rows`` (e.g.
     SUPIR's non-commercial weights); empty when none declares one."""
-    import methods
+    from carbench import methods
 
     notes = []
     for name in sorted({str(m).partition(":")[0] for m in rows.method.unique()}):
@@ -86,14 +86,14 @@ def render_report(
             label=f"tab:{preset.name}",
         )
     if ci:
-        from reports.ci import add_intervals
+        from carbench.reports.ci import add_intervals
 
         add_intervals(model, rows, ci, seed, ci_style)
     if fmt == "latex":
         return to_latex(model, standalone=standalone)
     if fmt == "markdown":
         return to_markdown(model)
-    from reports.html_report import to_html
+    from carbench.reports.html_report import to_html
 
     return to_html(model, summary, rows, ws)
 

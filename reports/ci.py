@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.core.errors import BenchError
-from reports.labels import STUDY_SCORES
-from reports.model import Cell, TableModel
-from reports.presets import CI_STYLES
+from carbench.core.errors import BenchError
+from carbench.reports.labels import STUDY_SCORES
+from carbench.reports.model import Cell, TableModel
+from carbench.reports.presets import CI_STYLES
 
 MARK = "†"
 

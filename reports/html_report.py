@@ -10,12 +10,12 @@ import io
 import numpy as np
 import pandas as pd
 
-from bench.core.imageio import read_image
-from bench.core.workspace import Workspace
-from reports.labels import GROUND_TRUTH, degradation_label, method_label, metric_label
-from reports.model import TableModel
-from reports.render import _env, table_html
-from reports.tables import natural_key
+from carbench.core.imageio import read_image
+from carbench.core.workspace import Workspace
+from carbench.reports.labels import GROUND_TRUTH, degradation_label, method_label, metric_label
+from carbench.reports.model import TableModel
+from carbench.reports.render import _env, table_html
+from carbench.reports.tables import natural_key
 
 CROP = 96
 
@@ -164,7 +164,7 @@ def _region(gt: np.ndarray) -> tuple[int, int]:
 def crops(ws: Workspace, rows: pd.DataFrame, max_sets: int = 6) -> list[dict]:
     """For each (dataset, degradation): one image, the same region from the ground truth and
     every method whose output is on disk."""
-    from bench.generate import decoded_input, read_manifest
+    from carbench.bench.generate import decoded_input, read_manifest
 
     out = []
     if "output_path" not in rows:

@@ -21,8 +21,8 @@ STUDY_SCORES = {
 def _method_class(name: str):
     """The registry's class of a method name, None for names it does not know (a store written
     elsewhere, an external folder's name)."""
-    import methods
-    from bench.core.errors import BenchError
+    from carbench import methods
+    from carbench.core.errors import BenchError
 
     try:
         return methods.get_class(name)
@@ -53,7 +53,7 @@ def method_group(method_id: str) -> str:
 def degradation_label(deg: str) -> str:
     """The kind's own label (``jpeg-q10`` -> ``QF=10``, ``hevc-qp30`` -> ``HEVC-intra QP=30``);
     an id no kind parses (a store from elsewhere) is shown as it is."""
-    from degradations import from_id
+    from carbench.degradations import from_id
 
     try:
         return from_id(deg).label
@@ -63,14 +63,14 @@ def degradation_label(deg: str) -> str:
 
 def metric_label(metric: str) -> str:
     """The metric row's table header (``psnrb`` -> ``PSNR-B``, ``mos`` -> ``MOS``)."""
-    from bench.metrics.registry import label
+    from carbench.bench.metrics.registry import label
 
     return STUDY_SCORES[metric][0] if metric in STUDY_SCORES else label(metric)
 
 
 def metric_decimals(variant: str) -> int:
     """Digits shown for a metric variant: the registry's, a study score's, else 4."""
-    from bench.metrics.registry import find
+    from carbench.bench.metrics.registry import find
 
     spec = find(variant)
     if spec:

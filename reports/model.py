@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.metrics.registry import METRICS, find
-from reports.labels import (
+from carbench.bench.metrics.registry import METRICS, find
+from carbench.reports.labels import (
     GROUP_ORDER,
     UNRANKED_GROUPS,
     degradation_label,
@@ -24,7 +24,7 @@ from reports.labels import (
     metric_decimals,
     metric_label,
 )
-from reports.tables import natural_key
+from carbench.reports.tables import natural_key
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.core.errors import BenchError
+from carbench.core.errors import BenchError
 
 PERCEPTUAL = ("lpips", "dists", "musiq", "maniqa", "clipiqa")
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.core.errors import BenchError
-from reports.bd import INTERP, Curve, CurveError, bd, bootstrap_bd
-from reports.labels import UNRANKED_GROUPS, method_group, method_label, metric_label
-from reports.model import Block, Cell, Row, TableModel, rank_cells
-from reports.tables import natural_key
+from carbench.core.errors import BenchError
+from carbench.reports.bd import INTERP, Curve, CurveError, bd, bootstrap_bd
+from carbench.reports.labels import UNRANKED_GROUPS, method_group, method_label, metric_label
+from carbench.reports.model import Block, Cell, Row, TableModel, rank_cells
+from carbench.reports.tables import natural_key
 
 KEYS = ["dataset", "protocol", "codec", "method"]
 #: how RD plots name the curves of a codec alone (the decoded input, a baseline method)
@@ -54,7 +54,7 @@ BD_COLUMNS = [
 def codec_of(deg: str) -> str:
     """The codec (degradation kind, or the kind's ``codec`` where it has one) of a
     degradation id; ids no kind parses are themselves."""
-    from degradations import from_id
+    from carbench.degradations import from_id
 
     try:
         d = from_id(deg)
@@ -115,7 +115,7 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 def variants(points: pd.DataFrame) -> list[str]:
     """The metric variant columns of :func:`curve_points`, in registry order."""
-    from bench.metrics.registry import METRICS
+    from carbench.bench.metrics.registry import METRICS
 
     fixed = {*KEYS, "setting", "bpp", "n_images"}
     order = [m.id for m in METRICS]
@@ -125,7 +125,7 @@ def variants(points: pd.DataFrame) -> list[str]:
 
 def higher_better(variant: str) -> bool:
     """The metric row's direction (True for a variant the registry does not know)."""
-    from bench.metrics.registry import find
+    from carbench.bench.metrics.registry import find
 
     spec = find(variant)
     return spec.higher_better if spec else True
@@ -161,7 +161,7 @@ def compressai_json(points: pd.DataFrame) -> dict[str, dict]:
 def write_compressai_json(points: pd.DataFrame, out: Path) -> list[Path]:
     """One CompressAI results file per curve: ``out`` itself for a single curve, else
     ``<out stem>-<curve key>.json`` beside it."""
-    from reports.build import write_report
+    from carbench.reports.build import write_report
 
     curves = compressai_json(points)
     paths = []
@@ -283,7 +283,7 @@ def _delta(anchor: Curve, test: Curve, hb: bool, interp: str) -> dict:
 
 def codec_name(codec: str) -> str:
     """``webp`` -> ``WebP`` (the reports' codec names); a learned codec keeps its model name."""
-    from reports.html_report import CODEC_NAMES
+    from carbench.reports.html_report import CODEC_NAMES
 
     return CODEC_NAMES.get(codec, codec.removeprefix("compressai-"))
 
@@ -298,7 +298,7 @@ def which_pair_wins(bdt: pd.DataFrame, ci_style: str = "brackets") -> TableModel
     """The BD-rate of every codec and codec + restorer pair against the anchor, one block per
     dataset, one column per metric variant; the lowest BD-rate of a column red, the second
     blue (the anchor itself is not ranked)."""
-    from reports.ci import show_interval
+    from carbench.reports.ci import show_interval
 
     sets = bdt[bdt.image == ""]
     metrics = sorted(sets.metric.unique(), key=lambda v: variants_order().get(v, 999))
@@ -363,7 +363,7 @@ def which_pair_wins(bdt: pd.DataFrame, ci_style: str = "brackets") -> TableModel
 
 
 def variants_order() -> dict[str, int]:
-    from bench.metrics.registry import METRICS
+    from carbench.bench.metrics.registry import METRICS
 
     return {m.id: i for i, m in enumerate(METRICS)}
 
@@ -373,7 +373,7 @@ def rd_plots(points: pd.DataFrame) -> list[dict]:
     (codec, method), as inline SVG (the report's colours and line styles)."""
     import matplotlib
 
-    from reports.html_report import LINESTYLES, _line_plot, method_colours
+    from carbench.reports.html_report import LINESTYLES, _line_plot, method_colours
 
     matplotlib.use("Agg")
     out = []
@@ -410,7 +410,7 @@ def rd_page(
     rows: pd.DataFrame, anchor: str | None, interp: str, ci: int, seed: int, ci_style: str
 ) -> str:
     """The RD page: RD plots of every curve and, with an anchor, the which-pair-wins table."""
-    from reports.html_report import page
+    from carbench.reports.html_report import page
 
     points = curve_points(rows)
     if anchor:
@@ -433,7 +433,7 @@ def render_rd(
 ) -> str | None:
     """``bench report --format rd|bd``: the text for ``out``'s suffix (CSV on stdout), or None
     after writing CompressAI JSON files (``rd`` with ``--out X.json``; their paths echoed)."""
-    from reports.render import to_latex, to_markdown
+    from carbench.reports.render import to_latex, to_markdown
 
     suffix = out.suffix.lower() if out else ".csv"
     interp = INTERP.parse(interp, "--interp")

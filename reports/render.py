@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from reports.model import TableModel
+from carbench.reports.model import TableModel
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.core.errors import BenchError
+from carbench.core.errors import BenchError
 
 TABLES_DIR = Path(__file__).parent / "published"
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -246,7 +246,7 @@ class _Checker:
         return self._seen[(kind, name)]
 
     def dataset(self, name: str) -> None:
-        from bench.datasets import get_info
+        from carbench.bench.datasets import get_info
 
         def check(n):
             info = get_info(n)
@@ -257,18 +257,18 @@ class _Checker:
         self._once("dataset", name, check)
 
     def protocol(self, name: str) -> None:
-        from bench.protocols import get_protocol
+        from carbench.bench.protocols import get_protocol
 
         self._once("protocol", name, get_protocol)
 
     def degradation(self, name: str) -> None:
-        from degradations import from_id
+        from carbench.degradations import from_id
 
         self._once("degradation", name, lambda n: from_id(n).id)
 
     def method(self, spec: str) -> str | None:
         """The method's id as the store records it (canonical options), None if refused."""
-        import methods
+        from carbench import methods
 
         def check(s):
             m = methods.get(s)  # an unknown method or option raises here
@@ -278,7 +278,7 @@ class _Checker:
         return self._once("method", spec, check)
 
     def metric(self, variant: str) -> None:
-        from bench.metrics.registry import parse_metric
+        from carbench.bench.metrics.registry import parse_metric
 
         def check(v):
             if ":" not in v:
@@ -533,8 +533,8 @@ class CellPlan:
 
 def _method_problem(spec: str) -> str:
     """'' when the method's weights are present, else the files to fetch (one line each)."""
-    import methods
-    from bench.core.errors import WeightsMissingError
+    from carbench import methods
+    from carbench.core.errors import WeightsMissingError
 
     m = methods.get(spec)
     try:
@@ -546,8 +546,8 @@ def _method_problem(spec: str) -> str:
 
 
 def _metric_problem(variant: str) -> str:
-    from bench.metrics.registry import parse_metric
-    from bench.metrics.weight_files import missing_files
+    from carbench.bench.metrics.registry import parse_metric
+    from carbench.bench.metrics.weight_files import missing_files
 
     spec = parse_metric(variant)
     if spec.backend == "carbench":
@@ -563,7 +563,7 @@ def _metric_problem(variant: str) -> str:
 
 
 def _data_problem(name: str, ws_root: Path, data_root: Path | None) -> str:
-    from bench.datasets import resolve
+    from carbench.bench.datasets import resolve
 
     try:
         resolve(name, ws_root, data_root)
@@ -625,15 +625,15 @@ def run_jobs(
 ) -> list[str]:
     """Run every job through :func:`bench.run.run` (what exists is skipped; a killed run
     resumes); returns the failure messages."""
-    import methods
-    from bench.core.shard import ALL
-    from bench.datasets import resolve
-    from bench.metrics.registry import parse_metric
-    from bench.metrics.runner import MetricRunner
-    from bench.metrics.scorers import pick_device
-    from bench.protocols import get_protocol
-    from bench.run import run
-    from degradations import from_id
+    from carbench import methods
+    from carbench.bench.datasets import resolve
+    from carbench.bench.metrics.registry import parse_metric
+    from carbench.bench.metrics.runner import MetricRunner
+    from carbench.bench.metrics.scorers import pick_device
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.run import run
+    from carbench.core.shard import ALL
+    from carbench.degradations import from_id
 
     failures: list[str] = []
     for job in jobs:
@@ -666,9 +666,9 @@ def run_jobs(
 def ours_from_store(ws_root: Path, cells: Iterable[Cell], data_root: Path | None = None):
     """(our means by cell key, reasons for keys without a complete mean). A mean counts only
     when every image of the set is scored (a shard or a failed image leaves it incomplete)."""
-    from bench.datasets import resolve
-    from bench.store import ResultStore
-    from reports.tables import summarize
+    from carbench.bench.datasets import resolve
+    from carbench.bench.store import ResultStore
+    from carbench.reports.tables import summarize
 
     cells = [c for c in cells if not c.never]
     if not cells:

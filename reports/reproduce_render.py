@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from reports.reproduce import Outcome, Table
-from reports.tables import natural_key
+from carbench.reports.reproduce import Outcome, Table
+from carbench.reports.tables import natural_key
 
 COLOURS = {"ok": "#c8e6c9", "off": "#ffcdd2", "not-run": "#eeeeee"}
 MARKS = {"ok": "✓", "off": "✗", "not-run": "·"}
@@ -217,7 +217,7 @@ REPORT_SUFFIX = {"html": ".html", "markdown": ".md", "latex": ".tex"}
 def from_store(ref: str, ws_root, fmt: str, data_root=None, tables_dir=None) -> str:
     """A reproduction from what the store already holds (nothing is run): the tables of
     ``ref`` with our means beside the published values, in a report format."""
-    from reports import reproduce as rp
+    from carbench.reports import reproduce as rp
 
     if fmt not in REPORT_SUFFIX:
         raise ValueError(f"--reproduce renders {', '.join(REPORT_SUFFIX)}, not {fmt}")

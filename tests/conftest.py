@@ -167,7 +167,7 @@ def codec_gray() -> np.ndarray:
 
 
 def run_cli(*args: str) -> int:
-    from bench.cli import main
+    from carbench.cli import main
 
     return main([str(a) for a in args])
 
@@ -180,8 +180,8 @@ def standin_weights() -> Path:
     import torch
     import torchvision
 
-    from bench.core.weights import cache_root, fetch_file
-    from bench.metrics import weight_files as W
+    from carbench.bench.metrics import weight_files as W
+    from carbench.core.weights import cache_root, fetch_file
 
     root = cache_root()
     for metric in ("lpips", "dists"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from methods.base import Method, Sample
+from carbench.methods.base import Method, Sample
 
 
 class Flaky(Method):
@@ -34,13 +34,13 @@ class Flaky(Method):
 
 def run_api(ws: Path, folder: Path, devices: list[str] | None):
     """``bench run`` of Flaky on ``folder`` (fbcnn, jpeg-q10, psnr) through the run() API."""
-    from bench.core.workspace import Workspace
-    from bench.datasets import resolve
-    from bench.metrics.registry import parse_metrics
-    from bench.metrics.runner import MetricRunner
-    from bench.protocols import get_protocol
-    from bench.run import run
-    from degradations import expand_all
+    from carbench.bench.datasets import resolve
+    from carbench.bench.metrics.registry import parse_metrics
+    from carbench.bench.metrics.runner import MetricRunner
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.run import run
+    from carbench.core.workspace import Workspace
+    from carbench.degradations import expand_all
 
     ws = Path(ws)
     specs, _ = parse_metrics("psnr")

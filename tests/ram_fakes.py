@@ -13,7 +13,7 @@ import zlib
 
 import torch
 
-from methods.nets.ram_tagger import RamConfig, RamTaggingNet
+from carbench.methods.nets.ram_tagger import RamConfig, RamTaggingNet
 
 #: tensors the fake DAPE file overrides besides every LoRA matrix; the second is a tied tensor
 #: named on the tag_encoder side only, so the DAPE value must win over RAM's tagging_head one

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import carbench
-from bench.core.errors import BenchError
+from carbench.core.errors import BenchError
 
 
 class Brighten(torch.nn.Module):

@@ -18,28 +18,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: (module prefix, floor); the longest matching prefix wins. Mirrors docs/architecture.md.
 FLOORS: tuple[tuple[str, int], ...] = (
-    ("bench.core", 0),
-    ("bench", 0),  # the package face: __version__ only
-    ("degradations", 1),
-    ("bench.metrics", 2),
-    ("methods.base", 3),  # the adapter interface and weight locator
-    ("methods.torch_utils", 3),
-    ("methods.tiling", 3),
-    ("methods.nets", 4),
-    ("methods.sd", 5),
-    ("methods", 6),  # the adapters and their registry
-    ("bench.datasets", 7),
-    ("bench.protocols", 7),
-    ("bench.suites", 7),
-    ("bench.generate", 7),
-    ("bench.run", 7),
-    ("bench.store", 7),
-    ("bench.check", 7),
-    ("reports", 8),
-    ("bench.study", 9),
-    ("bench.cli", 10),
+    ("carbench.core", 0),
+    ("carbench.degradations", 1),
+    ("carbench.bench.metrics", 2),
+    ("carbench.methods.base", 3),  # the adapter interface and weight locator
+    ("carbench.methods.torch_utils", 3),
+    ("carbench.methods.tiling", 3),
+    ("carbench.methods.nets", 4),
+    ("carbench.methods.sd", 5),
+    ("carbench.methods", 6),  # the adapters and their registry
+    ("carbench.bench", 7),  # the pipeline
+    ("carbench.reports", 8),
+    ("carbench.study", 9),
+    ("carbench.api", 10),
+    ("carbench.cli", 11),
+    ("carbench", 12),  # the package face: the API's lazy names, python -m carbench
 )
-PACKAGES = ("bench", "degradations", "methods", "reports")
+#: the checkout's folders installed under ``carbench`` (``core/`` is ``carbench.core``)
+FOLDERS = ("core", "degradations", "methods", "bench", "reports", "study")
+PACKAGES = (*FOLDERS, "carbench")
 
 
 def floor_of(module: str) -> int:
@@ -56,25 +53,39 @@ def floor_of(module: str) -> int:
 def module_name(path: Path, root: Path = ROOT) -> str:
     rel = path.relative_to(root).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-    return ".".join(parts)
+    return ".".join(parts if parts[0] == "carbench" else ("carbench", *parts))
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
+def module_path(module: str, root: Path = ROOT) -> Path:
+    """Where ``carbench.x.y`` lies in the checkout (``carbench.core.x`` -> ``core/x``)."""
+    parts = module.split(".")[1:]
+    if parts and parts[0] in FOLDERS:
+        return root.joinpath(*parts)
+    return root.joinpath("carbench", *parts)
+
+
+def is_module(module: str, root: Path = ROOT) -> bool:
+    where = module_path(module, root)
+    return where.with_suffix(".py").exists() or where.is_dir()
+
+
+def imports_of(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
     """(line, imported module) for every import of a project package in the file."""
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append((node.lineno, node.module))
-            # ``from bench import core`` imports the submodule bench.core
-            base = ROOT.joinpath(*node.module.split("."))
-            out += [
+            # ``from carbench import methods`` imports the submodule carbench.methods
+            subs = [
                 (node.lineno, f"{node.module}.{a.name}")
                 for a in node.names
-                if (base / f"{a.name}.py").exists() or (base / a.name).is_dir()
+                if is_module(f"{node.module}.{a.name}", root)
             ]
-    return [(ln, m) for ln, m in out if m.split(".")[0] in PACKAGES]
+            if len(subs) < len(node.names):  # a name of the module itself
+                out.append((node.lineno, node.module))
+            out += subs
+    return [(ln, m) for ln, m in out if m.split(".")[0] == "carbench"]
 
 
 def project_files() -> list[Path]:
@@ -86,11 +97,11 @@ def violations(files: list[Path], root: Path = ROOT) -> list[str]:
     for f in files:
         me = module_name(f, root)
         mine = floor_of(me)
-        for line, target in imports_of(f):
+        for line, target in imports_of(f, root):
             try:
                 theirs = floor_of(target)
             except KeyError:
-                continue  # ``from bench import __version__`` style names that are no module
+                continue
             if theirs > mine:
                 where = f"{f.relative_to(root)}:{line}"
                 bad.append(f"{where}: {me} (floor {mine}) imports {target} (floor {theirs})")
@@ -108,12 +119,12 @@ def test_no_import_runs_back_up():
 
 def test_the_check_sees_a_wrong_import(tmp_path):
     """A foundation module that imports a method lazily is caught (the test can fail)."""
-    bad = tmp_path / "bench" / "core" / "_probe_bad_import.py"
+    bad = tmp_path / "core" / "_probe_bad_import.py"
     bad.parent.mkdir(parents=True)
-    bad.write_text("def f():\n    from methods.base import Method\n    return Method\n")
+    bad.write_text("def f():\n    from carbench.methods.base import Method\n    return Method\n")
     assert violations([bad], root=tmp_path) == [
-        "bench/core/_probe_bad_import.py:2: bench.core._probe_bad_import (floor 0) imports "
-        "methods.base (floor 3)"
+        "core/_probe_bad_import.py:2: carbench.core._probe_bad_import (floor 0) imports "
+        "carbench.methods.base (floor 3)"
     ]
 
 
@@ -121,7 +132,7 @@ def test_the_check_sees_a_wrong_import(tmp_path):
 def test_cli_start_imports_nothing_heavy(argv):
     """``bench --version`` / ``--help`` load no torch, pandas, pyarrow, matplotlib, jinja2, cv2."""
     code = (
-        f"import sys\nfrom bench.cli.app import main\nmain({argv!r})\n"
+        f"import sys\nfrom carbench.cli.app import main\nmain({argv!r})\n"
         "heavy = [m for m in ('torch', 'pandas', 'pyarrow', 'matplotlib', 'jinja2', 'cv2', "
         "'numpy', 'PIL', 'yaml') if m in sys.modules]\nprint('HEAVY', heavy)\n"
     )
@@ -162,9 +173,9 @@ def unresolved_imports(files: list[Path], root: Path = ROOT) -> list[str]:
         for node in ast.walk(ast.parse(f.read_text(), str(f))):
             if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
                 continue
-            if node.module.split(".")[0] not in PACKAGES:
+            if node.module.split(".")[0] != "carbench":
                 continue
-            base = root.joinpath(*node.module.split("."))
+            base = module_path(node.module, root)
             src = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
             where = f"{f.relative_to(root)}:{node.lineno}"
             if not src.exists():
@@ -173,7 +184,7 @@ def unresolved_imports(files: list[Path], root: Path = ROOT) -> list[str]:
                 continue
             have = defined_names(src)
             for a in node.names:
-                is_sub = (base / f"{a.name}.py").exists() or (base / a.name).is_dir()
+                is_sub = is_module(f"{node.module}.{a.name}", root)
                 if a.name != "*" and a.name not in have and not is_sub:
                     bad.append(f"{where}: {node.module} has no {a.name}")
     return bad
@@ -187,7 +198,7 @@ def test_the_import_check_sees_a_missing_name(tmp_path):
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "run.py").write_text("def decoded_input():\n    pass\n")
     probe = tmp_path / "bench" / "probe.py"
-    probe.write_text("def f():\n    from bench.run import _decoded\n")
+    probe.write_text("def f():\n    from carbench.bench.run import _decoded\n")
     assert unresolved_imports([probe], root=tmp_path) == [
-        "bench/probe.py:2: bench.run has no _decoded"
+        "bench/probe.py:2: carbench.bench.run has no _decoded"
     ]

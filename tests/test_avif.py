@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.metrics.fullref import psnr as _psnr
-from degradations.avif import Avif, avif_quantizer, decode_avif, encode_avif
-from degradations.registry import expand, from_id
+from carbench.bench.metrics.fullref import psnr as _psnr
+from carbench.degradations.avif import Avif, avif_quantizer, decode_avif, encode_avif
+from carbench.degradations.registry import expand, from_id
 
 
 def test_ids_and_grammar_round_trip():
@@ -109,7 +109,7 @@ def test_against_avifenc_avifdec(codec_rgb, q, chroma, tmp_path, codec_tool):
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("avif-q50") == "AVIF q=50"
     assert degradation_label("avif-q50-s4-444") == "AVIF q=50 s4 (444)"

@@ -18,7 +18,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.core.errors import PARTIAL_FAILURE_EXIT
+from carbench.core.errors import PARTIAL_FAILURE_EXIT
 from conftest import run_cli
 
 COFFEE = skimage.data.coffee()
@@ -163,7 +163,7 @@ def test_unreadable_folder_as_unprivileged_user(tmp_path):
                 "--clear-groups",
                 sys.executable,
                 "-m",
-                "bench.cli",
+                "carbench.cli",
                 "generate",
                 "-d",
                 str(locked),

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from degradations.chain import Chain
-from degradations.registry import expand, from_id
+from carbench.degradations.chain import Chain
+from carbench.degradations.registry import expand, from_id
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_downscaling_chain_resizes_gt_once(rgb):
 
 
 def test_qf_reads_last_jpeg(rgb):
-    from degradations.jpeg import qf_from_quant_tables, read_quant_tables
+    from carbench.degradations.jpeg import qf_from_quant_tables, read_quant_tables
 
     out = Chain.parse("preset=platform").apply(rgb)
     assert qf_from_quant_tables(read_quant_tables(out.bitstream)) == (70, True)
@@ -96,14 +96,14 @@ def test_tiny_result_refused_before_work():
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("chain-long2048+jpeg-q85+jpeg-q70") == "long2048 → QF=85 → QF=70"
     assert degradation_label("chain-resize0.5+webp-q50+resize2") == "×0.5 → WebP q=50 → ×2"
 
 
 def test_bpp_plot_keeps_codecs_apart():
-    from reports.html_report import codec_family
+    from carbench.reports.html_report import codec_family
 
     assert [codec_family(d) for d in ("jpeg-q10", "avif-q50-444", "jxl-d1.5", "heif-qp30")] == [
         "JPEG",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.core.weights import sources
-from bench.metrics.registry import METRICS, default_spec, weights_of
+from carbench.bench.metrics.registry import METRICS, default_spec, weights_of
+from carbench.core.weights import sources
 from conftest import run_cli
 
 

@@ -7,7 +7,7 @@ import builtins
 
 import pytest
 
-from degradations import avif, heif, jpegxl
+from carbench.degradations import avif, heif, jpegxl
 
 
 def test_avif_without_pillow_avif(monkeypatch):
@@ -46,7 +46,7 @@ def test_missing_python_package(monkeypatch, module, deg, package):
 
 
 def test_generate_refuses_before_work(monkeypatch, tmp_path):
-    from degradations.chain import Chain
+    from carbench.degradations.chain import Chain
 
     jpegxl.libjxl_version.cache_clear()
     monkeypatch.setattr(jpegxl, "_codecs", lambda: (_ for _ in ()).throw(RuntimeError("no jxl")))

@@ -14,9 +14,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.core.download import DownloadError, download
-from bench.core.errors import BenchError
-from bench.datasets import fetch, get_info, pixel_sha256, registry, resolve, verify
+from carbench.bench.datasets import fetch, get_info, pixel_sha256, registry, resolve, verify
+from carbench.core.download import DownloadError, download
+from carbench.core.errors import BenchError
 from conftest import run_cli
 
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]

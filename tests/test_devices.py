@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.core.device_pool import parse_devices
-from bench.core.errors import BenchError
-from bench.store import KEY, ResultStore
+from carbench.bench.store import KEY, ResultStore
+from carbench.core.device_pool import parse_devices
+from carbench.core.errors import BenchError
 from conftest import run_cli
 from fake_methods import run_api
 

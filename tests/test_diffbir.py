@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-import methods
-from bench.core.errors import BenchError, WeightsMissingError
-from degradations import Jpeg
-from methods.base import Sample
-from methods.diffbir import ZSNR_FILE, SpacedSchedule, space_timesteps
-from methods.nets.ircontrolnet import ControlNet
-from methods.sd import model as sd_model
+from carbench import methods
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.degradations import Jpeg
+from carbench.methods.base import Sample
+from carbench.methods.diffbir import ZSNR_FILE, SpacedSchedule, space_timesteps
+from carbench.methods.nets.ircontrolnet import ControlNet
+from carbench.methods.sd import model as sd_model
 
 
 def test_respacing_matches_guided_diffusion_rule():
@@ -181,8 +181,8 @@ def test_pipeline_end_to_end(tiny_diffbir, coffee, version):
 def test_v21_reads_stable_diffusion_from_its_single_file(tmp_path, monkeypatch):
     """The zero-terminal-SNR SD comes from sd2.1-base-zsnr-laionaes5.ckpt (LDM layout), here
     a tiny one written by the test's own LDM mapping."""
-    from methods.sd import model as sd_model
-    from methods.sd import single_file as sd_single_file
+    from carbench.methods.sd import model as sd_model
+    from carbench.methods.sd import single_file as sd_single_file
     from tests.test_diffusion import TINY_UNET, TINY_VAE
     from tests.test_sd_single_file import TINY_TEXT, _ldm_file
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.nets.ircontrolnet import build_ircontrolnet
-from methods.nets.scunet import build_scunet
-from methods.nets.swinir_net import build_swinir
+from carbench.methods.nets.ircontrolnet import build_ircontrolnet
+from carbench.methods.nets.scunet import build_scunet
+from carbench.methods.nets.swinir_net import build_swinir
 
 BUILDERS = {
     "diffbir-ircontrolnet.json": build_ircontrolnet,

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-import methods
-from bench.core.errors import BenchError, WeightsMissingError
-from degradations import Jpeg
-from methods.base import Sample
-from methods.codiff import build_cave
-from methods.sd import color as sd_color
-from methods.sd import lora as sd_lora
-from methods.sd import model as sd_model
-from methods.sd import tiling as sd_tiling
+from carbench import methods
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.degradations import Jpeg
+from carbench.methods.base import Sample
+from carbench.methods.codiff import build_cave
+from carbench.methods.sd import color as sd_color
+from carbench.methods.sd import lora as sd_lora
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd import tiling as sd_tiling
 
 TINY_UNET = dict(
     block_out_channels=[32, 64],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from methods.base import Sample
+from carbench.methods.base import Sample
 from tests.conftest import upstream_arrays
 
 torch = pytest.importorskip("torch")
@@ -25,7 +25,7 @@ def ref() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("case", GRAY)
 def test_network_matches_matconvnet_forward(case, ref, dncnn3_weights, one_torch_thread):
     """carbench's network (KAIR names, read_matconvnet) in fp32 on the recorded inputs."""
-    from methods.dncnn import build_dncnn, read_matconvnet
+    from carbench.methods.dncnn import build_dncnn, read_matconvnet
 
     net = build_dncnn()
     net.load_state_dict(read_matconvnet(dncnn3_weights / "DnCNN3.mat"))
@@ -40,7 +40,7 @@ def test_network_matches_matconvnet_forward(case, ref, dncnn3_weights, one_torch
 
 
 def _adapter(dncnn3_weights, monkeypatch):
-    import methods
+    from carbench import methods
 
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(dncnn3_weights))
     m = methods.get("dncnn3")

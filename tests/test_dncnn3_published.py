@@ -12,8 +12,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from carbench.reports.reproduce import compare, published
 from conftest import run_cli
-from reports.reproduce import compare, published
 
 
 @pytest.mark.slow

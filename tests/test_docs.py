@@ -32,11 +32,11 @@ def test_extending_page_runs(tmp_path):
 
 
 def test_reference_pages_match_the_registries():
-    import methods
-    from bench.cli.docgen import PAGES, reference_page
-    from bench.datasets import registry
-    from bench.metrics.registry import METRICS
-    from degradations.base import KINDS
+    from carbench import methods
+    from carbench.bench.datasets import registry
+    from carbench.bench.metrics.registry import METRICS
+    from carbench.cli.docgen import PAGES, reference_page
+    from carbench.degradations.base import KINDS
 
     pages = {name: reference_page(name) for name in PAGES}
     for name in methods.registry():

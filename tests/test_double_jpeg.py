@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from degradations.double_jpeg import DoubleJpeg
+from carbench.degradations.double_jpeg import DoubleJpeg
 
 
 def fbcnn_double(img: np.ndarray, q1: int, q2: int, dy: int, dx: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.sd import edm as E
+from carbench.methods.sd import edm as E
 
 
 def test_zero_terminal_snr_rescale():

@@ -23,9 +23,9 @@ def _mean_abs_error(test: np.ndarray, ref: np.ndarray | None) -> float:
 @pytest.fixture
 def toy_kinds():
     """A toy codec (value quantisation, stored as PNG) and a toy metric, removed afterwards."""
-    from bench.core.options import Option
-    from bench.metrics import registry
-    from degradations.base import KINDS, Degradation, DegradedImage, as_array
+    from carbench.bench.metrics import registry
+    from carbench.core.options import Option
+    from carbench.degradations.base import KINDS, Degradation, DegradedImage, as_array
 
     @dataclass(frozen=True)
     class Quantise(Degradation):
@@ -130,7 +130,7 @@ def test_a_toy_codec_and_metric_run_through_the_pipeline(toy_kinds, ws, tmp_path
 
 
 def test_the_toy_codec_grammar(toy_kinds):
-    from degradations import expand, from_id
+    from carbench.degradations import expand, from_id
 
     assert [d.id for d in expand("quant:step=8,32")] == ["quant-s8", "quant-s32"]
     assert from_id("quant-s8") == toy_kinds(8)

@@ -16,9 +16,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.core.errors import PARTIAL_FAILURE_EXIT
-from bench.core.workspace import Workspace
-from bench.generate import finished_records
+from carbench.bench.generate import finished_records
+from carbench.core.errors import PARTIAL_FAILURE_EXIT
+from carbench.core.workspace import Workspace
 from conftest import run_cli
 
 SAMPLE = ["astronaut", "chelsea", "coffee", "rocket"]
@@ -166,7 +166,7 @@ def test_killed_run_resumes_to_identical_result(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args, "-w", str(killed)],
+        [sys.executable, "-m", "carbench.cli", *args, "-w", str(killed)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -245,7 +245,7 @@ def test_manifest_without_pandas_is_the_same_file(records):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bench.generate import manifest_table, manifest_table_via_json
+    from carbench.bench.generate import manifest_table, manifest_table_via_json
 
     rows = sorted(records, key=lambda r: r["image"])
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -258,7 +258,7 @@ def test_manifest_without_pandas_is_the_same_file(records):
 
 
 def test_manifest_with_other_values_takes_pyarrows_inference():
-    from bench.generate import manifest_table_via_json
+    from carbench.bench.generate import manifest_table_via_json
 
     for value in (np.int64(3), [1, 2], float("nan"), 2**63):
         assert manifest_table_via_json([{"image": "a", "v": value}], ["image", "v"]) is None

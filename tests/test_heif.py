@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from bench.metrics.fullref import psnr as _psnr
-from degradations.heif import Heif, decode_heif, encode_heif
-from degradations.registry import expand, from_id
+from carbench.bench.metrics.fullref import psnr as _psnr
+from carbench.degradations.heif import Heif, decode_heif, encode_heif
+from carbench.degradations.registry import expand, from_id
 
 
 def test_ids_and_grammar_round_trip():
@@ -62,7 +62,7 @@ def test_gray_and_odd_size():
 @pytest.mark.slow
 @pytest.mark.ffmpeg
 def test_close_to_ffmpeg_hevc_route(codec_rgb):
-    from degradations.hevc import Hevc
+    from carbench.degradations.hevc import Hevc
 
     for qp in (30, 40):
         ours, theirs = Heif(qp).apply(codec_rgb), Hevc(qp).apply(codec_rgb)
@@ -104,7 +104,7 @@ def test_against_heif_enc_convert(codec_rgb, qp, tmp_path, codec_tool):
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("heif-qp30") == "QP=30 (HEIF)"
     assert degradation_label("heif-qp30-444") == "QP=30 (HEIF) (444)"

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from degradations import Bpg, Hevc, with_bpg_fallback
+from carbench.degradations import Bpg, Hevc, with_bpg_fallback
 
 BPGENC = {
     ("astronaut", 30): (35.32, 0.627),
@@ -82,8 +82,8 @@ def test_real_bpgenc(astronaut):
 
 
 def test_bpg_fallback_is_said_first_and_reported_as_hevc_intra(ffmpeg, ws, monkeypatch, capsys):
+    from carbench.reports.labels import degradation_label
     from conftest import run_cli
-    from reports.labels import degradation_label
 
     monkeypatch.setenv("BENCH_BPGENC", "/nonexistent/bpgenc")
     assert run_cli("generate", "-w", ws, "-g", "bpg:qp=40", "--no-progress") == 0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.core.errors import DiskFullError, ImageError
-from bench.core.imageio import list_images, read_image, write_bytes_atomic
+from carbench.core.errors import DiskFullError, ImageError
+from carbench.core.imageio import list_images, read_image, write_bytes_atomic
 
 
 def _save(path: Path, img: Image.Image, fmt: str = "PNG", **kw) -> Path:
@@ -164,7 +164,7 @@ def test_temp_files_of_killed_writers_are_swept(tmp_path):
     import socket
     import sys
 
-    from bench.core import imageio
+    from carbench.core import imageio
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

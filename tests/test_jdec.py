@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.core.errors import BenchError, WeightsMissingError
-from degradations import decode_jpeg, encode_jpeg, read_quant_tables
-from methods.base import Sample
-from methods.jdec import (
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.degradations import decode_jpeg, encode_jpeg, read_quant_tables
+from carbench.methods.base import Sample
+from carbench.methods.jdec import (
     CONSTRUCTOR_ARGS,
     GDRIVE_ID,
     JDEC,
@@ -23,8 +23,8 @@ from methods.jdec import (
     padded_grid,
     read_coefficients,
 )
-from methods.nets.jdec_net import JDECNet, dct_matrix
-from methods.nets.swin_common import shifted_window_mask
+from carbench.methods.nets.jdec_net import JDECNet, dct_matrix
+from carbench.methods.nets.swin_common import shifted_window_mask
 
 
 def test_network_matches_official_manifest(manifests):

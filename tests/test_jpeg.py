@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from degradations.jpeg import (
+from carbench.degradations.jpeg import (
     Jpeg,
     check_quality,
     decode_jpeg,
@@ -24,7 +24,7 @@ QFS = [1, 5, 10, 50, 90, 100]
 
 
 def test_sampling_flags_are_opencvs():
-    from degradations.jpeg import _CV_SAMPLING
+    from carbench.degradations.jpeg import _CV_SAMPLING
 
     assert _CV_SAMPLING == {
         "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
@@ -237,7 +237,7 @@ def test_ids():
 def test_bgr_copy_is_reused_only_for_frozen_arrays(coffee):
     """A read-only array's BGR copy serves every QF; a writable one is converted afresh, so an
     in-place change between two encodes is seen."""
-    from degradations.jpeg import _bgr
+    from carbench.degradations.jpeg import _bgr
 
     frozen = coffee.copy()
     frozen.flags.writeable = False

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.metrics.fullref import psnr as _psnr
-from degradations.jpeg2000 import Jpeg2000
-from degradations.registry import expand, from_id
+from carbench.bench.metrics.fullref import psnr as _psnr
+from carbench.degradations.jpeg2000 import Jpeg2000
+from carbench.degradations.registry import expand, from_id
 
 
 def test_grammar_and_errors():
@@ -76,7 +76,7 @@ def test_against_opj(codec_rgb, cr, tmp_path, codec_tool):
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("jp2k-cr20") == "J2K 20:1"
     assert degradation_label("jp2k-db35") == "J2K 35 dB"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.metrics.fullref import psnr as _psnr
-from degradations.jpegxl import JpegXl, decode_jxl, encode_jxl, jxl_distance_from_quality
-from degradations.registry import expand, from_id
+from carbench.bench.metrics.fullref import psnr as _psnr
+from carbench.degradations.jpegxl import JpegXl, decode_jxl, encode_jxl, jxl_distance_from_quality
+from carbench.degradations.registry import expand, from_id
 
 
 def test_ids_and_grammar_round_trip():
@@ -109,7 +109,7 @@ def test_against_cjxl_djxl(codec_rgb, q, tmp_path, codec_tool):
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("jxl-d1.5") == "JXL d=1.5"
     assert degradation_label("jxl-q75-e9") == "JXL q=75 e9"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.core.options import OptionError
-from degradations import expand, from_id, learned
+from carbench.core.options import OptionError
+from carbench.degradations import expand, from_id, learned
 
 
 def _compressai():
@@ -153,11 +153,11 @@ def test_degrades_kodak24_with_random_weights(tmp_path, random_models):
     root = os.environ.get("BENCH_DATA_ROOT")
     if not root or not (Path(root) / "Kodak24").is_dir():
         pytest.skip("BENCH_DATA_ROOT with Kodak24 not set")
-    from bench.core.imageio import read_image
-    from bench.core.workspace import Workspace
-    from bench.datasets import resolve
-    from bench.generate import generate, read_manifest
-    from bench.protocols import get_protocol
+    from carbench.bench.datasets import resolve
+    from carbench.bench.generate import generate, read_manifest
+    from carbench.bench.protocols import get_protocol
+    from carbench.core.imageio import read_image
+    from carbench.core.workspace import Workspace
 
     warnings.filterwarnings("ignore", category=UserWarning)
     learned.use_model("bmshj2018-factorized", "mse", 1, _random_net("bmshj2018-factorized"))

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import methods
-from bench.core.errors import PARTIAL_FAILURE_EXIT, BenchError, WeightsMissingError
+from carbench import methods
+from carbench.core.errors import PARTIAL_FAILURE_EXIT, BenchError, WeightsMissingError
+from carbench.degradations import Jpeg
+from carbench.methods.base import Sample
+from carbench.methods.dncnn import read_matconvnet
+from carbench.methods.tiling import tile_starts, tiled
 from conftest import run_cli
-from degradations import Jpeg
-from methods.base import Sample
-from methods.dncnn import read_matconvnet
-from methods.tiling import tile_starts, tiled
 
 # manifest file -> (method, variant); every official layout carbench implements
 MANIFESTS = {
@@ -167,7 +167,7 @@ def test_dncnn3_colour_runs_on_y(dncnn3_weights, monkeypatch, coffee):
     s = _sample(img)
     out = m.restore_sample(s)  # capabilities colour="luma": restored on Y, Cb/Cr kept
     assert out.shape == img.shape
-    from bench.metrics.fullref import psnr
+    from carbench.bench.metrics.fullref import psnr
 
     assert psnr(out, img) > psnr(s.decoded, img)
 
@@ -213,7 +213,7 @@ def test_external_published_fbcnn(ws, data_root, capsys):
     )
     err = capsys.readouterr().err
     assert "no FBCNN output for image woman" in err and "24 item(s) failed" in err
-    from bench.store import ResultStore
+    from carbench.bench.store import ResultStore
 
     df = ResultStore(ws / "results").load(method="FBCNN").set_index("image")
     log = (data_root / FBCNN_LOG).read_text()
@@ -248,7 +248,7 @@ def test_run_stops_before_work_without_weights(ws, capsys):
 def test_to_uint8_rounds_and_leaves_its_input_alone():
     """Clamp, x255, round (half to even, as torch.round), by hand; the caller's float32 tensor
     is not changed in place (it was: ``.float()`` of float32 is the same tensor)."""
-    from methods.torch_utils import to_uint8
+    from carbench.methods.torch_utils import to_uint8
 
     x = torch.tensor([[[[0.5, 1.7], [-0.2, 0.25]]]])
     before = x.clone()

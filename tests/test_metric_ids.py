@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.check import check, read_baseline
-from bench.metrics.registry import (
+from carbench.bench.check import check, read_baseline
+from carbench.bench.metrics.registry import (
     METRICS,
     canonical_variant_id,
     higher_is_better,
     parse_metric,
 )
-from bench.store import ResultStore
+from carbench.bench.store import ResultStore
 from conftest import run_cli
 
 OLD = Path(__file__).parent / "data" / "store_v0.1"
@@ -87,7 +87,7 @@ def test_direction_comes_from_the_registry_row(monkeypatch):
     """A new lower-is-better metric is judged by its row, not by a list kept elsewhere."""
     from dataclasses import replace
 
-    import bench.metrics.registry as R
+    import carbench.bench.metrics.registry as R
 
     new = replace(R.METRICS[0], name="newdist", variant="v1", higher_better=False)
     monkeypatch.setattr(R, "METRICS", [*R.METRICS, new])

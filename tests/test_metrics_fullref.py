@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench.metrics import fullref, fullref_torch
-from bench.metrics.registry import parse_metric, parse_metrics
-from bench.metrics.scorers import build_scorer
-from degradations import Jpeg
+from carbench.bench.metrics import fullref, fullref_torch
+from carbench.bench.metrics.registry import parse_metric, parse_metrics
+from carbench.bench.metrics.scorers import build_scorer
+from carbench.degradations import Jpeg
 
 FBCNN_DIR = "published/FBCNN/LIVE1_color_fbcnn_color/10"
 
@@ -178,7 +178,7 @@ def test_metric_names():
     specs, lenient = parse_metrics("available")
     assert lenient and "lpips:alex-v0.1" in [m.id for m in specs]
     assert parse_metric("lpips").higher_better is False and parse_metric("musiq").kind == "NR"
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="unknown metric 'psnrx'"):
         parse_metric("psnrx")

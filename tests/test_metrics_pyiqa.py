@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.weights import cache_root, present
-from bench.metrics import weight_files as W
-from bench.metrics.registry import parse_metric
-from bench.metrics.runner import MetricRunner
-from bench.metrics.scorers import build_scorer
-from degradations import Jpeg
+from carbench.bench.metrics import weight_files as W
+from carbench.bench.metrics.registry import parse_metric
+from carbench.bench.metrics.runner import MetricRunner
+from carbench.bench.metrics.scorers import build_scorer
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.weights import cache_root, present
+from carbench.degradations import Jpeg
 
 
 @pytest.fixture(scope="module")

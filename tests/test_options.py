@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import methods
-from bench.core.errors import BenchError
-from bench.core.options import Option, OptionError, canonical_id, parse_spec, resolve
-from bench.metrics.registry import parse_metric
+from carbench import methods
+from carbench.bench.metrics.registry import parse_metric
+from carbench.core.errors import BenchError
+from carbench.core.options import Option, OptionError, canonical_id, parse_spec, resolve
+from carbench.degradations import expand
+from carbench.degradations.base import KINDS
+from carbench.degradations.training import RECIPES, get_recipe
+from carbench.methods.base import Sample
 from conftest import run_cli
-from degradations import expand
-from degradations.base import KINDS
-from degradations.training import RECIPES, get_recipe
-from methods.base import Sample
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,7 +209,7 @@ def test_one_parser_and_canonical_ids():
 
 
 def test_store_rows_are_canonical_and_unreadable_ids_refused(tmp_path):
-    from bench.store import ResultStore
+    from carbench.bench.store import ResultStore
 
     store = ResultStore(tmp_path)
     row = dict(dataset="d", protocol="p", degradation="jpeg-q10", image="a", variant="psnr:rgb")
@@ -226,8 +226,8 @@ def _sample(img, deg="jpeg-q10", params=None):
 
 
 def test_capability_gray_replicate_and_colour_luma():
-    from degradations.color import rgb_to_ycbcr, ycbcr_to_rgb
-    from methods.base import Capabilities, Method
+    from carbench.degradations.color import rgb_to_ycbcr, ycbcr_to_rgb
+    from carbench.methods.base import Capabilities, Method
 
     class Spy(Method):
         name = "spy"
@@ -274,10 +274,10 @@ def test_capability_refusals_before_any_work(ws, capsys):
 
 
 def test_generated_option_tables_match_the_declarations():
-    from bench.cli.docgen import options_markdown
+    from carbench.cli.docgen import options_markdown
 
     text = (ROOT / "docs" / "options.md").read_text()
-    assert text == options_markdown(), "run: python -m bench.cli.docgen > docs/options.md"
+    assert text == options_markdown(), "run: python -m carbench.cli.docgen > docs/options.md"
     assert "| `qf` | int 1-100 | - | yes |" in text  # a row, worked out from fbcnn's declaration
 
 
@@ -300,7 +300,7 @@ def test_finished_rerun_imports_no_torch(tmp_path, dncnn3_weights):
     """A finished run of a torch method answers from the store: torch is never imported (it
     cost 3.3 s of a 5 s no-op re-run)."""
     code = (
-        "import sys; from bench.cli.app import main; "
+        "import sys; from carbench.cli.app import main; "
         f"rc = main(['run', '-w', {str(tmp_path)!r}, '--methods', 'jpeg,dncnn3', "
         "'-g', 'jpeg-q10', '--no-progress']); print('torch' in sys.modules, rc)"
     )
@@ -331,7 +331,7 @@ def test_missing_weights_name_the_shared_sd21_files(spec, tmp_path, monkeypatch)
 
 
 def test_study_options_are_declared():
-    from bench.study.model import StudyConfig
+    from carbench.study.model import StudyConfig
 
     with pytest.raises(OptionError, match="`mode` of bench study create takes one of: rating, "):
         StudyConfig("s", "rank", 0, "t")

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.core.errors import BenchError, WeightsMissingError
-from degradations import Jpeg
-from methods.base import Sample
-from methods.promptcir import DRIVE_FOLDER, PromptCIR, mirror_pad
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.degradations import Jpeg
+from carbench.methods.base import Sample
+from carbench.methods.promptcir import DRIVE_FOLDER, PromptCIR, mirror_pad
 
 FILES = ("model_best.pth", "model_best2.pth")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.core.imageio import read_image
-from bench.protocols import get_protocol
+from carbench.bench.protocols import get_protocol
+from carbench.core.imageio import read_image
 
 RESIZED_LIVE1 = {
     "carnivaldolls",
@@ -71,7 +71,7 @@ def test_too_small_for_codiff():
 def test_fbcnn_double_suite_runs_the_double_jpeg_checkpoint(ws, capsys):
     """The FBCNN authors' double-JPEG table uses fbcnn_gray_double.pth: `--suite fbcnn-double`
     asks for that file (here: missing, so the run stops before any work naming it)."""
-    from bench.suites import get_suite
+    from carbench.bench.suites import get_suite
     from conftest import run_cli
 
     s = get_suite("fbcnn-double")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from carbench.degradations.jpeg import ijg_quant_tables, qf_from_quant_tables, read_quant_tables
 from conftest import run_cli
-from degradations.jpeg import ijg_quant_tables, qf_from_quant_tables, read_quant_tables
 
 
 def _jpeg(img: np.ndarray, **opts) -> bytes:

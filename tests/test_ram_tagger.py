@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-import methods
-from bench.core.errors import BenchError, WeightsMissingError
-from methods.nets.ram_tagger import (
+from carbench import methods
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.methods.nets.ram_tagger import (
     RamConfig,
     RamTagger,
     RamTaggingNet,

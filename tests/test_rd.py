@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core.errors import BenchError
-from bench.core.options import OptionError
-from reports.bd import Curve, CurveError, bd
+from carbench.core.errors import BenchError
+from carbench.core.options import OptionError
+from carbench.reports.bd import Curve, CurveError, bd
 
 # the bjontegaard package's README/example_usage.py test case 1 (libx265 presets via ffmpeg)
 RATE_A = (9487.76, 4593.60, 2486.44, 1358.24)
@@ -112,7 +112,7 @@ def test_refusals_name_the_curve():
 
 
 def test_bootstrap_interval_brackets_the_set_value():
-    from reports.bd import bootstrap_bd, mean_curve
+    from carbench.reports.bd import bootstrap_bd, mean_curve
 
     rng = np.random.default_rng(3)
     base = np.array([0.3, 0.5, 0.8, 1.3, 2.0])
@@ -130,8 +130,8 @@ def test_bootstrap_interval_brackets_the_set_value():
 
 
 def test_sweep_ladders_are_declared_and_checked():
-    from degradations import expand
-    from degradations.sweeps import LADDERS, SWEEPS, parse_sweep
+    from carbench.degradations import expand
+    from carbench.degradations.sweeps import LADDERS, SWEEPS, parse_sweep
 
     assert [o.name for o in SWEEPS] == [lad.codec for lad in LADDERS]
     for lad in LADDERS:
@@ -264,7 +264,7 @@ def _store_rows() -> pd.DataFrame:
 
 
 def test_bd_table_per_set_per_image_and_intervals():
-    from reports.rd import bd_table
+    from carbench.reports.rd import bd_table
 
     rows = _store_rows()
     t = bd_table(rows, "jpeg", "pchip", ci=200, seed=1, per_image=True)
@@ -291,7 +291,7 @@ def test_bd_table_per_set_per_image_and_intervals():
 def test_curves_use_the_images_every_curve_has():
     """A restorer run on two of the three images (a shard): every curve, the codec alone's
     too, is then over those two images."""
-    from reports.rd import bd_table, curve_points
+    from carbench.reports.rd import bd_table, curve_points
 
     rows = _store_rows()
     restored = rows[rows.image != "k2"].assign(method="dncnn3", value=lambda d: d.value + 0.5)

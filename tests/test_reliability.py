@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.store import KEY, ResultStore
+from carbench.bench.store import KEY, ResultStore
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ METRICS = ["--metrics", "psnr,ssim,psnrb"]
 def _bench(args: list[str], ws: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args, "-w", str(ws), "--no-progress"],
+        [sys.executable, "-m", "carbench.cli", *args, "-w", str(ws), "--no-progress"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -10,12 +10,12 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from bench.store import ResultStore
+from carbench.bench.store import ResultStore
+from carbench.reports.build import render_report
+from carbench.reports.model import build_classic, build_table
+from carbench.reports.render import to_latex, to_markdown
+from carbench.reports.tables import summarize
 from conftest import run_cli
-from reports.build import render_report
-from reports.model import build_classic, build_table
-from reports.render import to_latex, to_markdown
-from reports.tables import summarize
 
 
 def _rows(values: dict) -> pd.DataFrame:
@@ -335,7 +335,7 @@ def test_a_method_keeps_its_colour_in_every_plot(monkeypatch):
     import matplotlib
     import matplotlib.axes
 
-    from reports.html_report import plots
+    from carbench.reports.html_report import plots
 
     values = {}
     for ds, meths in (("LIVE1", ("jpeg", "fbcnn", "codiff")), ("Kodak24", ("jpeg", "codiff"))):
@@ -373,7 +373,7 @@ def test_report_files_get_the_mode_of_a_new_file(store_ws, tmp_path, umask):
     import os
     import stat
 
-    from reports.build import write_report
+    from carbench.reports.build import write_report
 
     old = os.umask(umask)
     try:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.core.errors import BenchError
-from reports.build import render_report
-from reports.ci import MARK, bootstrap_mean_ci
+from carbench.core.errors import BenchError
+from carbench.reports.build import render_report
+from carbench.reports.ci import MARK, bootstrap_mean_ci
 
 
 def _rows(spec: dict) -> pd.DataFrame:
@@ -131,7 +131,7 @@ def test_ground_truth_is_not_ranked_and_mos_has_the_study_decimals():
     """The ground truth has the highest MOS and win rate but takes no part in the ranking:
     CODiff is best (bold), FBCNN second (italic). MOS and its interval have 2 decimals, as in
     ``bench study report``; the interval is the seeded bootstrap's, worked out here."""
-    from bench.study.report import study_model
+    from carbench.study.report import study_model
 
     md = render_report(_study_rows(), "markdown", ci=200, seed=0)
     cells = _md_cells(md)
@@ -160,7 +160,7 @@ def test_ground_truth_is_not_ranked_and_mos_has_the_study_decimals():
 def test_each_footnote_names_its_bootstrap():
     """``bench report --ci`` resamples each cell's images; the study report resamples raters and
     images (MOS) or raters (pairwise); each footnote says so, with count, seed, percentile."""
-    from bench.study.report import study_note
+    from carbench.study.report import study_note
 
     md = render_report(_study_rows(), "markdown", ci=200, seed=3)
     assert (

@@ -65,8 +65,8 @@ def test_study_html_is_the_report_page(tmp_path):
     import pandas as pd
     from playwright.sync_api import sync_playwright
 
-    from bench.study.report import render_study, study_model
-    from reports.build import render_report
+    from carbench.reports.build import render_report
+    from carbench.study.report import render_study, study_model
 
     rows = [
         ("LIVE1", "codiff", deg, m, v, v - 0.5, v + 0.5, 20)
@@ -120,7 +120,7 @@ def test_compact_intervals_keep_the_table_narrow():
     import pandas as pd
     from playwright.sync_api import sync_playwright
 
-    from reports.build import render_report
+    from carbench.reports.build import render_report
 
     rng = np.random.default_rng(0)
     rows = pd.DataFrame(

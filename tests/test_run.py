@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import methods
-from bench.store import ResultStore
+from carbench import methods
+from carbench.bench.store import ResultStore
 from conftest import run_cli
 
 # JPEG rows (no restoration) of the FBCNN tables, PSNR | SSIM | PSNR-B, OpenCV encoding: the
@@ -21,7 +21,7 @@ from conftest import run_cli
 def _check_published(csv_path, datasets):
     """Compare the report CSV with the published JPEG rows of ``datasets``; returns how many
     (dataset, degradation) pairs were compared (every one must be within tolerance)."""
-    from reports.reproduce import compare, published
+    from carbench.reports.reproduce import compare, published
 
     df = pd.read_csv(csv_path)
     assert list(df.columns) == [
@@ -194,7 +194,7 @@ def test_bad_names(ws, bad, capsys):
 
 
 def test_summary_sorts_naturally():
-    from reports.tables import summarize
+    from carbench.reports.tables import summarize
 
     rows = [
         {
@@ -218,15 +218,15 @@ def test_an_enlarged_output_is_resized_to_the_ground_truth_for_scoring(tmp_path,
     inputs) is scored after a PIL bicubic resize to the ground truth, recorded per row."""
     from PIL import Image as PILImage
 
-    from bench.core.workspace import Workspace
-    from bench.datasets import resolve
-    from bench.metrics.fullref import psnr
-    from bench.metrics.registry import parse_metrics
-    from bench.metrics.runner import MetricRunner
-    from bench.protocols import get_protocol
-    from bench.run import run
-    from degradations import expand_all
-    from methods.base import Method
+    from carbench.bench.datasets import resolve
+    from carbench.bench.metrics.fullref import psnr
+    from carbench.bench.metrics.registry import parse_metrics
+    from carbench.bench.metrics.runner import MetricRunner
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.run import run
+    from carbench.core.workspace import Workspace
+    from carbench.degradations import expand_all
+    from carbench.methods.base import Method
 
     class Enlarge(Method):
         name = "enlarge"
@@ -259,7 +259,7 @@ def test_an_enlarged_output_is_resized_to_the_ground_truth_for_scoring(tmp_path,
     )
     row = ResultStore(ws / "results").load().iloc[0]
     assert row.scored_resized_from == "163x129"
-    from degradations import Jpeg
+    from carbench.degradations import Jpeg
 
     dec = Jpeg(10).apply(gt).decoded
     big = PILImage.fromarray(dec).resize((163, 129), PILImage.BICUBIC)

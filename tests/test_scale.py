@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.store import ResultStore
+from carbench.bench.store import ResultStore
 from conftest import run_cli
 
 GEN = [

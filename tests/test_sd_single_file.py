@@ -14,9 +14,9 @@ import re
 import pytest
 import torch
 
-from bench.core.errors import BenchError
-from methods.sd import model as sd_model
-from methods.sd import single_file as sd_single_file
+from carbench.core.errors import BenchError
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd import single_file as sd_single_file
 from tests.test_diffusion import TINY_UNET, TINY_VAE
 
 _RESNET = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from degradations import Bpg, DoubleJpeg, Hevc, Jpeg, expand, expand_all, from_id
+from carbench.degradations import Bpg, DoubleJpeg, Hevc, Jpeg, expand, expand_all, from_id
 
 IDS = [
     "jpeg-q1",

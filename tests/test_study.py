@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.study.model import Study, file_sha256
+from carbench.study.model import Study, file_sha256
 from conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ class Server:
 
     def start(self, folder: Path) -> Server:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-        cmd = [sys.executable, "-m", "bench.cli", "study", "serve", str(folder)]
+        cmd = [sys.executable, "-m", "carbench.cli", "study", "serve", str(folder)]
         self.proc = subprocess.Popen([*cmd, "--port", str(self.port)], env=env)
         for _ in range(200):
             try:
@@ -157,7 +157,7 @@ def test_rating_study_over_http(workspace, tmp_path, server):
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert "refused 409" in (folder / "server.log").read_text()
     assert run_cli("study", "report", folder, "--store", workspace, "--resamples", "50") == 0
-    from bench.store import ResultStore
+    from carbench.bench.store import ResultStore
 
     stored = ResultStore(workspace / "results").load(metric="mos")
     by = {(m, i): v for m, i, v in zip(stored.method, stored.image, stored.value, strict=True)}
@@ -220,7 +220,7 @@ def test_pairwise_swaps_are_undone(workspace, tmp_path, server):
     assert run_cli("study", "report", folder, *args, "--store", workspace) == 0
     text = tex.read_text()
     assert "Thurstone" in text and r"\begin{tabular}" in text
-    from bench.store import ResultStore
+    from carbench.bench.store import ResultStore
 
     won = ResultStore(workspace / "results").load(metric="winrate")
     assert set(zip(won.method, won.value, strict=True)) == {("gt", 1.0), ("jpeg", 0.0)}
@@ -526,7 +526,7 @@ def test_postgres_backend_over_http_survives_sigkill(workspace, tmp_path, server
 def test_report_flags_and_excludes_an_outlier_rater(workspace, tmp_path, capsys):
     """Five raters prefer the ground truth, one rates the other way round: it is flagged,
     ``--exclude-outliers`` drops it (named in the footnote) and the MOS is the five's."""
-    from bench.study.db import StudyDB
+    from carbench.study.db import StudyDB
 
     folder = tmp_path / "o"
     args = ("-w", workspace, "--methods", "jpeg", "--anchors", "gt", "--crop", "16")
@@ -558,7 +558,7 @@ def test_report_flags_and_excludes_an_outlier_rater(workspace, tmp_path, capsys)
 
 # --- request limits and validation (issue 20), on a small study built without a workspace ---
 
-LIMIT = 64 * 1024  # the server's request-body limit, in bytes (bench.study.server.MAX_BODY)
+LIMIT = 64 * 1024  # the server's request-body limit, in bytes (carbench.study.server.MAX_BODY)
 WEEK_MS = 7 * 24 * 3600 * 1000  # the largest ``ms`` the server stores
 
 
@@ -566,9 +566,9 @@ def _small_study(folder: Path, raters: int) -> tuple[Study, list[str]]:
     """A rating study of three 8x8 images written here (no workspace needed); rater tokens."""
     import numpy as np
 
-    from bench.core.imageio import write_png_atomic
-    from bench.study.db import StudyDB
-    from bench.study.model import Item, Stimulus, StudyConfig
+    from carbench.core.imageio import write_png_atomic
+    from carbench.study.db import StudyDB
+    from carbench.study.model import Item, Stimulus, StudyConfig
 
     study = Study(folder, StudyConfig("small", "rating", 0, "admintoken-small", repeats=0))
     study.images_dir.mkdir(parents=True)
@@ -856,10 +856,10 @@ def _standin_outputs(ws: Path, methods: list[str]) -> None:
     writes them. The study only shows these files: what they look like is not what is tested."""
     import numpy as np
 
-    from bench.core.imageio import write_png_atomic
-    from bench.core.workspace import Workspace
-    from bench.generate import decoded_input, read_manifest
-    from bench.store import ResultStore
+    from carbench.bench.generate import decoded_input, read_manifest
+    from carbench.bench.store import ResultStore
+    from carbench.core.imageio import write_png_atomic
+    from carbench.core.workspace import Workspace
 
     w = Workspace(ws)
     store = ResultStore(ws / "results")
@@ -906,7 +906,7 @@ def test_codiff_table4_preset_two_raters_in_chromium_and_the_papers_table(tmp_pa
 
     from playwright.sync_api import sync_playwright
 
-    from bench.study.presets import get_preset
+    from carbench.study.presets import get_preset
 
     ws = tmp_path / "ws"
     assert run_cli("study", "create", tmp_path / "x", "-w", ws, "--preset", "codiff-tabel4") == 1
@@ -955,7 +955,7 @@ def test_codiff_table4_preset_two_raters_in_chromium_and_the_papers_table(tmp_pa
     cells = [[c.strip() for c in ln.split("|")[1:-1]] for ln in lines]
     assert [c.split(" MOS")[0] for c in cells[0][2:]] == head
     rows = cells[1:]  # after the header (the alignment row starts "|-")
-    from reports.labels import method_label
+    from carbench.reports.labels import method_label
 
     assert [r[1] for r in rows] == [method_label(m) for m in methods]  # the paper's row order
     for m, r in zip(methods, rows, strict=True):
@@ -1007,9 +1007,9 @@ def test_adaptive_pairwise_study_plans_each_pair_when_asked(tmp_path, server):
     to tell less); the second rater's first item is a pair nobody was shown yet."""
     import numpy as np
 
-    from bench.core.imageio import write_png_atomic
-    from bench.study.db import StudyDB
-    from bench.study.model import Item, Stimulus, StudyConfig
+    from carbench.core.imageio import write_png_atomic
+    from carbench.study.db import StudyDB
+    from carbench.study.model import Item, Stimulus, StudyConfig
 
     folder = tmp_path / "a"
     cfg = StudyConfig("adaptive", "pairwise", 0, "admintoken-adaptive", repeats=0, adaptive=5)

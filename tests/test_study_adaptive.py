@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.study.adaptive import (
+from carbench.study.adaptive import (
     comparisons_to_reach,
     expected_gain,
     laplace_bt,
@@ -67,7 +67,7 @@ def test_choose_item_asks_where_the_answers_say_least():
     """Two images with the same three outputs: image A's three pairs were each answered ten
     times, image B's never; the next item is one of B's. Once this rater saw all of B's, an
     A item (not yet seen by it) comes next."""
-    from bench.study.adaptive import choose_item
+    from carbench.study.adaptive import choose_item
 
     pairs = {}
     for g in "AB":

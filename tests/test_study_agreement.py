@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.study.agreement import (
+from carbench.study.agreement import (
     correlations,
     fit_logistic,
     logistic4,
@@ -169,9 +169,9 @@ def test_report_agreement_from_a_real_store(tmp_path, capsys):
     with the SRCC that scipy gives on the stored answers, in Markdown and in the HTML page."""
     from scipy.stats import spearmanr
 
-    from bench.store import ResultStore
-    from bench.study.db import StudyDB
-    from bench.study.model import Study
+    from carbench.bench.store import ResultStore
+    from carbench.study.db import StudyDB
+    from carbench.study.model import Study
     from conftest import run_cli
 
     ws = tmp_path / "ws"
@@ -231,7 +231,7 @@ def test_williams_test_by_hand_and_calibrated_under_the_null():
     r̄ = .4, denominator 2 (49/47) .62 + .16 (.6)^3 = 1.32733, t = .2 sqrt(49 x 1.4 / 1.32733)
     = 1.4378. Under H0 (two predictors equally correlated with the target) about 5% of
     simulated samples reject at 0.05; swapping the two negates t."""
-    from bench.study.agreement import williams_test
+    from carbench.study.agreement import williams_test
 
     t, p = williams_test(0.5, 0.3, 0.4, 50)
     assert t == pytest.approx(1.4378, abs=5e-4) and 0.1 < p < 0.2

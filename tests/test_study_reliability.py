@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.study.reliability import (
+from carbench.study.reliability import (
     bt500_screen,
     icc2,
     krippendorff_alpha,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.study.report import render_study, study_model
-from bench.study.stats import (
+from carbench.study.report import render_study, study_model
+from carbench.study.stats import (
     bradley_terry,
     consistency,
     fit_bradley_terry,
@@ -176,8 +176,8 @@ def test_report_when_every_rater_is_an_outlier(tmp_path, capsys):
     """Two raters who rate four items in opposite orders correlate -1 with each other: both
     are flagged, and ``--exclude-outliers`` leaves nobody: a clear error, nothing written;
     without it the MOS of both is reported."""
-    from bench.study.db import StudyDB
-    from bench.study.model import Item, Stimulus, Study, StudyConfig
+    from carbench.study.db import StudyDB
+    from carbench.study.model import Item, Stimulus, Study, StudyConfig
     from conftest import run_cli
 
     folder = tmp_path / "s"

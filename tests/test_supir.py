@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from methods.nets.supir_net import GLVControl, SupirUNet, UNetConfig  # noqa: E402
+from carbench.methods.nets.supir_net import GLVControl, SupirUNet, UNetConfig  # noqa: E402
 from tests.reference.standin import fill_standin, layout_digest  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -54,9 +54,9 @@ def test_supir_checkpoint_layout_full_size():
     shapes of upstream's modules (1034 SUPIR keys, 1,332,339,912 parameters; SDXL UNet 1680)."""
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    from methods.sd import model as sd_model
-    from methods.supir import SDXL_VAE_CONFIG
-    from methods.torch_utils import strict_load
+    from carbench.methods.sd import model as sd_model
+    from carbench.methods.supir import SDXL_VAE_CONFIG
+    from carbench.methods.torch_utils import strict_load
 
     lay = _layout()
     with torch.device("meta"):
@@ -96,7 +96,7 @@ def _ref():
 
 def _tiny_supir(ref, **options):
     """The adapter on the tiny config with the same stand-in weights as upstream's run."""
-    from methods.supir import Supir, load_parts
+    from carbench.methods.supir import Supir, load_parts
 
     control, unet = GLVControl(TINY), SupirUNet(TINY)
     assert layout_digest(control) == str(ref["control_layout"])
@@ -162,8 +162,8 @@ def test_supir_tiled_sampler_matches_upstream():
 
 
 def test_missing_weights_name_each_file_source_and_place(tmp_path, monkeypatch):
-    import methods
-    from bench.core.errors import WeightsMissingError
+    from carbench import methods
+    from carbench.core.errors import WeightsMissingError
 
     monkeypatch.setenv("BENCH_WEIGHTS_DIR", str(tmp_path))
     for spec, ckpt in (("supir", "SUPIR-v0Q.ckpt"), ("supir:variant=v0F", "SUPIR-v0F.ckpt")):
@@ -184,8 +184,8 @@ def test_missing_weights_name_each_file_source_and_place(tmp_path, monkeypatch):
 
 
 def test_options_defaults_and_id():
-    import methods
-    from bench.core.errors import BenchError
+    from carbench import methods
+    from carbench.core.errors import BenchError
 
     m = methods.get("supir")
     s = m.sampler
@@ -204,8 +204,8 @@ def test_options_defaults_and_id():
 def test_licence_in_weight_registry_and_report_footnote():
     import pandas as pd
 
-    from methods.supir import Supir
-    from reports.build import provenance_note
+    from carbench.methods.supir import Supir
+    from carbench.reports.build import provenance_note
 
     for files in Supir.weights.values():
         assert "non-commercial" in files[0].licence
@@ -218,7 +218,7 @@ def test_licence_in_weight_registry_and_report_footnote():
 
 
 def test_geometry_is_upstreams():
-    from methods.supir import sampling_size
+    from carbench.methods.supir import sampling_size
 
     # short side to >= 1024, both sides rounded to a multiple of 64
     assert sampling_size(512, 768) == (1024, 1536)
@@ -228,7 +228,7 @@ def test_geometry_is_upstreams():
 
 def test_restore_end_to_end_on_cpu(tmp_path):
     """The adapter's restore() on a tiny stand-in config (geometry, caption file, uint8)."""
-    from methods.base import Sample
+    from carbench.methods.base import Sample
 
     ref = _ref()
     (tmp_path / "img1.txt").write_text("a photo. ")
@@ -245,7 +245,7 @@ def test_restore_end_to_end_on_cpu(tmp_path):
 def test_sampler_schedule_and_steps_match_upstream():
     """LegacyDDPMDiscretization(50), the denoiser's 1000 sigmas, and single restoration-guided
     Euler steps (restore_cfg 2, gamma 0.1, LinearCFG 1 -> 4) at next sigmas around 0.05."""
-    from methods.sd import supir_sampler as S
+    from carbench.methods.sd import supir_sampler as S
 
     ref = _ref()
     np.testing.assert_array_equal(S.sampling_sigmas(50).numpy(), ref["sigmas50"])
@@ -270,7 +270,7 @@ def test_text_conditioning_matches_upstream():
     Face tokenizer, carbench with OpenCLIP's BPE padded with <|endoftext|>) and the sizes."""
     from transformers import CLIPTextModel
 
-    from methods.supir import A_PROMPT, CLIP_G_PREFIX, CLIP_L_PREFIX, N_PROMPT, load_text
+    from carbench.methods.supir import A_PROMPT, CLIP_G_PREFIX, CLIP_L_PREFIX, N_PROMPT, load_text
 
     ref = _ref()
     g = _Params(ref["clip_g_keys"])
@@ -308,8 +308,8 @@ def test_text_conditioning_matches_upstream():
 
 
 def test_load_refuses_unknown_supir_keys_and_missing_ones():
-    from bench.core.errors import BenchError
-    from methods.supir import load_parts
+    from carbench.core.errors import BenchError
+    from carbench.methods.supir import load_parts
 
     with pytest.raises(BenchError, match="SUPIR checkpoint keys no network has"):
         load_parts({}, {"model.other.weight": torch.zeros(1)}, "x", TINY, TINY_VAE, "none")
@@ -338,7 +338,7 @@ def test_full_size_two_file_load_on_meta():
     """The SDXL file's layout plus the SUPIR checkpoint's (both derived from upstream's
     classes) load strictly into every full-size network through ``load_parts`` (meta device:
     names and shapes only)."""
-    from methods.supir import load_parts
+    from carbench.methods.supir import load_parts
 
     lay = _layout()
 

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from methods.sd import supir_sampler as S  # noqa: E402
+from carbench.methods.sd import supir_sampler as S  # noqa: E402
 from tests.conftest import upstream_arrays  # noqa: E402
 from tests.reference.supir_sampler_upstream import SEED, VECTOR, toy_eps  # noqa: E402
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.core.errors import BenchError, WeightsMissingError
-from methods.base import Sample
-from methods.swinir import QFS, SwinIRCar, build_swinir_car
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.methods.base import Sample
+from carbench.methods.swinir import QFS, SwinIRCar, build_swinir_car
 
 DATA = Path(__file__).parent / "data"
 sys.path.insert(0, str(Path(__file__).parent / "reference"))
@@ -56,8 +56,8 @@ def test_matches_upstream_on_standin_weights(task, tmp_path, monkeypatch):
     out = m.restore(s)
     assert out.shape == ref["png"].shape and out.dtype == np.uint8
     # padding: upstream's padded input, exactly
-    from methods.swinir import pad_symmetric
-    from methods.torch_utils import to_tensor
+    from carbench.methods.swinir import pad_symmetric
+    from carbench.methods.torch_utils import to_tensor
 
     padded = pad_symmetric(to_tensor(ref["lq"], "cpu", torch.float32))[0].numpy()
     np.testing.assert_array_equal(padded, ref["padded"])
@@ -108,7 +108,7 @@ def test_missing_weights_name_every_file_and_source(tmp_path, monkeypatch):
 
 
 def _real_weights() -> Path:
-    from methods.base import weights_dir
+    from carbench.methods.base import weights_dir
 
     root = Path(os.environ.get("BENCH_SWINIR_WEIGHTS") or weights_dir())
     try:
@@ -133,7 +133,7 @@ def test_swinir_reproduces_published_gray_table(tmp_path, data_root, monkeypatch
     args += ["-p", "fbcnn", "-g", "jpeg:q=10,20,30,40", "--metrics", "psnr,ssim,psnrb:swinir"]
     assert run_cli(*args, "--data-root", data_root, "--no-progress") == 0
     assert run_cli("report", "-w", ws, "--out", tmp_path / "t.csv") == 0
-    from reports.reproduce import compare, published
+    from carbench.reports.reproduce import compare, published
 
     got = pd.read_csv(tmp_path / "t.csv")
     ours = {

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from degradations.jpeg import Jpeg, qf_from_quant_tables, read_quant_tables
-from degradations.training import (
+from carbench.degradations.jpeg import Jpeg, qf_from_quant_tables, read_quant_tables
+from carbench.degradations.training import (
     FBCNN,
     GenericRecipe,
     PairDataset,
@@ -217,8 +217,8 @@ def test_shards_of_other_settings_refused(folder, tmp_path):
 # the dask run: write_train_shards itself (``bench generate`` does not pass --backend to it yet)
 DASK_DRIVER = """import sys
 from pathlib import Path
-from bench.cli.cmd_train import write_train_shards
-from bench.core.shard import ALL
+from carbench.cli.cmd_train import write_train_shards
+from carbench.core.shard import ALL
 images, recipe, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 write_train_shards(images, recipe, 0, 60, 4, out, ALL, 2, "dask", False)
 """
@@ -236,7 +236,7 @@ def test_sigkilled_run_resumes_to_the_same_shards(folder, tmp_path, worker_path,
     import time
 
     recipe = "generic:jpeg:q=uniform(10,90),crop=64"
-    cli = [sys.executable, "-m", "bench.cli", "generate", "--train", "--images", str(folder)]
+    cli = [sys.executable, "-m", "carbench.cli", "generate", "--train", "--images", str(folder)]
     cli += ["--recipe", recipe, "--pairs", "60", "--per-shard", "4", "--no-progress", "--out"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref, out = tmp_path / "ref", tmp_path / "out"
@@ -283,8 +283,8 @@ def _serial(folder: Path, out: Path) -> dict[str, bytes]:
 
 
 def _on_backend(folder: Path, out: Path, backend: str, jobs: int, part=None) -> tuple[int, int]:
-    from bench.cli.cmd_train import write_train_shards
-    from bench.core.shard import ALL, parse_shard
+    from carbench.cli.cmd_train import write_train_shards
+    from carbench.core.shard import ALL, parse_shard
 
     recipe, seed, pairs, per = TRAIN_ARGS
     shard = parse_shard(part) if part else ALL
@@ -361,7 +361,7 @@ def test_read_rgb_is_pillows_rgb(tmp_path, mode):
         elif mode != "RGB":
             im = im.convert(mode)
         im.save(path)
-    from degradations.training import read_rgb
+    from carbench.degradations.training import read_rgb
 
     with Image.open(path) as ref:
         want = np.asarray(ref.convert("RGB"))
@@ -372,7 +372,7 @@ def test_read_rgb_is_pillows_rgb(tmp_path, mode):
 def test_cli_passes_jobs_and_backend_on(folder, tmp_path, monkeypatch):
     """``bench generate --train --jobs 2 --backend loky`` runs on loky and writes the serial
     shards (the backend call is recorded, then made as it is)."""
-    import bench.core.parallel as parallel
+    import carbench.core.parallel as parallel
     from tests.conftest import run_cli
 
     seen = []

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-import methods
+from carbench import methods
+from carbench.methods.base import Sample
 from conftest import upstream_arrays
-from methods.base import Sample
 from tests.reference.standin import fill_standin, layout_digest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -99,7 +99,7 @@ def promptcir_ref():
 
 @pytest.fixture(scope="module")
 def promptcir_nets():
-    from methods.nets.promptcir_net import build_promptcir
+    from carbench.methods.nets.promptcir_net import build_promptcir
 
     nets = []
     for seed in PROMPTCIR_SEEDS:
@@ -129,7 +129,7 @@ def test_promptcir_ensemble_matches_upstream(promptcir_ref, promptcir_nets):
     min(384, H, W) = 128 with overlap 96, two tiles), both checkpoints x {identity, transpose},
     against upstream's test()/tile_eval() and its 4-pass average. uint8: at most 1 level where
     float32 noise crosses a rounding boundary, on almost no pixels."""
-    from methods.promptcir import PromptCIR
+    from carbench.methods.promptcir import PromptCIR
 
     ref = promptcir_ref
     m = PromptCIR()
@@ -151,7 +151,7 @@ def test_promptcir_tile_overlap_matches_upstream(promptcir_ref, promptcir_nets):
     stride 32 and column starts 0, 32, 64, 96, so a changed overlap or tile size (the overlap is
     a quarter of it) moves the tiles and changes the uniform average (the ensemble crop above
     has only 2 tile positions, which most strides reproduce). float16 reference: 2e-3."""
-    from methods.promptcir import PromptCIR
+    from carbench.methods.promptcir import PromptCIR
 
     ref = promptcir_ref
     m = PromptCIR()
@@ -175,7 +175,7 @@ def test_jdec_matches_upstream(tmp_path):
     operations in float32 on the CPU, carbench's own attention/decoder code: agreement measured
     1.8e-7 (4.8e-7 for "hf"); the bounds, about 3x that, are far below a changed constant
     (>= 1e-4 on these weights)."""
-    from methods.jdec import JDEC, network_inputs, read_coefficients
+    from carbench.methods.jdec import JDEC, network_inputs, read_coefficients
     from tests.reference.jdec_upstream import scale_heads
 
     ref = _load("jdec.npz")
@@ -212,8 +212,8 @@ def test_jdec_matches_upstream(tmp_path):
 def test_jdec_native_grid_matches_upstream(tmp_path):
     """A 224x224 crop: 56x56 sub-block tokens, the grid upstream builds its stored shifted-window
     mask for (TRAIN_RES), so the network takes that branch (the 112x112 case computes masks)."""
-    from methods.jdec import JDEC, network_inputs, read_coefficients
-    from methods.nets.jdec_net import TRAIN_RES
+    from carbench.methods.jdec import JDEC, network_inputs, read_coefficients
+    from carbench.methods.nets.jdec_net import TRAIN_RES
 
     ref = _load("jdec_native.npz")
     path = tmp_path / "x.jpg"

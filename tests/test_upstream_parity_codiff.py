@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-import methods
+from carbench import methods
+from carbench.methods.base import Sample
+from carbench.methods.sd import lora as sd_lora
+from carbench.methods.sd import model as sd_model
 from conftest import upstream_arrays
-from methods.base import Sample
-from methods.sd import lora as sd_lora
-from methods.sd import model as sd_model
 from tests.reference import codiff_upstream as ref
 from tests.reference.standin import fill_standin, layout_digest
 
@@ -36,7 +36,7 @@ def rec() -> dict[str, np.ndarray]:
 def standin_parts(seeds=ref.SEEDS, gains=ref.GAINS, rank: int = ref.RANK, cave: bool = True):
     """(unet, vae, checkpoint dict, CaVE or None, (LoRA'ed unet, vae)) filled as the reference
     scripts fill upstream's (CODiff's seeds by default; OSEDiff's without proj and CaVE)."""
-    from methods.codiff import build_cave
+    from carbench.methods.codiff import build_cave
 
     unet, vae = sd_model.build_unet(ref.UNET_CONFIG), sd_model.build_vae(ref.VAE_CONFIG)
     fill_standin(unet, seeds["unet"], gains["unet"])
@@ -217,7 +217,7 @@ def test_codiff_steps_on_recorded_inputs_are_exact(parts, rec, case):
     m = build_codiff(parts)
     latent = torch.from_numpy(rec[f"{case}_latent"]).half()[None]
     if case == "tiled":
-        from methods.sd import tiling as sd_tiling
+        from carbench.methods.sd import tiling as sd_tiling
 
         tiles = iter(torch.from_numpy(rec["tiled_eps_tiles"]).half()[:, None])
         eps = sd_tiling.tiled_latent_apply(lambda _: next(tiles), latent, *TILES[case])

@@ -70,7 +70,7 @@ def _close(got: np.ndarray, want: np.ndarray, atol: float = 0.0, rtol: float = 0
 
 
 def _scunet(ref):
-    from methods.nets.scunet import SCUNet
+    from carbench.methods.nets.scunet import SCUNet
 
     net = SCUNet(in_nc=3, config=(2,) * 7, dim=64)
     _check(net, "scunet", ref)
@@ -78,7 +78,7 @@ def _scunet(ref):
 
 
 def _swinir(ref):
-    from methods.nets.swinir_net import SwinIR
+    from carbench.methods.nets.swinir_net import SwinIR
 
     net = SwinIR(
         img_size=64,
@@ -97,7 +97,7 @@ def _swinir(ref):
 
 
 def _controlnet(ref):
-    from methods.nets.ircontrolnet import ControlNet
+    from carbench.methods.nets.ircontrolnet import ControlNet
 
     net = ControlNet(
         in_channels=4,
@@ -147,7 +147,7 @@ def _converted(net, keys, name: str, prefix: str, convert):
 def _unet(ref):
     from diffusers import UNet2DConditionModel
 
-    from methods.sd import single_file as sd_single_file
+    from carbench.methods.sd import single_file as sd_single_file
 
     unet = UNet2DConditionModel(
         sample_size=16,
@@ -168,8 +168,8 @@ def _unet(ref):
 def _vae(loop):
     """diffusers AutoencoderKL equal to upstream's AutoencoderKL(ch 32, ch_mult [1, 1, 2, 2],
     2 resnets per level, embed 4)."""
-    from methods.sd import model as sd_model
-    from methods.sd import single_file as sd_single_file
+    from carbench.methods.sd import model as sd_model
+    from carbench.methods.sd import single_file as sd_single_file
 
     vae = sd_model.build_vae(dict(sd_model.VAE_CONFIG, block_out_channels=[32, 32, 64, 64]))
     keys = loop["vae_keys"]
@@ -179,7 +179,7 @@ def _vae(loop):
 def _text_encoder(loop):
     """transformers CLIPTextModel from upstream's OpenCLIP text tower of width 32, 2 heads,
     3 layers, penultimate layer (so 2 blocks kept), via carbench's single-file converter."""
-    from methods.sd import single_file as S
+    from carbench.methods.sd import single_file as S
 
     config = dict(
         S.TEXT_CONFIG,
@@ -236,7 +236,7 @@ def test_guidance_combination_matches_upstream(ref):
     """The classifier-free guidance combination of the denoiser call (upstream's
     ``SpacedSampler.apply_model`` at cfg 4) on two stored model outputs: the same arithmetic,
     float32 rounding only."""
-    from methods.diffbir import DiffBIR
+    from carbench.methods.diffbir import DiffBIR
 
     m = DiffBIR(version="v2", cfg=str(CFG))
     m._model = lambda x, t, c_txt, c_img: c_txt  # stand-in UNet: returns the given output
@@ -255,7 +255,7 @@ def test_guided_denoiser_call_matches_upstream(ref):
     machine (0.0); the stored arrays, recorded on another CPU, differ by up to 6.2e-6 (4e-6 of
     max|eps_guided|), so the bound is 1e-5 of the largest value (a 0.1% change of one control
     residual fails)."""
-    from methods.diffbir import DiffBIR
+    from carbench.methods.diffbir import DiffBIR
 
     m = DiffBIR(version="v2", cfg=str(CFG))
     m.unet, m.controlnet = _unet(ref), _controlnet(ref)
@@ -270,7 +270,7 @@ def test_guided_denoiser_call_matches_upstream(ref):
 
 
 def _method(version: str):
-    from methods.diffbir import DiffBIR
+    from carbench.methods.diffbir import DiffBIR
 
     return DiffBIR(version=version, steps=str(LOOP_STEPS), prompt="pos", neg="neg")
 
@@ -304,8 +304,8 @@ def test_text_condition_matches_upstream(loop):
     layer, final LayerNorm) on a small text tower vs carbench's ``_text`` (its OpenCLIP
     tokenizer and the converted CLIPTextModel). Measured 0.0 on all four prompts; a changed
     prompt word, quick_gelu for gelu or a 76-token context fails."""
-    from methods.diffbir import VERSIONS, DiffBIR
-    from methods.sd.single_file import OpenClipTokenizer
+    from carbench.methods.diffbir import VERSIONS, DiffBIR
+    from carbench.methods.sd.single_file import OpenClipTokenizer
 
     prompts = [str(p) for p in loop["text_prompts"]]
     assert [VERSIONS[v].pos_prompt for v in ("v2", "v2.1")] == prompts[0::2]
@@ -331,7 +331,7 @@ def test_pipeline_matches_upstream(ref, loop, version):
     8-bit image: 1 / 3 of 13440 values one level off (truncation at a boundary). Fails with
     the VAE scaling 0.1822, the adain colour fix, padding to 8 instead of 64 or a resize
     without antialiasing."""
-    from methods.base import Sample
+    from carbench.methods.base import Sample
 
     m = _method(version)
     m.set_components(

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import methods
+from carbench import methods
+from carbench.methods.sd import color as sd_color
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd import tiling as sd_tiling
 from conftest import upstream_arrays
-from methods.sd import color as sd_color
-from methods.sd import model as sd_model
-from methods.sd import tiling as sd_tiling
 from tests.reference import vaehook_upstream as vh
 from tests.reference.standin import layout_digest
 
@@ -101,7 +101,7 @@ def test_vae_tiling_option_and_id():
     assert methods.get("codiff").id == "codiff"
     assert methods.get("codiff:vae_tiling=pooled").id == "codiff:vae_tiling=pooled"
     assert methods.get("osediff:vae_tiling=pooled,tagger=none").vae_tiling == "pooled"
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="vae_tiling"):
         methods.get("codiff:vae_tiling=blend")
@@ -131,14 +131,14 @@ def test_rows_record_the_resolved_dtype(tmp_path):
     names it (here a stand-in whose official precision is bf16 everywhere)."""
     from PIL import Image
 
-    from bench.core.workspace import Workspace
-    from bench.datasets import resolve
-    from bench.metrics.registry import parse_metrics
-    from bench.metrics.runner import MetricRunner
-    from bench.protocols import get_protocol
-    from bench.run import run
-    from bench.store import ResultStore
-    from degradations import expand_all
+    from carbench.bench.datasets import resolve
+    from carbench.bench.metrics.registry import parse_metrics
+    from carbench.bench.metrics.runner import MetricRunner
+    from carbench.bench.protocols import get_protocol
+    from carbench.bench.run import run
+    from carbench.bench.store import ResultStore
+    from carbench.core.workspace import Workspace
+    from carbench.degradations import expand_all
     from tests.fake_methods import Flaky
 
     class Half(Flaky):
@@ -178,7 +178,7 @@ def test_osediff_enlarges_small_inputs_as_upstream():
     scale 512/300 -> 1194 x 512 (int(1194.67)) -> 1192 x 512."""
     from PIL import Image
 
-    from methods.osediff import upstream_resize
+    from carbench.methods.osediff import upstream_resize
 
     rng = np.random.default_rng(1)
     small = rng.integers(0, 255, (100, 130, 3), dtype=np.uint8)
@@ -201,7 +201,7 @@ def test_osediff_output_size_and_id(opts, shape, monkeypatch):
     assert m.id == f"osediff:colorfix=nofix,keep_size={'1' if opts else '0'}"
     monkeypatch.setattr(m, "restore_tensor", lambda x: x)
     img = np.random.default_rng(2).integers(0, 255, (100, 130, 3), dtype=np.uint8)
-    from methods.base import Sample
+    from carbench.methods.base import Sample
 
     out = m.restore(Sample("a", img, None, "jpeg-q10", {}))
     assert out.shape == shape

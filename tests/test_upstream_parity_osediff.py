@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-import methods
+from carbench import methods
+from carbench.methods.base import Sample
+from carbench.methods.sd import model as sd_model
 from conftest import upstream_arrays
-from methods.base import Sample
-from methods.sd import model as sd_model
 from tests.reference import osediff_upstream as ref
 from tests.reference.standin import layout_digest
 from tests.test_upstream_parity_codiff import standin_parts, with_lora
@@ -34,7 +34,7 @@ def rec() -> dict[str, np.ndarray]:
 def osediff(rec, tmp_path_factory):
     """carbench's OSEDiff with the stand-ins, as ``OSEDiff.load`` sets it up, fp16; text
     encoder and tokenizer through ``sd_model.load_sd`` from a diffusers-layout folder."""
-    from methods.osediff import TEXT_ATTENTION
+    from carbench.methods.osediff import TEXT_ATTENTION
 
     unet, vae, ckpt, _, (lora_unet, lora_vae) = standin_parts(
         ref.SEEDS, ref.GAINS, ref.RANK, cave=False

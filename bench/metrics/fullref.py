@@ -20,7 +20,7 @@ import math
 import cv2
 import numpy as np
 
-from degradations.color import rgb_to_y, rgb_to_y_uint8
+from carbench.degradations.color import rgb_to_y, rgb_to_y_uint8
 
 BLOCK = 8
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.metrics.fullref import BLOCK, to_y
+from carbench.bench.metrics.fullref import BLOCK, to_y
 
 
 def _t(img: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bench.core.errors import BenchError
-from bench.core.options import Option, unknown_name
-from bench.core.weights import WeightFile
+from carbench.core.errors import BenchError
+from carbench.core.options import Option, unknown_name
+from carbench.core.weights import WeightFile
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import BenchError, WeightsMissingError
-from bench.core.journal import JournalWriter, read_journal
-from bench.metrics.registry import MetricSpec
-from bench.metrics.scorers import Scorer, build_scorer
+from carbench.bench.metrics.registry import MetricSpec
+from carbench.bench.metrics.scorers import Scorer, build_scorer
+from carbench.core.errors import BenchError, WeightsMissingError
+from carbench.core.journal import JournalWriter, read_journal
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import __version__
-from bench.core.errors import WeightsMissingError
-from bench.core.weights import cache_root
-from bench.metrics import fullref
-from bench.metrics.registry import MetricSpec
-from bench.metrics.weight_files import missing_files
+from carbench.bench.metrics import fullref
+from carbench.bench.metrics.registry import MetricSpec
+from carbench.bench.metrics.weight_files import missing_files
+from carbench.core import __version__
+from carbench.core.errors import WeightsMissingError
+from carbench.core.weights import cache_root
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _own(spec: MetricSpec, device: str) -> Scorer:
     if device.startswith("cuda"):
         import torch
 
-        from bench.metrics import fullref_torch as impl
+        from carbench.bench.metrics import fullref_torch as impl
 
         options["device"] = torch.device(device)
         library = f"carbench {__version__} torch {torch.__version__} float64"

@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-from bench.core.download import sha256_file
-from bench.core.errors import BenchError
-from bench.core.weights import WeightFile, cache_root, fetch_file, file_problem, present
-from bench.metrics import registry
+from carbench.bench.metrics import registry
+from carbench.core.download import sha256_file
+from carbench.core.errors import BenchError
+from carbench.core.weights import WeightFile, cache_root, fetch_file, file_problem, present
 
 
 def metric_weights() -> dict[str, tuple[WeightFile, ...]]:

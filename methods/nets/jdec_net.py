@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.nets.swin_common import (
+from carbench.methods.nets.swin_common import (
     Mlp,
     TokenNorm,
     cpu_shifted_window_mask,

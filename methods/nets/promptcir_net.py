@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.nets.swin_common import (
+from carbench.methods.nets.swin_common import (
     from_windows,
     on_default_device,
     relative_position_index,

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.nets.swin_common import (
+from carbench.methods.nets.swin_common import (
     Mlp,
     cpu_shifted_window_mask,
     from_windows,
@@ -397,7 +397,7 @@ def dape_state_dict(net: RamTaggingNet, ram: Mapping, dape: Mapping | None) -> d
     applied here (it is zero unless the DAPE file trained it). Missing LoRA matrices mean no
     update (loralib initialises B to zero); any other missing tensor is an error (upstream
     would keep its random initialisation)."""
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     own = net.state_dict()
     sources = [("RAM", _ram_model_dict(ram))]
@@ -436,7 +436,7 @@ def dape_state_dict(net: RamTaggingNet, ram: Mapping, dape: Mapping | None) -> d
 
 def _merge_tied_encoder_lora(net: RamTaggingNet, state: dict, sources: list[Mapping]) -> None:
     """Add ``tag_encoder``'s LoRA update of each tied query/key into the shared weight."""
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     for name, mod in net.tagging_head.named_modules(prefix="tagging_head"):
         if not isinstance(mod, LoraLinear):
@@ -460,7 +460,7 @@ def read_tag_list(path: Path) -> list[str]:
 
 def read_thresholds(path: Path, n: int) -> torch.Tensor:
     """Per-class thresholds (float32), RAMLora's rule applied to the file's values."""
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     values = [float(s.strip()) for s in Path(path).read_text(encoding="utf-8").splitlines()]
     if len(values) != n:
@@ -474,7 +474,7 @@ def read_thresholds(path: Path, n: int) -> torch.Tensor:
 def _read_checkpoint(path: Path) -> Mapping:
     """torch.load, tensors only; memory-mapped where the format allows (the RAM file also
     holds optimizer state, several GB that are never read)."""
-    from bench.core.errors import BenchError
+    from carbench.core.errors import BenchError
 
     error = None
     for mmap in (True, False):
@@ -505,7 +505,7 @@ class RamTagger:
         cfg: RamConfig | None = None,
     ) -> RamTagger:
         """Build as test_osediff.py does: RAM, DAPE over it, merge LoRA (fp32), then cast."""
-        from bench.core.errors import BenchError
+        from carbench.core.errors import BenchError
 
         net = RamTaggingNet(cfg)
         ram = _read_checkpoint(ram_path)

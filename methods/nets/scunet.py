@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.nets.swin_common import (
+from carbench.methods.nets.swin_common import (
     from_windows,
     relative_position_index,
     shifted_window_blocked,

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.nets.ircontrolnet import (
+from carbench.methods.nets.ircontrolnet import (
     ConditionedSequential,
     CrossAttention,
     Downsample,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.errors import BenchError
+from carbench.core.errors import BenchError
 
 # -- LoRA checkpoints (.pkl) ------------------------------------------------------------------
 

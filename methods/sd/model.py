@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from bench.core.errors import WeightsMissingError
-from bench.core.weights import WeightFile
+from carbench.core.errors import WeightsMissingError
+from carbench.core.weights import WeightFile
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
 #: copies of SD-2.1-base left after Stability AI removed HUB_ID (November 2025); unofficial,
@@ -340,7 +340,7 @@ def build_vae(config: dict | None = None):
 
 def sd_folder() -> Path | None:
     """A local diffusers-layout SD-2.1-base folder: ``BENCH_SD21_PATH`` or the weights dir."""
-    from methods.base import weights_dir
+    from carbench.methods.base import weights_dir
 
     for cand in (os.environ.get("BENCH_SD21_PATH"), weights_dir() / "sd21-base"):
         if cand and (Path(cand) / "unet").is_dir() and (Path(cand) / "vae").is_dir():

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.options import Option
-from methods.base import Capabilities, Method, Sample, locate
-from methods.sd import color as sd_color
-from methods.sd import model as sd_model
-from methods.sd import tiling as sd_tiling
-from methods.torch_utils import torch_dtype
+from carbench.core.options import Option
+from carbench.methods.base import Capabilities, Method, Sample, locate
+from carbench.methods.sd import color as sd_color
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd import tiling as sd_tiling
+from carbench.methods.torch_utils import torch_dtype
 
 
 class OneStepSD(Method):
@@ -128,7 +128,7 @@ class OneStepSD(Method):
         """1x3xHxW in [0,1] (H, W multiples of 8) -> 1x3xHxW in [0,1] before colour fix, in
         the pipeline's dtype (upstream maps the decoder output to [0,1] in it, then
         ToPILImage)."""
-        from methods.sd import tiling as sd_tiling
+        from carbench.methods.sd import tiling as sd_tiling
 
         dt = torch_dtype(self.dtype)
         cond = self.condition(x01).to(dt)

@@ -17,9 +17,9 @@ import logging
 import re
 from pathlib import Path
 
-from bench.core.errors import BenchError
-from methods.sd import model as sd_model
-from methods.sd.model import MAX_TOKENS, TEXT_CONFIG
+from carbench.core.errors import BenchError
+from carbench.methods.sd import model as sd_model
+from carbench.methods.sd.model import MAX_TOKENS, TEXT_CONFIG
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -42,7 +42,7 @@ def read_checkpoint(path: Path) -> dict:
         return load_file(str(path))
     import pickle
 
-    from methods.torch_utils import load_state_dict_file
+    from carbench.methods.torch_utils import load_state_dict_file
 
     try:
         sd = load_state_dict_file(path)
@@ -145,7 +145,7 @@ def load_single_file(
 ) -> dict:
     """Build and strictly load the asked parts (``unet``, ``vae``, ``text_encoder``,
     ``tokenizer``) from one single-file checkpoint. Configs default to SD-2.1-base."""
-    from methods.torch_utils import strict_load
+    from carbench.methods.torch_utils import strict_load
 
     sd = read_checkpoint(Path(path))
     if extra := unused_keys(sd):

@@ -37,7 +37,7 @@ def training_sigmas():
     """The 1000 discrete sigmas, ascending (index = training timestep), float32."""
     import torch
 
-    from methods.sd.edm import scaled_linear_betas
+    from carbench.methods.sd.edm import scaled_linear_betas
 
     ac = np.cumprod(1.0 - scaled_linear_betas())
     return torch.tensor((1 - ac) / ac, dtype=torch.float32) ** 0.5
@@ -47,7 +47,7 @@ def sampling_sigmas(steps: int):
     """``steps + 1`` sigmas, descending, last 0 (``LegacyDDPMDiscretization(steps)``)."""
     import torch
 
-    from methods.sd.edm import scaled_linear_betas
+    from carbench.methods.sd.edm import scaled_linear_betas
 
     ac = np.cumprod(1.0 - scaled_linear_betas())
     if steps < len(ac):

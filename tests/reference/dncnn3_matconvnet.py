@@ -134,7 +134,7 @@ def crop(case: str) -> np.ndarray:
     from PIL import Image
 
     sys.path.insert(0, str(ROOT))
-    from degradations.jpeg import decode_jpeg, encode_jpeg
+    from carbench.degradations.jpeg import decode_jpeg, encode_jpeg
 
     name, (r0, r1), (c0, c1), qf = CASES[case]
     with Image.open(Path(os.environ["BENCH_DATA_ROOT"]) / name) as im:

@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from degradations.jpeg import decode_jpeg, encode_jpeg  # noqa: E402
+from carbench.degradations.jpeg import decode_jpeg, encode_jpeg  # noqa: E402
 
 #: stabilityai/stable-diffusion-2-1-base scheduler/scheduler_config.json (published values)
 SCHEDULER_CONFIG = dict(

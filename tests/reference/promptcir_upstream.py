@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from degradations.jpeg import decode_jpeg, encode_jpeg  # noqa: E402
+from carbench.degradations.jpeg import decode_jpeg, encode_jpeg  # noqa: E402
 from tests.reference.standin import fill_standin, layout_digest  # noqa: E402
 
 QF = 10

@@ -1,5 +1,0 @@
-"""The command line, the top floor: ``app`` (the Typer group) and one ``cmd_<verb>`` per verb."""
-
-from bench.cli.app import main
-
-__all__ = ["main"]
