@@ -28,7 +28,7 @@ RUN += ["--metrics", "psnr,psnrb,psnrb:swinir", "--no-progress"]
 
 def bench(checkout: Path, ws: Path, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(checkout), "BENCH_WORKSPACE": str(ws)}
-    code = "import sys; from carbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from bench.cli import main; sys.exit(main(sys.argv[1:]))  # 0.1.0 layout"
     subprocess.run([sys.executable, "-c", code, *args], env=env, check=True, cwd=checkout)
 
 
