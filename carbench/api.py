@@ -60,8 +60,8 @@ def generate(
     on_error: str = "skip",
     progress: bool = False,
     echo: Echo = _quiet,
-) -> list[GenerateSummary]:
-    """Degraded test sets (``bench generate``): one summary per dataset."""
+) -> GenerateResult:
+    """Degraded test sets (``bench generate``): what was made, per dataset."""
     from carbench.bench.datasets import resolve
     from carbench.bench.generate import generate as generate_set
     from carbench.bench.protocols import get_protocol
@@ -75,10 +75,12 @@ def generate(
         echo(note, True)
     proto, part = get_protocol(proto_name), parse_shard(shard)
     root = Path(data_root) if data_root else None
-    return [
-        generate_set(
+    out = GenerateResult(ws.root, proto.name, [d.id for d in degs], part.tag)
+    for name in names:
+        ds = resolve(name, ws.root, root)
+        out.summaries[ds.name] = generate_set(
             ws,
-            resolve(name, ws.root, root),
+            ds,
             proto,
             degs,
             jobs=jobs,
@@ -87,8 +89,24 @@ def generate(
             progress=progress,
             shard=part,
         )
-        for name in names
-    ]
+        out.set_dirs[ds.name] = ws.set_dir(ds.name, proto.name)
+    return out
+
+
+@dataclass
+class GenerateResult:
+    """What one ``generate`` made: per dataset its summary and where its sets are."""
+
+    workspace: Path
+    protocol: str
+    degradations: list[str]
+    shard: str = ""  # the shard's tag in names ("" for the whole set)
+    summaries: dict[str, GenerateSummary] = field(default_factory=dict)
+    set_dirs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[str]:
+        return [msg for s in self.summaries.values() for msg in s.failed]
 
 
 @dataclass

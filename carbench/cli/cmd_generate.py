@@ -18,7 +18,6 @@ from carbench.cli.options import (
     ShardOpt,
     SuiteOpt,
     WorkspaceOpt,
-    plan,
     workspace,
 )
 from carbench.core.errors import PARTIAL_FAILURE_EXIT, BenchError
@@ -75,9 +74,7 @@ def generate_cmd(
 ) -> None:
     """Write degraded test sets (bitstreams, ground truth, manifest.parquet) into the workspace,
     or with ``--train`` seeded training pairs as WebDataset tar shards."""
-    from carbench.bench.datasets import resolve
-    from carbench.bench.generate import generate
-    from carbench.bench.protocols import get_protocol
+    from carbench import api
     from carbench.core.shard import parse_shard
 
     if train:
@@ -88,35 +85,33 @@ def generate_cmd(
             images, recipe, seed, pairs, per_shard, out, part, jobs, backend, progress
         )
         return
-    ws = workspace(workspace_dir)
-    ws.ensure_writable()
-    names, proto_name, degs = plan(dataset, protocol, suite, with_sweep(sweep, degradation))
-    proto = get_protocol(proto_name)
-    part = parse_shard(shard)
+    res = api.generate(
+        dataset,
+        with_sweep(sweep, degradation),
+        protocol,
+        suite=suite,
+        workspace=workspace(workspace_dir).root,
+        data_root=data_root,
+        jobs=jobs,
+        backend=backend,
+        shard=shard,
+        on_error=on_error,
+        progress=progress,
+        echo=lambda msg, err: typer.echo(msg, err=err),
+    )
     failures = 0
-    for name in names:
-        ds = resolve(name, ws.root, data_root)
-        s = generate(
-            ws,
-            ds,
-            proto,
-            degs,
-            jobs=jobs,
-            backend=backend,
-            on_error=on_error,
-            progress=progress,
-            shard=part,
-        )
-        ids = ", ".join(d.id for d in degs)
+    ids = ", ".join(res.degradations)
+    for name, s in res.summaries.items():
+        where = f"{name}/{res.protocol}{res.shard}"
         if s.done == 0 and not s.failed:
             typer.echo(
-                f"{ds.name}/{proto.name}{part.tag}: nothing to do, all {s.skipped} image x "
-                f"degradation pairs already generated ({ids})"
+                f"{where}: nothing to do, all {s.skipped} image x degradation pairs already "
+                f"generated ({ids})"
             )
         else:
             typer.echo(
-                f"{ds.name}/{proto.name}{part.tag}: generated {s.done}, already present "
-                f"{s.skipped}, failed images {len(s.failed)} ({ids})"
+                f"{where}: generated {s.done}, already present {s.skipped}, failed images "
+                f"{len(s.failed)} ({ids})"
             )
         for note, images in s.notes.items():  # once per set, also in manifest column source_note
             more = f" and {len(images) - 5} more" if len(images) > 5 else ""
@@ -129,7 +124,7 @@ def generate_cmd(
         for msg in s.failed:
             typer.echo(f"  failed: {msg}", err=True)
         failures += len(s.failed)
-        typer.echo(f"  sets under {ws.set_dir(ds.name, proto.name)}")
+        typer.echo(f"  sets under {res.set_dirs[name]}")
     if failures:
         typer.echo(
             f"{failures} image(s) failed and were skipped (see above); everything else is "
