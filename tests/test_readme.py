@@ -72,7 +72,7 @@ def test_four_commands_as_written(tmp_path, data_root):
         assert name in err, err
     assert str(tmp_path / "no-weights") in err
     # the same run with the method that needs no weights, then the table and the check
-    bench(["run", "--methods", "jpeg", *run[3:]])
+    bench(["run", "--methods", "jpeg", *run[4:]])
     bench(report[1:])
     assert "\\begin{tabular}" in (tmp_path / "table.tex").read_text()
     baseline = check[check.index("--baseline") + 1]
