@@ -77,7 +77,7 @@ def _write_and_hash(path: Path, data: bytes) -> str:
     return _sha256(data)
 
 
-def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
+def _process_image(task: _ImageTask, ahead=None) -> tuple[list[dict], str | None]:
     """Produce every pending degradation of one image. Returns (records, error or None).
 
     The source's sha256 and each bitstream's write and sha256 run in a helper thread while
@@ -87,19 +87,21 @@ def _process_image(task: _ImageTask) -> tuple[list[dict], str | None]:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1, thread_name_prefix="carbench-io") as io:
-        records, pending, err = _degrade_image(task, io)
+        records, pending, err = _degrade_image(task, io, ahead)
         for rec, written in pending:  # a failed write raises here, as it would inline
             rec["bitstream_sha256"] = written.result()
     return records, err
 
 
-def _degrade_image(task: _ImageTask, io) -> tuple[list[dict], list, str | None]:
+def _degrade_image(task: _ImageTask, io, ahead=None) -> tuple[list[dict], list, str | None]:
     ws = Workspace(task.root)
     image_id, proto = task.source.stem, task.protocol
     records: list[dict] = []
     pending: list = []
     try:
-        loaded = read_image(task.source, hasher=io)
+        # read ahead (one worker): the source was read and decoded while the previous image
+        # encoded; its errors surface here, as an inline read's would
+        loaded = ahead.result() if ahead is not None else read_image(task.source, hasher=io)
         try:
             gt, gt_changed = proto.prepare(loaded.decoded)
         except ValueError as e:
@@ -296,6 +298,30 @@ def generate(
         return _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress, shard)
 
 
+def _run_image_tasks(tasks, jobs, backend, ds, protocol, progress):
+    """``_process_image`` over the tasks. With one worker in this process, the next source is
+    read and decoded in a helper thread while the current one encodes (OpenCV and hashing
+    release the GIL), as a pipeline; otherwise the back-end's workers share the tasks."""
+    desc = f"{ds.name}/{protocol.name}"
+    if jobs > 1 or backend not in ("threading", "sequential"):
+        yield from run_tasks(_process_image, tasks, jobs=jobs, backend=backend, desc=desc,
+                             progress=progress)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="carbench-read") as reader:
+        futures = {}
+
+        def step(i: int):
+            if i + 1 < len(tasks):
+                futures[i + 1] = reader.submit(read_image, tasks[i + 1].source)
+            ahead = futures.pop(i, None)
+            return _process_image(tasks[i], ahead)
+
+        yield from run_tasks(step, list(range(len(tasks))), jobs=1, backend="sequential",
+                             desc=desc, progress=progress)
+
+
 def _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress, shard):
     summary = GenerateSummary()
     done = finished_records(ws, ds.name, protocol.name)
@@ -314,14 +340,7 @@ def _generate(ws, ds, protocol, degradations, jobs, backend, on_error, progress,
     failure: BaseException | None = None
     try:
         with JournalWriter(_journal_dir(ws, ds.name, protocol.name)) as journal:
-            for records, err in run_tasks(
-                _process_image,
-                tasks,
-                jobs=jobs,
-                backend=backend,
-                desc=f"{ds.name}/{protocol.name}",
-                progress=progress,
-            ):
+            for records, err in _run_image_tasks(tasks, jobs, backend, ds, protocol, progress):
                 journal.write(records)
                 for r in records:
                     done[(r["degradation"], r["image"])] = r
