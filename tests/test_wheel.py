@@ -5,6 +5,7 @@ outside it, it puts one package, ``carbench``, at the top of site-packages and r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,9 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_wheel_installs_one_namespace_and_runs_the_main_job(tmp_path):
     dist = tmp_path / "dist"
+    # built from a copy: setuptools writes build/ into the tree it builds, and a stale
+    # build/lib left in the checkout would carry deleted modules into later wheels
+    src = tmp_path / "src"
+    junk = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "bench-workspace")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(ROOT)],
+         "-w", str(dist), str(src)],
         check=True,
         cwd=tmp_path,
     )

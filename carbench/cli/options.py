@@ -9,7 +9,6 @@ import typer
 
 if TYPE_CHECKING:
     from carbench.core.workspace import Workspace
-    from carbench.degradations import Degradation
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -74,16 +73,3 @@ def workspace(path: Path | None) -> Workspace:
     from carbench.core.workspace import Workspace, default_workspace
 
     return Workspace(path or default_workspace())
-
-
-def plan(
-    datasets: list[str] | None, protocol: str | None, suite: str | None, specs: list[str] | None
-) -> tuple[list[str | None], str, list[Degradation]]:
-    """Resolve datasets, protocol and degradations from the options and an optional suite
-    (``bench.suites.plan``); says before any work which BPG specs run as HEVC-intra."""
-    from carbench.bench.suites import plan as plan_sets
-
-    names, proto, degs, note = plan_sets(datasets, protocol, suite, specs)
-    if note:  # reports label these columns HEVC-intra
-        typer.echo(note, err=True)
-    return names, proto, degs
